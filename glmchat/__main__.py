@@ -1,0 +1,3 @@
+from glmchat.cli import main
+
+raise SystemExit(main())

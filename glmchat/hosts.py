@@ -1,0 +1,295 @@
+"""The table of hosts that serve GLM-4.7, and how each one wants a request.
+
+Each host names a wire `dialect` and a few knobs that say where its dialect
+differs (design.md §4, protocol.md §0 and §8). Knobs that the vendors do not
+document (UNCONFIRMED in protocol.md) are plain fields, so a user can override
+them per host in config.toml instead of waiting for a release.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+# Dialects (modules in glmchat/protocol/).
+CHAT = "chat"
+"""OpenAI-style chat completions over SSE."""
+OLLAMA = "ollama"
+"""Ollama's native /api/chat, NDJSON."""
+RUNWARE = "runware"
+"""Runware's task API (`textInference`), SSE."""
+
+# How thinking is switched off for one turn (`thinking_style`).
+THINK_ZAI = "zai"  # thinking: {type: enabled|disabled}
+THINK_EFFORT = "reasoning_effort"  # reasoning_effort: "none" (Cerebras, Ollama /v1)
+THINK_OPENROUTER = "openrouter"  # reasoning: {effort: "none"} / {enabled: true}
+THINK_TEMPLATE = "chat_template_kwargs"  # chat_template_kwargs.enable_thinking (vLLM, SGLang, llama.cpp)
+THINK_OLLAMA = "ollama"  # think: true|false
+THINK_RUNWARE = "runware"  # settings.thinkingLevel
+THINK_NONE = "none"  # the host has no switch
+
+# Where clear_thinking=false goes (`preserve_style`).
+PRESERVE_ZAI = "zai"  # thinking.clear_thinking
+PRESERVE_TOP = "top_level"  # clear_thinking (Cerebras)
+PRESERVE_TEMPLATE = "chat_template_kwargs"  # chat_template_kwargs.clear_thinking
+PRESERVE_ALWAYS = "always"  # host keeps reasoning whenever it is sent (Ollama)
+PRESERVE_NONE = "none"  # cannot be expressed (Runware); OpenRouter: undocumented
+
+# Which field carries earlier reasoning back (`replay_field`).
+REPLAY_REASONING_CONTENT = "reasoning_content"
+REPLAY_REASONING = "reasoning"
+REPLAY_THINK_TAGS = "think_tags"  # "<think>R</think>C" in content (Cerebras docs)
+REPLAY_REASONING_DETAILS = "reasoning_details"  # OpenRouter
+REPLAY_THINKING = "thinking"  # Ollama native
+REPLAY_NONE = "none"
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+
+
+@dataclass(frozen=True)
+class Host:
+    """One host profile. All fields can be overridden in config.toml under [hosts.<id>]."""
+
+    id: str
+    name: str
+    dialect: str
+    base_url: str
+    chat_path: str = "/chat/completions"
+    key_env: str | None = None
+    """Environment variable holding the API key; None for local servers."""
+    default_model: str = "glm-4.7"
+    models: tuple[str, ...] = ()
+    context_window: int = 200_000
+    max_output: int = 131_072
+    prices: dict[str, Price] = field(default_factory=dict)
+    """Model name -> price; hosts without known prices leave it empty."""
+    thinking_style: str = THINK_ZAI
+    preserve_style: str = PRESERVE_ZAI
+    replay_field: str = REPLAY_REASONING_CONTENT
+    max_tokens_field: str = "max_tokens"
+    stream_usage: bool = True
+    """Send stream_options.include_usage (harmless where ignored)."""
+    local: bool = False
+    """A server on this machine or the LAN: no key, plain http allowed."""
+    allow_insecure_http: bool = False
+    """Allow http:// to a non-local address (explicit opt-in only)."""
+    note: str = ""
+    """Shown to the user where the host differs (e.g. no preserved thinking)."""
+
+    @property
+    def can_toggle_thinking(self) -> bool:
+        return self.thinking_style != THINK_NONE
+
+    @property
+    def can_preserve_thinking(self) -> bool:
+        return self.preserve_style != PRESERVE_NONE and self.replay_field != REPLAY_NONE
+
+    @property
+    def url(self) -> str:
+        return self.base_url.rstrip("/") + self.chat_path
+
+    def price_for(self, model: str) -> Price | None:
+        return self.prices.get(model)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Host:
+        """A copy with config overrides applied; unknown keys raise ValueError naming them."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown host setting(s): {', '.join(unknown)}")
+        values = dict(overrides)
+        if "models" in values:
+            values["models"] = tuple(values["models"])
+        if "prices" in values:
+            values["prices"] = {m: Price(**p) for m, p in values["prices"].items()}
+        return dataclasses.replace(self, **values)
+
+
+_ZAI_PRICES = {
+    # USD per 1M tokens, Z.ai's public price list (overridable in config).
+    "glm-4.7": Price(input=0.60, output=2.20, cached_input=0.11),
+    "glm-4.7-flashx": Price(input=0.07, output=0.40, cached_input=0.01),
+    "glm-4.7-flash": Price(input=0.0, output=0.0, cached_input=0.0),
+}
+_ZAI_MODELS = ("glm-4.7", "glm-4.7-flash", "glm-4.7-flashx", "glm-4.6", "glm-4.5", "glm-4.5-air")
+
+BUILTIN_HOSTS: dict[str, Host] = {
+    h.id: h
+    for h in (
+        Host(
+            id="zai",
+            name="Z.ai",
+            dialect=CHAT,
+            base_url="https://api.z.ai/api/paas/v4",
+            key_env="ZAI_API_KEY",
+            models=_ZAI_MODELS,
+            prices=_ZAI_PRICES,
+        ),
+        Host(
+            id="zai-coding",
+            name="Z.ai Coding Plan",
+            dialect=CHAT,
+            base_url="https://api.z.ai/api/coding/paas/v4",
+            key_env="ZAI_API_KEY",
+            models=_ZAI_MODELS,
+            note="Coding Plan keys are meant for coding tools; usage counts against the plan's quota.",
+        ),
+        Host(
+            id="bigmodel",
+            name="BigModel",
+            dialect=CHAT,
+            base_url="https://open.bigmodel.cn/api/paas/v4",
+            key_env="ZAI_API_KEY",
+            models=_ZAI_MODELS,
+        ),
+        Host(
+            id="cerebras",
+            name="Cerebras",
+            dialect=CHAT,
+            base_url="https://api.cerebras.ai/v1",
+            key_env="CEREBRAS_API_KEY",
+            default_model="zai-glm-4.7",
+            models=("zai-glm-4.7",),
+            context_window=131_072,
+            max_output=40_000,
+            prices={"zai-glm-4.7": Price(input=2.25, output=2.75)},
+            thinking_style=THINK_EFFORT,
+            preserve_style=PRESERVE_TOP,
+            replay_field=REPLAY_THINK_TAGS,
+            max_tokens_field="max_completion_tokens",
+        ),
+        Host(
+            id="openrouter",
+            name="OpenRouter",
+            dialect=CHAT,
+            base_url="https://openrouter.ai/api/v1",
+            key_env="OPENROUTER_API_KEY",
+            default_model="z-ai/glm-4.7",
+            models=("z-ai/glm-4.7",),
+            context_window=202_752,
+            thinking_style=THINK_OPENROUTER,
+            preserve_style=PRESERVE_NONE,
+            replay_field=REPLAY_REASONING_DETAILS,
+            note="OpenRouter does not document preserved thinking; reasoning_details are sent back as it asks.",
+        ),
+        Host(
+            id="vllm",
+            name="vLLM",
+            dialect=CHAT,
+            base_url="http://127.0.0.1:8000/v1",
+            default_model="zai-org/GLM-4.7-FP8",
+            context_window=202_752,
+            thinking_style=THINK_TEMPLATE,
+            preserve_style=PRESERVE_TEMPLATE,
+            replay_field=REPLAY_REASONING,
+            local=True,
+        ),
+        Host(
+            id="sglang",
+            name="SGLang",
+            dialect=CHAT,
+            base_url="http://127.0.0.1:30000/v1",
+            default_model="zai-org/GLM-4.7-FP8",
+            context_window=202_752,
+            thinking_style=THINK_TEMPLATE,
+            preserve_style=PRESERVE_TEMPLATE,
+            replay_field=REPLAY_REASONING_CONTENT,
+            local=True,
+        ),
+        Host(
+            id="llamacpp",
+            name="llama.cpp",
+            dialect=CHAT,
+            base_url="http://127.0.0.1:8080/v1",
+            default_model="GLM-4.7-Flash",
+            context_window=131_072,
+            thinking_style=THINK_TEMPLATE,
+            preserve_style=PRESERVE_TEMPLATE,
+            replay_field=REPLAY_REASONING_CONTENT,
+            local=True,
+        ),
+        Host(
+            id="ollama",
+            name="Ollama",
+            dialect=OLLAMA,
+            base_url="http://127.0.0.1:11434",
+            chat_path="/api/chat",
+            default_model="glm-4.7",
+            context_window=131_072,
+            thinking_style=THINK_OLLAMA,
+            preserve_style=PRESERVE_ALWAYS,
+            replay_field=REPLAY_THINKING,
+            local=True,
+        ),
+        Host(
+            id="runware",
+            name="Runware",
+            dialect=RUNWARE,
+            base_url="https://api.runware.ai",
+            chat_path="/v1",
+            key_env="RUNWARE_API_KEY",
+            default_model="zai-glm-4-7",
+            models=("zai-glm-4-7",),
+            thinking_style=THINK_RUNWARE,
+            preserve_style=PRESERVE_NONE,
+            replay_field=REPLAY_NONE,
+            note="Runware's task API cannot carry earlier reasoning: preserved thinking is off on this host.",
+        ),
+    )
+}
+
+LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
+
+
+def is_local_url(url: str) -> bool:
+    """True for loopback addresses (http:// is fine there)."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host in LOCAL_NAMES or host.startswith("127.") or host.endswith(".localhost")
+
+
+def is_private_url(url: str) -> bool:
+    """True for private-range addresses and .local names (a self-hosted server on the LAN)."""
+    import ipaddress
+
+    name = (urlsplit(url).hostname or "").lower()
+    if name.endswith(".local") or name.endswith(".lan") or "." not in name:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_private
+    except ValueError:
+        return False
+
+
+def check_transport(host: Host) -> None:
+    """Refuse plain http:// to a remote address unless the host explicitly allows it.
+
+    Loopback is always fine; a self-hosted profile (`local`) may also use the LAN.
+
+    Raises:
+        ConfigError: naming the host and the setting that would allow it.
+    """
+    from glmchat.errors import ConfigError
+
+    scheme = urlsplit(host.base_url).scheme.lower()
+    if scheme == "https":
+        return
+    if scheme != "http":
+        raise ConfigError(f"{host.name}: base URL {host.base_url!r} must start with https:// (or http:// for a local server)", host=host.name)
+    if is_local_url(host.base_url) or host.allow_insecure_http:
+        return
+    if host.local and is_private_url(host.base_url):
+        return
+    raise ConfigError(
+        f"{host.name}: refusing unencrypted http:// to {urlsplit(host.base_url).hostname}; "
+        f"use https://, or set allow_insecure_http = true under [hosts.{host.id}] in config.toml",
+        host=host.name,
+    )
