@@ -330,10 +330,12 @@ def estimate_tokens(text: str) -> int:
 
 
 def estimate_request_tokens(session: Session, next_text: str = "") -> int:
-    """Estimated prompt tokens of the next request: system prompt, replayed turns, new text."""
+    """Estimated prompt tokens of a request that sends `next_text` after every replayable turn."""
     total = estimate_tokens(session.system_prompt) + estimate_tokens(next_text)
-    for turn in session.history(before=None) if not next_text else [t for t in session.turns if t.replayable]:
+    for turn in session.turns:
+        if not turn.replayable:
+            continue
         total += estimate_tokens(turn.user_text) + estimate_tokens(turn.content) + 4
-        if session.preserve_thinking:
+        if session.preserve_thinking and turn.thinking:
             total += estimate_tokens(turn.reasoning)
     return total
