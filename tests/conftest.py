@@ -1,0 +1,22 @@
+"""Shared fixtures. Every test runs with its own GLMCHAT_HOME and no API keys from the environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+KEY_VARIABLES = ("ZAI_API_KEY", "CEREBRAS_API_KEY", "OPENROUTER_API_KEY", "RUNWARE_API_KEY")
+
+
+@pytest.fixture(autouse=True)
+def glmchat_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private config+data folder for each test, so no test sees another's sessions or the user's."""
+    home = tmp_path / "glmchat-home"
+    home.mkdir()
+    monkeypatch.setenv("GLMCHAT_HOME", str(home))
+    for name in KEY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TEXTUAL_ANIMATIONS", "none")
+    return home
