@@ -1,0 +1,773 @@
+"""The `glmchat` command: the TUI by default, and `ask`, `sessions`, `config` for scripts.
+
+Imports stay lazy: `glmchat --version` and `--help` load neither Textual nor
+httpx nor SQLite, and `glmchat ask` never loads Textual. Every failure a person
+can act on is one line on stderr ("glmchat: ..."); anything unexpected is one
+line plus the path of a log holding the traceback, with every known key
+scrubbed from it.
+
+Exit codes: 0 ok, 1 the host, the stream or a file failed, 2 usage or config
+error, 130 interrupted (Ctrl+C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from glmchat import __version__
+from glmchat.errors import ConfigError, GlmChatError
+
+if TYPE_CHECKING:
+    from glmchat.config import Config, Paths
+    from glmchat.hosts import Host
+    from glmchat.session import Session, Turn
+    from glmchat.store import Store
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+DIM = "\x1b[2m"
+RESET = "\x1b[0m"
+
+
+class UsageError(GlmChatError):
+    """The command line asks for something that cannot be done (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2 without a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+# -- the command line --------------------------------------------------------------------
+
+
+def _add_host_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", metavar="H", help="host id (see `glmchat config show`); default from config")
+    parser.add_argument("--base-url", metavar="URL", help="send to this base URL instead (proxy or local server), this run only")
+    parser.add_argument("--model", metavar="M", help="model name; default: the host's default")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="glmchat",
+        description="A terminal chat client for GLM-4.7. Without a command, starts the TUI.",
+    )
+    parser.add_argument("--version", action="version", version=f"glmchat {__version__}")
+    _add_host_options(parser)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--session", metavar="ID", help="open this session (number, id or id prefix)")
+    which.add_argument("--new", action="store_true", help="start with a new session")
+    parser.set_defaults(func=cmd_tui)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+
+    ask = commands.add_parser("ask", help="send one prompt, stream the answer to stdout",
+                              description="Send one prompt and stream the answer to stdout (reasoning to stderr).")
+    _add_host_options(ask)
+    ask.add_argument("--think", dest="think", action="store_true", default=None, help="thinking on for this turn")
+    ask.add_argument("--no-think", dest="think", action="store_false", help="thinking off for this turn")
+    which = ask.add_mutually_exclusive_group()
+    which.add_argument("--session", metavar="ID", help="continue this session (number, id or id prefix)")
+    which.add_argument("--new", action="store_true", help="start a new session (the default)")
+    which.add_argument("-c", "--continue", dest="cont", action="store_true", help="continue the most recent session")
+    ask.add_argument("--hide-reasoning", action="store_true", help="do not print the reasoning")
+    ask.add_argument("--system", metavar="TEXT", help="system prompt (for a continued session: from now on)")
+    ask.add_argument("--force", action="store_true", help="send even when the prompt looks too long for the host")
+    ask.add_argument("prompt", nargs="*", help="the prompt; read from stdin when absent or '-'")
+    ask.set_defaults(func=cmd_ask)
+
+    sessions = commands.add_parser("sessions", help="list, show, export, import, delete, search sessions")
+    sub = sessions.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser, required=True)
+    p = sub.add_parser("list", help="list sessions, most recent first")
+    p.add_argument("--json", action="store_true", help="JSON for scripts")
+    p.add_argument("--limit", type=int, default=50, metavar="N", help="at most N sessions (default 50)")
+    p.set_defaults(func=cmd_sessions_list)
+    p = sub.add_parser("show", help="print a session")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--json", action="store_true", help="the full session as JSON")
+    p.set_defaults(func=cmd_sessions_show)
+    p = sub.add_parser("export", help="export a session as Markdown or JSON")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("-o", "--output", metavar="FILE", help="file or folder to write (default: stdout)")
+    p.add_argument("--format", choices=("md", "json"), default=None, help="default: md (or from the file name)")
+    p.set_defaults(func=cmd_sessions_export)
+    p = sub.add_parser("import", help="import a session from a JSON export")
+    p.add_argument("file", metavar="FILE", help="JSON file ('-' for stdin)")
+    p.set_defaults(func=cmd_sessions_import)
+    p = sub.add_parser("delete", help="delete a session")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask")
+    p.set_defaults(func=cmd_sessions_delete)
+    p = sub.add_parser("search", help="full-text search over prompts, answers and reasoning")
+    p.add_argument("query", metavar="QUERY", nargs="+")
+    p.add_argument("--json", action="store_true", help="JSON for scripts")
+    p.add_argument("--limit", type=int, default=50, metavar="N")
+    p.set_defaults(func=cmd_sessions_search)
+
+    config = commands.add_parser("config", help="where the settings are, show them, store an API key")
+    sub = config.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser, required=True)
+    p = sub.add_parser("path", help="print the config file, data folder, themes folder and log paths")
+    p.set_defaults(func=cmd_config_path)
+    p = sub.add_parser("show", help="print the settings (keys masked) and the hosts")
+    p.set_defaults(func=cmd_config_show)
+    p = sub.add_parser("set-key", help="store an API key for a host in the config file (mode 0600)")
+    p.add_argument("host", metavar="HOST")
+    p.add_argument("key", metavar="KEY", nargs="?", help="the key; read from the terminal (hidden) or stdin when absent")
+    p.set_defaults(func=cmd_config_set_key)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the glmchat command; returns the exit code."""
+    ctx = _Context()
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help / --version
+            return exc.code if isinstance(exc.code, int) else EXIT_OK
+        return args.func(args, ctx)
+    except KeyboardInterrupt:
+        ctx.err("interrupted")
+        return EXIT_INTERRUPTED
+    except (UsageError, ConfigError) as exc:
+        ctx.err(exc.message)
+        return EXIT_USAGE
+    except GlmChatError as exc:
+        ctx.err(exc.message)
+        return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader went away (`glmchat ... | head`): not an error of ours.
+        _silence_stdout()
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line and a log
+        ctx.err(ctx.crash_report(exc))
+        return EXIT_FAILED
+    finally:
+        ctx.close()
+
+
+# -- shared state of one command run --------------------------------------------------------
+
+
+class _Context:
+    """Config, paths and store, opened on demand; warnings printed once."""
+
+    def __init__(self) -> None:
+        self._paths: Paths | None = None
+        self._config: Config | None = None
+        self._store: Store | None = None
+        self._warned: set[str] = set()
+
+    @property
+    def paths(self) -> Paths:
+        if self._paths is None:
+            from glmchat.config import paths
+
+            self._paths = paths()
+        return self._paths
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            from glmchat.config import load_config
+
+            self._config = load_config(self.paths)
+            self.warn_all(self._config.warnings)
+        return self._config
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from glmchat.store import Store
+
+            self._store = Store.open(self.paths.data_dir)
+            self.warn_all(getattr(self._store, "warnings", []))
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            store, self._store = self._store, None
+            try:
+                store.close()
+            except Exception:  # noqa: BLE001 - closing must not hide the real outcome
+                pass
+
+    def warn_all(self, warnings: list[str]) -> None:
+        for warning in warnings:
+            if warning not in self._warned:
+                self._warned.add(warning)
+                self.err(f"warning: {warning}")
+
+    def err(self, message: str) -> None:
+        """One line on stderr, control characters made inert."""
+        from glmchat.sanitize import inert
+
+        line = " ".join(inert(str(message)).splitlines()) or "error"
+        try:
+            sys.stderr.write(f"glmchat: {line}\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+
+    # -- crash reports ------------------------------------------------------------------
+
+    def secrets(self) -> list[str]:
+        """Every key value this process may know: from the environment and the config file."""
+        from glmchat.hosts import BUILTIN_HOSTS
+
+        names = {h.key_env for h in BUILTIN_HOSTS.values() if h.key_env}
+        values: set[str] = set()
+        config = self._config
+        if config is not None:
+            values.update(v for v in config.keys.values() if v)
+            for entry in config.hosts.values():
+                if isinstance(entry.get("key_env"), str):
+                    names.add(entry["key_env"])
+        values.update(os.environ.get(name, "").strip() for name in names)
+        # Longest first, so a key that contains another is scrubbed whole.
+        return sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
+
+    def scrub(self, text: str) -> str:
+        from glmchat.config import mask_key
+
+        for secret in self.secrets():
+            text = text.replace(secret, mask_key(secret))
+        return text
+
+    def crash_report(self, exc: BaseException) -> str:
+        """Write the traceback (keys scrubbed) to the log; return the one line to show."""
+        import time
+        import traceback
+
+        summary = self.scrub(f"{type(exc).__name__}: {exc}")
+        try:
+            log_file = self.paths.log_file
+            text = self.scrub("".join(traceback.format_exception(exc)))
+            fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace") as f:
+                f.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} glmchat {__version__} {' '.join(sys.argv[1:2])}\n{text}\n")
+        except Exception:  # noqa: BLE001 - no log: still say what happened
+            return f"unexpected error ({summary})"
+        return f"unexpected error ({summary}); details in {log_file}"
+
+
+def _silence_stdout() -> None:
+    # After a broken pipe, Python's final flush of stdout would print a second error.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+class _Out:
+    """Writes model text to a stream: inert on a terminal, the exact text when piped."""
+
+    def __init__(self, stream: Any, dim: bool = False) -> None:
+        self.tty = _isatty(stream)
+        self.dim = dim and self.tty
+        self._buffer = getattr(stream, "buffer", None)
+        self._stream = stream
+        self.broken = False
+        self.at_line_start = True
+        self.wrote = False
+
+    def write(self, text: str, *, plain: bool = False) -> None:
+        """Write model text; `plain` text is ours (a line break, a label) and goes out as is."""
+        if not text or self.broken:
+            return
+        shown = text
+        if self.tty and not plain:
+            from glmchat.sanitize import inert
+
+            shown = inert(text)
+            if self.dim:
+                shown = f"{DIM}{shown}{RESET}"
+        try:
+            if self._buffer is not None:
+                # Bytes, so the locale's encoding never changes what was streamed.
+                self._buffer.write(shown.encode("utf-8", "replace"))
+                self._buffer.flush()
+            else:
+                self._stream.write(shown)
+                self._stream.flush()
+        except BrokenPipeError:
+            self.broken = True
+            if self._stream is sys.stdout:
+                _silence_stdout()
+            return
+        self.wrote = True
+        self.at_line_start = text.endswith("\n")
+
+    def end_line(self) -> None:
+        """Finish a started line (terminal only: piped output stays exact)."""
+        if self.tty and self.wrote and not self.at_line_start:
+            self.write("\n", plain=True)
+
+
+# -- glmchat (the TUI) ----------------------------------------------------------------------------
+
+
+def cmd_tui(args: argparse.Namespace, ctx: _Context) -> int:
+    from glmchat.config import AppOptions
+
+    options = AppOptions(host=args.host, base_url=args.base_url, model=args.model, session=args.session, new=args.new)
+    try:
+        from glmchat.ui.app import run_app  # Lazy import: Textual loads only for the TUI.
+    except ImportError as exc:
+        raise GlmChatError(f"the TUI is not available ({exc}); `glmchat ask` still works") from None
+    result = run_app(options)
+    return result if isinstance(result, int) else EXIT_OK
+
+
+# -- glmchat ask ------------------------------------------------------------------------------------
+
+
+def _read_prompt(args: argparse.Namespace) -> str:
+    words = args.prompt
+    if words and words != ["-"]:
+        return " ".join(words)
+    if not words and _isatty(sys.stdin):
+        raise UsageError("no prompt: give one as arguments, or pipe it on stdin (or use '-' to type it)")
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+    return data.decode("utf-8", "replace")
+
+
+def _open_session(args: argparse.Namespace, ctx: _Context) -> tuple[Session, bool]:
+    """The session to add the turn to, and whether it is new."""
+    store = ctx.store
+    session_id: str | None = None
+    if args.session:
+        session_id = _resolve_session(ctx, args.session)
+    elif args.cont:
+        session_id = store.most_recent_session_id()
+    if session_id is not None:
+        return store.load_session(session_id), False
+
+    from glmchat.session import Session
+
+    config = ctx.config
+    session = Session(
+        system_prompt=config.system_prompt,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        max_tokens=config.max_tokens,
+        preserve_thinking=config.preserve_thinking,
+        thinking_next=config.thinking,
+    )
+    return session, True
+
+
+def _resolve_session(ctx: _Context, ref: str) -> str:
+    try:
+        return ctx.store.resolve_id(ref)
+    except (KeyError, LookupError, ValueError):
+        raise UsageError(f"no session {ref!r} (see `glmchat sessions list`)") from None
+
+
+def cmd_ask(args: argparse.Namespace, ctx: _Context) -> int:
+    from glmchat.config import api_key_for, missing_key_message, resolve_host
+    from glmchat.session import estimate_request_tokens
+
+    prompt = _read_prompt(args)
+    if not prompt.strip():
+        raise UsageError("the prompt is empty")
+    config = ctx.config
+    session, is_new = _open_session(args, ctx)
+
+    # A continued session keeps its host and model unless told otherwise.
+    host_id = args.host or (None if is_new else session.host)
+    model = args.model
+    if not model and not is_new and (args.host in (None, session.host)):
+        model = session.model
+    host = resolve_host(config, host_id, base_url=args.base_url, model=model)
+    session.host, session.model = host.id, host.default_model
+    if args.system is not None:
+        session.system_prompt = args.system
+
+    api_key = api_key_for(config, host)
+    if api_key is None and not host.local:
+        raise ConfigError(missing_key_message(host))
+
+    estimate = estimate_request_tokens(session, prompt)
+    if estimate > host.context_window:
+        message = (
+            f"the request is about {estimate:,} tokens, more than {host.name}'s context window "
+            f"of {host.context_window:,} tokens"
+        )
+        if not args.force:
+            raise UsageError(f"{message}; not sent (use --force to send anyway, or start a new session)")
+        ctx.err(f"warning: {message}; sending anyway (--force)")
+
+    thinking = args.think if args.think is not None else (config.thinking if is_new else session.thinking_next)
+    turn = session.new_turn(prompt, thinking)
+    out = _Out(sys.stdout)
+    reasoning_out = None if args.hide_reasoning else _Out(sys.stderr, dim=True)
+    printer = _TurnPrinter(out, reasoning_out, ctx)
+
+    import asyncio
+
+    try:
+        asyncio.run(_stream_turn(host, session, turn, api_key, ctx.store, printer))
+    except KeyboardInterrupt:
+        printer.close()
+        ctx.err(f"stopped; the partial answer is kept in {_session_label(ctx, session)}")
+        return EXIT_INTERRUPTED
+    printer.close()
+    return _report_turn(ctx, host, session, turn, is_new)
+
+
+async def _stream_turn(host: Host, session: Session, turn: Turn, api_key: str | None, store: Store, printer: _TurnPrinter) -> None:
+    from glmchat.chat import run_turn
+    from glmchat.client import GlmClient
+
+    async with GlmClient() as client:
+        await run_turn(client, host, session, turn, api_key=api_key, store=store, on_event=printer)
+
+
+class _TurnPrinter:
+    """on_event callback of `ask`: answer to stdout, reasoning to stderr, retries noted."""
+
+    def __init__(self, out: _Out, reasoning: _Out | None, ctx: _Context) -> None:
+        self.out = out
+        self.reasoning = reasoning
+        self.ctx = ctx
+
+    def __call__(self, event: Any) -> None:
+        from glmchat.protocol.events import ContentDelta, ReasoningDelta, Retrying
+
+        if isinstance(event, ContentDelta):
+            if event.text:
+                self._end_reasoning()
+                self.out.write(event.text)
+        elif isinstance(event, ReasoningDelta):
+            if self.reasoning is not None:
+                self.reasoning.write(event.text)
+        elif isinstance(event, Retrying):
+            self._end_reasoning()
+            self.ctx.err(f"{event.error}; retrying in {event.delay:.0f} s (attempt {event.attempt})")
+
+    def _end_reasoning(self) -> None:
+        # A line break after the reasoning, so the two streams read well on one terminal.
+        if self.reasoning is not None and self.reasoning.wrote and not self.reasoning.at_line_start:
+            self.reasoning.write("\n", plain=True)
+
+    def close(self) -> None:
+        self._end_reasoning()
+        self.out.end_line()
+
+
+def _session_label(ctx: _Context, session: Session) -> str:
+    number = _session_number(ctx, session)
+    return f"session {number}" if number is not None else f"session {session.id[:8]}"
+
+
+def _session_number(ctx: _Context, session: Session) -> int | None:
+    number = getattr(session, "number", None)
+    if isinstance(number, int):
+        return number
+    lookup = getattr(ctx.store, "session_number", None)
+    if lookup is not None:
+        try:
+            return lookup(session.id)
+        except Exception:  # noqa: BLE001 - a label is not worth failing for
+            return None
+    return None
+
+
+_TRUNCATED_WHY = {
+    "length": "the answer hit the output limit (max_tokens)",
+    "sensitive": "the host's content filter stopped the answer",
+    "network_error": "the host reported a network error mid-answer",
+    "model_context_window_exceeded": "the conversation filled the model's context window",
+}
+
+
+def _report_turn(ctx: _Context, host: Host, session: Session, turn: Turn, is_new: bool) -> int:
+    from glmchat.session import COMPLETE, ERROR, STOPPED, TRUNCATED
+
+    label = _session_label(ctx, session)
+    if turn.status == COMPLETE:
+        if is_new and _isatty(sys.stderr):
+            ctx.err(label)
+        return EXIT_OK
+    if turn.status == TRUNCATED:
+        why = _TRUNCATED_WHY.get(turn.finish_reason or "", f"the answer ended early ({turn.finish_reason})")
+        ctx.err(f"{host.name}: {why}; the partial answer is kept in {label}")
+    elif turn.status == ERROR:
+        ctx.err(f"{turn.error or 'the request failed'} (kept in {label})")
+    elif turn.status == STOPPED:
+        ctx.err(f"stopped; the partial answer is kept in {label}")
+        return EXIT_INTERRUPTED
+    else:
+        ctx.err(f"the turn ended as {turn.status} (kept in {label})")
+    return EXIT_FAILED
+
+
+# -- glmchat sessions ---------------------------------------------------------------------------------
+
+
+def _fmt_time(ts: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def _print(text: str = "", *, exact: bool = False) -> None:
+    """Print stored text to stdout: inert on a terminal (unless exact is asked), as is when piped."""
+    out = _Out(sys.stdout)
+    if exact:
+        out.tty = False
+    out.write(text + "\n")
+    if out.broken:
+        raise BrokenPipeError
+
+
+def _summary_dict(s: Any) -> dict[str, Any]:
+    keys = ("id", "number", "title", "host", "model", "created_at", "updated_at", "turn_count")
+    return {k: getattr(s, k, None) for k in keys}
+
+
+def cmd_sessions_list(args: argparse.Namespace, ctx: _Context) -> int:
+    import json
+
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    summaries = ctx.store.list_sessions(limit=args.limit)
+    if args.json:
+        _print(json.dumps([_summary_dict(s) for s in summaries], ensure_ascii=False, indent=2), exact=True)
+        return EXIT_OK
+    if not summaries:
+        ctx.err("no sessions yet")
+        return EXIT_OK
+    width = max(len(str(s.number)) for s in summaries)
+    for s in summaries:
+        turns = f"{s.turn_count} turn" + ("" if s.turn_count == 1 else "s")
+        _print(f"{s.number:>{width}}  {_fmt_time(s.updated_at)}  {turns:>9}  {s.host}/{s.model}  {s.title}")
+    return EXIT_OK
+
+
+def _load(ctx: _Context, ref: str) -> Session:
+    return ctx.store.load_session(_resolve_session(ctx, ref))
+
+
+def cmd_sessions_show(args: argparse.Namespace, ctx: _Context) -> int:
+    session = _load(ctx, args.id)
+    if args.json:
+        from glmchat.export import to_json
+
+        _print(to_json(session), exact=True)
+        return EXIT_OK
+    _print(f"{_session_label(ctx, session)}: {session.title}")
+    _print(f"{session.host}/{session.model}, {len(session.turns)} turns, "
+           f"created {_fmt_time(session.created_at)}, updated {_fmt_time(session.updated_at)}")
+    if session.system_prompt:
+        _print(f"system: {session.system_prompt}")
+    dim = _isatty(sys.stdout)
+    for n, turn in enumerate(session.turns, 1):
+        status = "" if turn.status == "complete" else f" [{turn.status}]"
+        _print(f"\n--- turn {n}{status} ({'thinking' if turn.thinking else 'no thinking'})")
+        _print(f"> {turn.user_text}")
+        if turn.reasoning:
+            _print(f"{DIM}{_inert(turn.reasoning)}{RESET}" if dim else turn.reasoning, exact=dim)
+        if turn.content:
+            _print(turn.content)
+        if turn.error:
+            _print(f"error: {turn.error}")
+    return EXIT_OK
+
+
+def _inert(text: str) -> str:
+    from glmchat.sanitize import inert
+
+    return inert(text)
+
+
+def cmd_sessions_export(args: argparse.Namespace, ctx: _Context) -> int:
+    from pathlib import Path
+
+    from glmchat import export
+
+    session = _load(ctx, args.id)
+    fmt = args.format
+    target = Path(args.output).expanduser() if args.output else None
+    if fmt is None:
+        fmt = "json" if target is not None and target.suffix.lower() == ".json" else "md"
+    text = export.to_json(session) if fmt == "json" else export.to_markdown(session)
+    if target is None:
+        _print(text.rstrip("\n"), exact=fmt == "md")
+        return EXIT_OK
+    if target.is_dir():
+        target = target / export.safe_filename(session.title, fmt)
+    _write_file(target, text)
+    ctx.err(f"wrote {target}")
+    return EXIT_OK
+
+
+def _write_file(target: Any, text: str) -> None:
+    """Write atomically next to the target, so a failure never leaves half a file."""
+    import tempfile
+
+    folder = target.parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise GlmChatError(f"cannot write {target}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, target)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise GlmChatError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def cmd_sessions_import(args: argparse.Namespace, ctx: _Context) -> int:
+    from glmchat.export import from_json
+
+    if args.file == "-":
+        text = sys.stdin.buffer.read().decode("utf-8", "replace")
+        name = "stdin"
+    else:
+        try:
+            with open(args.file, "rb") as f:
+                raw = f.read()
+        except OSError as exc:
+            raise GlmChatError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise GlmChatError(f"{args.file}: not a glmchat JSON export (not UTF-8 text)") from None
+        name = args.file
+    try:
+        session = from_json(text)
+    except GlmChatError as exc:
+        raise GlmChatError(f"{name}: {exc.message}") from None
+    imported = ctx.store.import_session(session)
+    _print(f"imported {_session_label(ctx, imported)}: {imported.title}")
+    return EXIT_OK
+
+
+def cmd_sessions_delete(args: argparse.Namespace, ctx: _Context) -> int:
+    session_id = _resolve_session(ctx, args.id)
+    session = ctx.store.load_session(session_id)
+    label = _session_label(ctx, session)
+    if not args.yes:
+        if not _isatty(sys.stdin):
+            raise UsageError(f"not deleting {label} without --yes (stdin is not a terminal)")
+        sys.stderr.write(f"Delete {label} \"{_inert(session.title)}\" ({len(session.turns)} turns)? [y/N] ")
+        sys.stderr.flush()
+        answer = sys.stdin.readline().strip().lower()
+        if answer not in ("y", "yes"):
+            ctx.err("not deleted")
+            return EXIT_FAILED
+    ctx.store.delete_session(session_id)
+    ctx.err(f"deleted {label}")
+    return EXIT_OK
+
+
+def cmd_sessions_search(args: argparse.Namespace, ctx: _Context) -> int:
+    import json
+
+    query = " ".join(args.query)
+    hits = ctx.store.search(query, limit=args.limit)
+    if args.json:
+        keys = ("session_id", "turn_id", "title", "snippet", "field")
+        _print(json.dumps([{k: getattr(h, k, None) for k in keys} for h in hits], ensure_ascii=False, indent=2), exact=True)
+        return EXIT_OK
+    if not hits:
+        ctx.err(f"nothing found for {query!r}")
+        return EXIT_FAILED
+    for h in hits:
+        number = getattr(h, "number", None) or h.session_id[:8]
+        snippet = " ".join(str(h.snippet).split())
+        _print(f"{number}  {h.title}  [{h.field}] {snippet}")
+    return EXIT_OK
+
+
+# -- glmchat config -----------------------------------------------------------------------------------
+
+
+def cmd_config_path(args: argparse.Namespace, ctx: _Context) -> int:
+    p = ctx.paths
+    _print(f"config  {p.config_file}\ndata    {p.data_dir}\nthemes  {p.themes_dir}\nlog     {p.log_file}")
+    return EXIT_OK
+
+
+def cmd_config_show(args: argparse.Namespace, ctx: _Context) -> int:
+    import tomli_w
+
+    from glmchat.config import config_to_dict, key_source, known_host_ids, mask_key, resolve_host
+
+    config = ctx.config
+    data = config_to_dict(config)
+    if "keys" in data:
+        data["keys"] = {h: mask_key(k) for h, k in data["keys"].items()}
+    _print(f"# {config.path}")
+    _print(tomli_w.dumps(data).rstrip("\n"))
+    _print("\n# hosts (* = default)")
+    for host_id in known_host_ids(config):
+        mark = "*" if host_id == config.host else " "
+        try:
+            host = resolve_host(config, host_id)
+        except GlmChatError as exc:
+            _print(f"#{mark} {host_id:<11} error: {exc.message}")
+            continue
+        from glmchat.config import api_key_for
+
+        source = key_source(config, host)
+        key = f"key {mask_key(api_key_for(config, host))} from {source}" if source else (
+            "no key needed" if host.local else f"no key (set {host.key_env} or run `glmchat config set-key {host_id}`)"
+            if host.key_env else f"no key (run `glmchat config set-key {host_id}`)")
+        _print(f"#{mark} {host_id:<11} {host.default_model:<22} {host.base_url}  {key}")
+    return EXIT_OK
+
+
+def cmd_config_set_key(args: argparse.Namespace, ctx: _Context) -> int:
+    from glmchat.config import known_host_ids, mask_key, save_config
+
+    config = ctx.config
+    if args.host not in known_host_ids(config):
+        raise UsageError(f"unknown host {args.host!r}; known hosts: {', '.join(known_host_ids(config))}")
+    key = args.key
+    if key is None:
+        if _isatty(sys.stdin):
+            import getpass
+
+            key = getpass.getpass(f"API key for {args.host} (input hidden): ")
+        else:
+            key = sys.stdin.readline()
+    key = (key or "").strip()
+    if not key:
+        raise UsageError("no key given; nothing saved")
+    if any(ch.isspace() or ord(ch) < 0x20 for ch in key):
+        raise UsageError("the key contains spaces or control characters; nothing saved")
+    config.keys[args.host] = key
+    path = save_config(config, ctx.paths)
+    ctx.err(f"saved the key for {args.host} ({mask_key(key)}) in {path} (mode 0600)")
+    return EXIT_OK
+
