@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
         except SystemExit as exc:  # --help / --version
             return exc.code if isinstance(exc.code, int) else EXIT_OK
+        if args.func is not cmd_tui:
+            ctx.config  # noqa: B018 - load it now, so its warnings come first (the TUI shows its own)
         return args.func(args, ctx)
     except KeyboardInterrupt:
         ctx.err("interrupted")
@@ -380,28 +382,29 @@ def _resolve_session(ctx: _Context, ref: str) -> str:
 
 
 def cmd_ask(args: argparse.Namespace, ctx: _Context) -> int:
-    from glmchat.config import api_key_for, missing_key_message, resolve_host
+    from glmchat.config import resolve_host
     from glmchat.session import estimate_request_tokens
 
     prompt = _read_prompt(args)
     if not prompt.strip():
         raise UsageError("the prompt is empty")
     config = ctx.config
+    is_new = not (args.session or args.cont)
+    if is_new:
+        # Check host and key before touching the store: a typo fails fast and leaves nothing behind.
+        host = resolve_host(config, args.host, base_url=args.base_url, model=args.model)
+        _require_key(config, host)
     session, is_new = _open_session(args, ctx)
-
-    # A continued session keeps its host and model unless told otherwise.
-    host_id = args.host or (None if is_new else session.host)
-    model = args.model
-    if not model and not is_new and (args.host in (None, session.host)):
-        model = session.model
-    host = resolve_host(config, host_id, base_url=args.base_url, model=model)
+    if not is_new:
+        # A continued session keeps its host and model unless told otherwise.
+        model = args.model
+        if not model and args.host in (None, session.host):
+            model = session.model
+        host = resolve_host(config, args.host or session.host, base_url=args.base_url, model=model)
     session.host, session.model = host.id, host.default_model
     if args.system is not None:
         session.system_prompt = args.system
-
-    api_key = api_key_for(config, host)
-    if api_key is None and not host.local:
-        raise ConfigError(missing_key_message(host))
+    api_key = _require_key(config, host)
 
     estimate = estimate_request_tokens(session, prompt)
     if estimate > host.context_window:
@@ -429,6 +432,15 @@ def cmd_ask(args: argparse.Namespace, ctx: _Context) -> int:
         return EXIT_INTERRUPTED
     printer.close()
     return _report_turn(ctx, host, session, turn, is_new)
+
+
+def _require_key(config: Config, host: Host) -> str | None:
+    from glmchat.config import api_key_for, missing_key_message
+
+    api_key = api_key_for(config, host)
+    if api_key is None and not host.local:
+        raise ConfigError(missing_key_message(host))
+    return api_key
 
 
 async def _stream_turn(host: Host, session: Session, turn: Turn, api_key: str | None, store: Store, printer: _TurnPrinter) -> None:
