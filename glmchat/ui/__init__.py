@@ -1,0 +1,1 @@
+"""The Textual app: screens, widgets and themes on top of the core."""

@@ -1,0 +1,1 @@
+"""Screens of the TUI: the chat screen and the modal dialogs."""
