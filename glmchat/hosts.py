@@ -84,6 +84,21 @@ class Host:
     """Allow http:// to a non-local address (explicit opt-in only)."""
     note: str = ""
     """Shown to the user where the host differs (e.g. no preserved thinking)."""
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    """Merged (recursively) into every request body; for Runware into the task.
+
+    The escape hatch for what protocol.md marks UNCONFIRMED: e.g. OpenRouter
+    provider pinning, a Runware AIR model id, a server-specific flag.
+    """
+    thinking_level: str = "high"
+    """Level sent when thinking is on, for hosts that take a level (Runware `thinkingLevel`; enum UNCONFIRMED)."""
+    preserve_needs_thinking: bool = False
+    """Send the clear_thinking switch only on turns with thinking on.
+
+    Cerebras documents that `clear_thinking` "requires reasoning enabled"; sending
+    it next to `reasoning_effort: "none"` risks a 400, so on such turns it is left
+    out and the host's default (clear) applies to that one request.
+    """
 
     @property
     def can_toggle_thinking(self) -> bool:
@@ -92,6 +107,11 @@ class Host:
     @property
     def can_preserve_thinking(self) -> bool:
         return self.preserve_style != PRESERVE_NONE and self.replay_field != REPLAY_NONE
+
+    @property
+    def can_replay_reasoning(self) -> bool:
+        """Whether earlier reasoning is sent back at all (OpenRouter: yes, though it has no switch)."""
+        return self.replay_field != REPLAY_NONE and self.dialect != RUNWARE
 
     @property
     def url(self) -> str:
@@ -166,6 +186,7 @@ BUILTIN_HOSTS: dict[str, Host] = {
             preserve_style=PRESERVE_TOP,
             replay_field=REPLAY_THINK_TAGS,
             max_tokens_field="max_completion_tokens",
+            preserve_needs_thinking=True,
         ),
         Host(
             id="openrouter",
