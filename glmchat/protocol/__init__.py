@@ -1,4 +1,82 @@
 """Wire dialects: build the request for a turn, parse the stream into typed events.
 
-Nothing here does I/O or knows about storage or the screen.
+Nothing here does I/O or knows about storage or the screen. The dialect
+modules (`chat`, `ollama`, `runware`) are imported on first use: `session.py`
+imports this package's events, so this file must not import the session.
+
+Public API:
+    Request, Parser, build_request, new_parser, encode_body,
+    classify_http_error, classify_payload, describe_finish, parse_retry_after.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from glmchat.protocol.common import Parser, Request, encode_body
+from glmchat.protocol.faults import classify_http_error, classify_payload, describe_finish, parse_retry_after
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from glmchat.hosts import Host
+    from glmchat.session import Session, Turn
+
+__all__ = [
+    "Parser",
+    "Request",
+    "build_request",
+    "classify_http_error",
+    "classify_payload",
+    "describe_finish",
+    "encode_body",
+    "new_parser",
+    "parse_retry_after",
+]
+
+
+def _dialect(host: Host) -> ModuleType:
+    from glmchat import hosts
+    from glmchat.errors import ConfigError
+
+    if host.dialect == hosts.CHAT:
+        from glmchat.protocol import chat
+
+        return chat
+    if host.dialect == hosts.OLLAMA:
+        from glmchat.protocol import ollama
+
+        return ollama
+    if host.dialect == hosts.RUNWARE:
+        from glmchat.protocol import runware
+
+        return runware
+    raise ConfigError(
+        f"{host.name}: unknown dialect {host.dialect!r} — set dialect to "
+        f"{hosts.CHAT!r}, {hosts.OLLAMA!r} or {hosts.RUNWARE!r} under [hosts.{host.id}] in config.toml",
+        host=host.name,
+    )
+
+
+def build_request(host: Host, session: Session, turn: Turn, *, stream: bool = True) -> Request:
+    """The request that sends `turn` to `host`.
+
+    Messages: the system prompt, each replayable earlier turn (`session.history`),
+    then `turn.user_text`. Thinking is switched on or off for this turn only
+    (`turn.thinking`), the way the host wants. With `session.preserve_thinking`,
+    earlier reasoning goes back exactly as stored, in the host's field, and the
+    host's clear_thinking switch (where it has one) says so explicitly.
+
+    Raises:
+        ConfigError: the host names an unknown dialect.
+    """
+    return _dialect(host).build_request(host, session, turn, stream=stream)
+
+
+def new_parser(host: Host, *, stream: bool = True) -> Parser:
+    """A fresh parser for one response from `host` (`stream=False` for a whole JSON body).
+
+    Raises:
+        ConfigError: the host names an unknown dialect.
+    """
+    return _dialect(host).new_parser(host, stream=stream)

@@ -1,0 +1,277 @@
+"""OpenAI-style chat completions, for every CHAT host, shaped by the Host knobs.
+
+Where the hosts differ (design.md §4, protocol.md §0 and §8):
+
+- `thinking_style`: how this turn's thinking is switched on or off;
+- `preserve_style`: where `clear_thinking` goes (sent both ways wherever the
+  host has the switch, because the Z.ai Coding Plan defaults to preserved);
+- `replay_field`: which field carries earlier reasoning back;
+- `max_tokens_field`, `stream_usage`, `extra_body`.
+
+Decision on Cerebras: its `clear_thinking` "requires reasoning enabled", so on
+a turn with thinking off (`reasoning_effort: "none"`) the switch is left out
+(`Host.preserve_needs_thinking`). Earlier reasoning is still sent in
+`<think>` tags; the host's default then drops it for that one request, and the
+next turn with thinking on preserves it again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from glmchat import hosts as H
+from glmchat.protocol import faults
+from glmchat.protocol.common import Request, deep_merge, json_headers
+from glmchat.protocol.events import ContentDelta, Event, ReasoningDelta, ReasoningDetailsDelta, ToolCallDelta
+from glmchat.protocol.parsing import (
+    BaseParser,
+    Malformed,
+    as_int,
+    history_for,
+    loads,
+    model_for,
+    openai_usage,
+    replays_reasoning,
+    tool_arguments,
+)
+from glmchat.protocol.sse import SSEDecoder, SSEEvent
+from glmchat.session import Session, Turn
+
+# -- request ---------------------------------------------------------------------------------
+
+
+def build_request(host: H.Host, session: Session, turn: Turn, *, stream: bool = True) -> Request:
+    """The chat-completions request for `turn`: history, thinking switch, sampling, host extras."""
+    body: dict[str, Any] = {
+        "model": model_for(host, session, turn),
+        "messages": build_messages(host, session, turn),
+        "stream": stream,
+    }
+    if stream and host.stream_usage:
+        body["stream_options"] = {"include_usage": True}
+    if session.temperature is not None:
+        body["temperature"] = session.temperature
+    if session.top_p is not None:
+        body["top_p"] = session.top_p
+    if session.max_tokens is not None:
+        body[host.max_tokens_field or "max_tokens"] = session.max_tokens
+    _apply_thinking(body, host, turn.thinking)
+    _apply_preserve(body, host, session.preserve_thinking, turn.thinking)
+    if host.extra_body:
+        deep_merge(body, host.extra_body)
+    accept = "text/event-stream" if stream else "application/json"
+    return Request(url=host.url, body=body, headers=json_headers(accept), stream=stream)
+
+
+def build_messages(host: H.Host, session: Session, turn: Turn) -> list[dict[str, Any]]:
+    """System prompt, every replayable earlier turn, then this turn's user text."""
+    messages: list[dict[str, Any]] = []
+    if session.system_prompt:
+        messages.append({"role": "system", "content": session.system_prompt})
+    replay = replays_reasoning(host, session)
+    for past in history_for(session, turn):
+        messages.append({"role": "user", "content": past.user_text})
+        messages.append(assistant_message(host, past, replay))
+    messages.append({"role": "user", "content": turn.user_text})
+    return messages
+
+
+def assistant_message(host: H.Host, turn: Turn, replay: bool) -> dict[str, Any]:
+    """An earlier reply as the host wants it back; reasoning exactly as stored, when replayed."""
+    content = turn.content
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if replay:
+        field = host.replay_field
+        if field == H.REPLAY_REASONING_DETAILS:
+            if turn.reasoning_details:
+                message["reasoning_details"] = turn.reasoning_details
+        elif turn.reasoning:
+            if field == H.REPLAY_THINK_TAGS:
+                message["content"] = "<think>" + turn.reasoning + "</think>" + content
+            elif field in (H.REPLAY_REASONING_CONTENT, H.REPLAY_REASONING):
+                message[field] = turn.reasoning
+    if turn.tool_calls:
+        message["tool_calls"] = [_tool_call(call) for call in turn.tool_calls]
+    return message
+
+
+def _tool_call(call: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if call.id:
+        out["id"] = call.id
+    out["type"] = call.type or "function"
+    out["function"] = {"name": call.name, "arguments": call.arguments}
+    return out
+
+
+def _apply_thinking(body: dict[str, Any], host: H.Host, on: bool) -> None:
+    style = host.thinking_style
+    if style == H.THINK_ZAI:
+        body["thinking"] = {"type": "enabled" if on else "disabled"}
+    elif style == H.THINK_EFFORT:
+        if not on:  # reasoning is on by default where this knob exists
+            body["reasoning_effort"] = "none"
+    elif style == H.THINK_OPENROUTER:
+        body["reasoning"] = {"enabled": True} if on else {"effort": "none"}
+    elif style == H.THINK_TEMPLATE:
+        body.setdefault("chat_template_kwargs", {})["enable_thinking"] = on
+
+
+def _apply_preserve(body: dict[str, Any], host: H.Host, preserve: bool, thinking: bool) -> None:
+    if host.preserve_needs_thinking and not thinking:
+        return
+    style = host.preserve_style
+    clear = not preserve
+    if style == H.PRESERVE_ZAI:
+        body.setdefault("thinking", {})["clear_thinking"] = clear
+    elif style == H.PRESERVE_TOP:
+        body["clear_thinking"] = clear
+    elif style == H.PRESERVE_TEMPLATE:
+        body.setdefault("chat_template_kwargs", {})["clear_thinking"] = clear
+
+
+# -- response --------------------------------------------------------------------------------
+
+
+class ChatParser(BaseParser):
+    """Chat-completion chunks (SSE) or one non-streaming body, into events."""
+
+    def __init__(self, host: H.Host, *, stream: bool = True) -> None:
+        super().__init__(host)
+        self._stream = stream
+        self._sse = SSEDecoder(host.name)
+        self._body: list[bytes] = []
+
+    def _feed(self, data: bytes, out: list[Event]) -> None:
+        if not self._stream:
+            self._body.append(data)
+            return
+        for event in self._sse.feed(data):
+            self._on_event(event, out)
+            if self._done:
+                return
+
+    def _close(self, out: list[Event]) -> None:
+        if not self._stream:
+            self._parse_body(b"".join(self._body), out)
+            return
+        for event in self._sse.close():
+            self._on_event(event, out)
+            if self._done:
+                return
+
+    def _parse_body(self, raw: bytes, out: list[Event]) -> None:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Malformed(raw[:80].decode("utf-8", "replace")) from None
+        if not text.strip():
+            return  # nothing arrived: the base reports an early end
+        self._chunk(loads(text), out)
+        if not self._done:
+            self._end(out)  # a whole body is a finished answer, finish_reason or not
+
+    def _on_event(self, event: SSEEvent, out: list[Event]) -> None:
+        data = event.data
+        stripped = data.strip()
+        if event.event == "error":
+            payload: Any = stripped
+            if stripped[:1] in ("{", "["):
+                try:
+                    payload = loads(stripped)
+                except Malformed:
+                    pass
+            self._fail(faults.classify_payload(self.host, payload), out)
+            return
+        if stripped == "[DONE]":
+            self._end(out)
+            return
+        if not stripped:
+            return
+        try:
+            payload = loads(data)
+        except Malformed:
+            if "\n" not in data:
+                raise
+            # A server that forgot the blank lines between events: one JSON per data line.
+            for line in data.split("\n"):
+                line = line.strip()
+                if line == "[DONE]":
+                    self._end(out)
+                elif line:
+                    self._chunk(loads(line), out)
+                if self._done:
+                    return
+            return
+        self._chunk(payload, out)
+
+    def _chunk(self, payload: Any, out: list[Event]) -> None:
+        if not isinstance(payload, dict):
+            raise Malformed(str(payload)[:80])
+        if _is_error(payload):
+            self._fail(faults.classify_payload(self.host, payload), out)
+            return
+        choices = payload.get("choices")
+        if isinstance(choices, list):
+            for choice in choices:
+                if not isinstance(choice, dict) or choice.get("index", 0) not in (0, None):
+                    continue  # we never ask for n > 1
+                delta = choice.get("delta")
+                if not isinstance(delta, dict):
+                    delta = choice.get("message")
+                if isinstance(delta, dict):
+                    self._delta(delta, out)
+                self._set_finish(choice.get("finish_reason"))
+        update = openai_usage(payload.get("usage"), payload.get("timings"))
+        if update is not None:
+            out.append(update)
+
+    def _delta(self, delta: dict[str, Any], out: list[Event]) -> None:
+        # reasoning_content first, else reasoning; never both (vLLM once sent both, same text).
+        reasoning = delta.get("reasoning_content")
+        if not (isinstance(reasoning, str) and reasoning):
+            reasoning = delta.get("reasoning")
+        if isinstance(reasoning, str) and reasoning:
+            out.append(ReasoningDelta(reasoning))
+        content = delta.get("content")
+        if isinstance(content, str) and content:
+            out.append(ContentDelta(content))
+        details = delta.get("reasoning_details")
+        if isinstance(details, list):
+            items = [item for item in details if isinstance(item, dict)]
+            if items:
+                out.append(ReasoningDetailsDelta(items))
+        calls = delta.get("tool_calls")
+        if isinstance(calls, list):
+            for position, call in enumerate(calls):
+                if isinstance(call, dict):
+                    out.append(_tool_call_delta(call, position))
+
+
+def _is_error(payload: dict[str, Any]) -> bool:
+    if payload.get("error"):
+        return True
+    if payload.get("object") == "error":
+        return True
+    # Cerebras' top-level shape {"message","type","code"} (no choices).
+    return "choices" not in payload and isinstance(payload.get("message"), str) and ("type" in payload or "code" in payload)
+
+
+def _tool_call_delta(call: dict[str, Any], position: int) -> ToolCallDelta:
+    index = as_int(call.get("index"))
+    function = call.get("function")
+    if not isinstance(function, dict):
+        function = {}
+    name = function.get("name")
+    call_id = call.get("id")
+    return ToolCallDelta(
+        index=position if index is None else index,
+        id=call_id if isinstance(call_id, str) and call_id else None,
+        name=name if isinstance(name, str) and name else None,
+        arguments=tool_arguments(function.get("arguments")),
+    )
+
+
+def new_parser(host: H.Host, *, stream: bool = True) -> ChatParser:
+    """A parser for one response from `host`."""
+    return ChatParser(host, stream=stream)

@@ -1,0 +1,205 @@
+"""The parser skeleton every dialect shares, and small readers for JSON payloads.
+
+The skeleton guarantees the event contract: a stream ends with exactly one
+`Finish` or one `StreamFailed`, nothing comes after it, and no input, however
+broken, makes `feed` or `close` raise.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from glmchat.errors import GlmChatError
+from glmchat.protocol import faults
+from glmchat.protocol.events import Event, Finish, StreamFailed, UsageUpdate
+from glmchat.session import Session, Turn, Usage
+
+if TYPE_CHECKING:
+    from glmchat.hosts import Host
+
+
+class Malformed(Exception):
+    """A payload that is not the JSON we expect (carries a sample for the message)."""
+
+    def __init__(self, sample: str) -> None:
+        super().__init__(sample)
+        self.sample = sample
+
+
+class BaseParser:
+    """Feed/close bookkeeping; dialects implement `_feed` and `_close`.
+
+    Subclasses append events to `out` and call `_end` (clean end) or `_fail`;
+    once either ran, the parser ignores everything else.
+    """
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self._done = False
+        self._finish_reason: str | None = None
+        self._saw_finish = False
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def feed(self, data: bytes) -> list[Event]:
+        if self._done or not data:
+            return []
+        out: list[Event] = []
+        self._guarded(self._feed, data, out)
+        return out
+
+    def close(self) -> list[Event]:
+        if self._done:
+            return []
+        out: list[Event] = []
+        self._guarded(self._close, None, out)
+        if not self._done:
+            if self._saw_finish:
+                self._end(out)  # a finish reason but no [DONE]: the answer is complete
+            else:
+                self._fail(faults.ended_early(self.host), out)
+        return out
+
+    def _guarded(self, step: Any, data: bytes | None, out: list[Event]) -> None:
+        try:
+            if data is None:
+                step(out)
+            else:
+                step(data, out)
+        except GlmChatError as exc:
+            self._fail(exc, out)
+        except Malformed as exc:
+            self._fail(faults.malformed_chunk(self.host, exc.sample), out)
+        except Exception as exc:  # noqa: BLE001 - a parser bug must end the stream, not the app
+            self._fail(faults.internal_error(self.host, exc), out)
+
+    # -- for subclasses --------------------------------------------------------------
+
+    def _feed(self, data: bytes, out: list[Event]) -> None:
+        raise NotImplementedError
+
+    def _close(self, out: list[Event]) -> None:
+        raise NotImplementedError
+
+    def _set_finish(self, reason: Any) -> None:
+        if isinstance(reason, str) and reason:
+            self._finish_reason = reason
+            self._saw_finish = True
+
+    def _end(self, out: list[Event]) -> None:
+        if not self._done:
+            out.append(Finish(self._finish_reason))
+            self._done = True
+
+    def _fail(self, error: GlmChatError, out: list[Event]) -> None:
+        if not self._done:
+            out.append(StreamFailed(error))
+            self._done = True
+
+
+def loads(text: str) -> Any:
+    """json.loads that reports any failure (including absurd nesting) as Malformed."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise Malformed(text[:80]) from None
+
+
+def as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def as_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def dig(obj: Any, *keys: str) -> Any:
+    """obj[k1][k2]… or None when any step is missing or not a dict."""
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def first_str(obj: dict[str, Any], names: tuple[str, ...]) -> str:
+    """The first of `names` that holds a non-empty string ("" if none does)."""
+    for name in names:
+        value = obj.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def openai_usage(obj: Any, extra: Any = None) -> UsageUpdate | None:
+    """Usage from an OpenAI-style `usage` object (None if it reports nothing).
+
+    `extra` is llama.cpp's `timings`, whose `cache_n` is the prompt cache hit
+    when `usage` has no `cached_tokens`.
+    """
+    if not isinstance(obj, dict):
+        return None
+    reasoning = as_int(dig(obj, "completion_tokens_details", "reasoning_tokens"))
+    if reasoning is None:
+        reasoning = as_int(obj.get("reasoning_tokens"))  # SGLang
+    cached = as_int(dig(obj, "prompt_tokens_details", "cached_tokens"))
+    if cached is None and isinstance(extra, dict):
+        cached = as_int(extra.get("cache_n"))
+    usage = Usage(
+        prompt_tokens=as_int(obj.get("prompt_tokens")),
+        completion_tokens=as_int(obj.get("completion_tokens")),
+        cached_tokens=cached,
+        reasoning_tokens=reasoning,
+        cost=as_number(obj.get("cost")),
+    )
+    return UsageUpdate(usage) if any(v is not None for v in usage.to_dict().values()) else None
+
+
+def tool_arguments(value: Any) -> str:
+    """Tool-call arguments as the JSON string to store (the original string when given one)."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# -- request side ----------------------------------------------------------------------
+
+
+def history_for(session: Session, turn: Turn) -> list[Turn]:
+    """The earlier turns the request for `turn` replays (all replayable ones if `turn` is not in the session)."""
+    if any(t is turn for t in session.turns):
+        turns = session.history(before=turn)
+    else:
+        turns = [t for t in session.turns if t.replayable]
+    for t in turns:
+        t.sync()  # finished turns are synced already; this makes sure of it
+    return turns
+
+
+def model_for(host: Host, session: Session, turn: Turn) -> str:
+    return turn.model or session.model or host.default_model
+
+
+def replays_reasoning(host: Host, session: Session) -> bool:
+    """Whether earlier reasoning goes back to this host at all."""
+    return session.preserve_thinking and host.can_replay_reasoning

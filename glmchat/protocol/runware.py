@@ -1,0 +1,213 @@
+"""Runware's task API: one `textInference` task in a JSON array, results over SSE.
+
+Runware documents the envelope but not the streamed field names (protocol.md
+§6, UNCONFIRMED): every name we read is in `FIELDS` below, in one place, and
+each has the spellings seen or likely (camelCase first, snake_case after).
+The task has no field for earlier reasoning, so none is ever sent: preserved
+thinking is not expressible on this host.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from glmchat import hosts as H
+from glmchat.protocol import faults
+from glmchat.protocol.common import Request, deep_merge, json_headers
+from glmchat.protocol.events import ContentDelta, Event, ReasoningDelta, UsageUpdate
+from glmchat.protocol.parsing import BaseParser, Malformed, as_int, as_number, dig, first_str, history_for, loads, model_for
+from glmchat.protocol.sse import SSEDecoder, SSEEvent
+from glmchat.session import Session, Turn, Usage
+
+
+@dataclass(frozen=True)
+class RunwareFields:
+    """Where each piece sits in a streamed (or sync) `textInference` result."""
+
+    envelope: str = "data"
+    delta: str = "delta"
+    text: tuple[str, ...] = ("text", "content")
+    reasoning: tuple[str, ...] = ("reasoningContent", "reasoning_content", "reasoning")
+    finish: tuple[str, ...] = ("finishReason", "finish_reason")
+    usage: str = "usage"
+    cost: str = "cost"
+    errors: tuple[str, ...] = ("errors", "error")
+    prompt_tokens: tuple[str, ...] = ("promptTokens", "prompt_tokens", "inputTokens", "input_tokens")
+    completion_tokens: tuple[str, ...] = ("completionTokens", "completion_tokens", "outputTokens", "output_tokens")
+    cached_tokens: tuple[tuple[str, ...], ...] = (
+        ("promptTokensDetails", "cachedTokens"),
+        ("prompt_tokens_details", "cached_tokens"),
+        ("cachedTokens",),
+        ("cached_tokens",),
+    )
+    reasoning_tokens: tuple[tuple[str, ...], ...] = (
+        ("completionTokensDetails", "reasoningTokens"),
+        ("completion_tokens_details", "reasoning_tokens"),
+        ("reasoningTokens",),
+        ("reasoning_tokens",),
+    )
+
+
+FIELDS = RunwareFields()
+
+TASK_TYPE = "textInference"
+
+
+def build_request(host: H.Host, session: Session, turn: Turn, *, stream: bool = True) -> Request:
+    """A one-task array. Messages carry role and content only; reasoning never goes back."""
+    messages: list[dict[str, Any]] = []
+    for past in history_for(session, turn):
+        messages.append({"role": "user", "content": past.user_text})
+        messages.append({"role": "assistant", "content": past.content})
+    messages.append({"role": "user", "content": turn.user_text})
+    settings: dict[str, Any] = {}
+    if session.system_prompt:
+        settings["systemPrompt"] = session.system_prompt
+    if session.temperature is not None:
+        settings["temperature"] = session.temperature
+    if session.top_p is not None:
+        settings["topP"] = session.top_p
+    if session.max_tokens is not None:
+        settings["maxTokens"] = session.max_tokens
+    if host.thinking_style != H.THINK_NONE:
+        settings["thinkingLevel"] = host.thinking_level if turn.thinking else "none"
+    task: dict[str, Any] = {
+        "taskType": TASK_TYPE,
+        "taskUUID": str(uuid.uuid4()),
+        "model": model_for(host, session, turn),
+        "deliveryMethod": "stream" if stream else "sync",
+        "includeUsage": True,
+        "includeCost": True,
+        "messages": messages,
+    }
+    if settings:
+        task["settings"] = settings
+    if host.extra_body:
+        deep_merge(task, host.extra_body)
+    accept = "text/event-stream" if stream else "application/json"
+    return Request(url=host.url, body=[task], headers=json_headers(accept), stream=stream)
+
+
+class RunwareParser(BaseParser):
+    """SSE results (`{"data":[…]}` or bare objects) or one sync body, into events."""
+
+    def __init__(self, host: H.Host, *, stream: bool = True) -> None:
+        super().__init__(host)
+        self._stream = stream
+        self._sse = SSEDecoder(host.name)
+        self._body: list[bytes] = []
+
+    def _feed(self, data: bytes, out: list[Event]) -> None:
+        if not self._stream:
+            self._body.append(data)
+            return
+        for event in self._sse.feed(data):
+            self._on_event(event, out)
+            if self._done:
+                return
+
+    def _close(self, out: list[Event]) -> None:
+        if not self._stream:
+            raw = b"".join(self._body)
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise Malformed(raw[:80].decode("utf-8", "replace")) from None
+            if text.strip():
+                self._payload(loads(text), out)
+                self._end(out)
+            return
+        for event in self._sse.close():
+            self._on_event(event, out)
+            if self._done:
+                return
+
+    def _on_event(self, event: SSEEvent, out: list[Event]) -> None:
+        stripped = event.data.strip()
+        if stripped == "[DONE]":
+            self._end(out)
+        elif stripped:
+            self._payload(loads(stripped), out)
+
+    def _payload(self, payload: Any, out: list[Event]) -> None:
+        if isinstance(payload, list):
+            results = payload
+        elif isinstance(payload, dict):
+            if _has_errors(payload):
+                self._fail(faults.classify_payload(self.host, payload), out)
+                return
+            inner = payload.get(FIELDS.envelope)
+            if isinstance(inner, list):
+                results = inner
+            elif isinstance(inner, dict):
+                results = [inner]
+            else:
+                results = [payload]
+        else:
+            raise Malformed(str(payload)[:80])
+        for result in results:
+            if not isinstance(result, dict):
+                continue
+            if _has_errors(result):
+                self._fail(faults.classify_payload(self.host, result), out)
+                return
+            task_type = result.get("taskType")
+            if task_type not in (None, TASK_TYPE):
+                continue
+            self._result(result, out)
+
+    def _result(self, result: dict[str, Any], out: list[Event]) -> None:
+        delta = result.get(FIELDS.delta)
+        source = delta if isinstance(delta, dict) else result  # sync results carry the text at the top
+        reasoning = first_str(source, FIELDS.reasoning)
+        if reasoning:
+            out.append(ReasoningDelta(reasoning))
+        text = first_str(source, FIELDS.text)
+        if text:
+            out.append(ContentDelta(text))
+        for name in FIELDS.finish:
+            self._set_finish(result.get(name) or (delta.get(name) if isinstance(delta, dict) else None))
+        usage = _usage(result.get(FIELDS.usage), result.get(FIELDS.cost))
+        if usage is not None:
+            out.append(usage)
+
+
+def _has_errors(obj: dict[str, Any]) -> bool:
+    return any(obj.get(name) for name in FIELDS.errors)
+
+
+def _first_int(obj: dict[str, Any], names: tuple[str, ...]) -> int | None:
+    for name in names:
+        value = as_int(obj.get(name))
+        if value is not None:
+            return value
+    return None
+
+
+def _first_path(obj: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> int | None:
+    for path in paths:
+        value = as_int(dig(obj, *path))
+        if value is not None:
+            return value
+    return None
+
+
+def _usage(usage: Any, cost: Any) -> UsageUpdate | None:
+    found = Usage(cost=as_number(cost))
+    if isinstance(usage, dict):
+        found.prompt_tokens = _first_int(usage, FIELDS.prompt_tokens)
+        found.completion_tokens = _first_int(usage, FIELDS.completion_tokens)
+        found.cached_tokens = _first_path(usage, FIELDS.cached_tokens)
+        found.reasoning_tokens = _first_path(usage, FIELDS.reasoning_tokens)
+        if found.cost is None:
+            found.cost = as_number(usage.get(FIELDS.cost))
+    if all(value is None for value in found.to_dict().values()):
+        return None
+    return UsageUpdate(found)
+
+
+def new_parser(host: H.Host, *, stream: bool = True) -> RunwareParser:
+    """A parser for one response from `host`."""
+    return RunwareParser(host, stream=stream)
