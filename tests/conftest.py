@@ -20,3 +20,15 @@ def glmchat_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TEXTUAL_ANIMATIONS", "none")
     return home
+
+
+@pytest.fixture
+def glm_server():
+    """The loopback GLM server (tests/glm_server.py), started for one test and always stopped."""
+    from tests.glm_server import GlmServer
+
+    server = GlmServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
