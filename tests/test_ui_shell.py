@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from textual.app import App, ComposeResult
 from textual.message import Message
-from textual.widgets import Button, Input
+from textual.widgets import Button, Input, OptionList, Static
 
 from glmchat.ui.screens.confirm import ConfirmScreen
 from glmchat.ui.screens.prompt import PromptScreen
@@ -249,3 +249,382 @@ async def test_prompt_screen_cancel_and_blank_give_none() -> None:
         await pilot.click("#ok")
         await pilot.pause()
         assert app.results == [None, None]
+
+
+# -- probe -----------------------------------------------------------------------------------
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from glmchat.config import Config
+from glmchat.hosts import BUILTIN_HOSTS
+from glmchat.ui.probe import Candidate, LocalServer, probe_local_servers
+from glmchat.ui.screens.setup import SetupResult, SetupScreen
+
+
+MODEL_ROUTES: dict[str, Any] = {
+    "/api/tags": {"models": [{"name": "llama3:8b"}, {"name": "glm-4.7:latest"}]},
+    "/v1/models": {"object": "list", "data": [{"id": "zai-org/GLM-4.7-FP8", "object": "model"}]},
+}
+
+
+def _handler(routes: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = routes.get(self.path, routes.get("*"))
+            if body is None:
+                self.send_response(404)
+                self.end_headers()
+                return
+            data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+            pass
+
+    return Handler
+
+
+@contextmanager
+def serve(routes: dict[str, Any]) -> Iterator[int]:
+    """An HTTP server on a free loopback port answering GETs from `routes`; yields the port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(routes))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def model_server() -> Iterator[int]:
+    """A fake local model server (Ollama and vLLM listings); yields its port."""
+    with serve(MODEL_ROUTES) as port:
+        yield port
+
+
+def free_port() -> int:
+    """A loopback port with nothing listening on it (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_probe_finds_ollama_and_openai_style_servers(model_server: int) -> None:
+    found = await probe_local_servers(
+        1.0,
+        candidates=[
+            Candidate("ollama", model_server, "ollama"),
+            Candidate("vllm", free_port(), "openai"),
+            Candidate("llamacpp", model_server, "openai"),
+        ],
+    )
+    assert found == [
+        LocalServer("ollama", f"http://127.0.0.1:{model_server}", ("llama3:8b", "glm-4.7:latest")),
+        LocalServer("llamacpp", f"http://127.0.0.1:{model_server}/v1", ("zai-org/GLM-4.7-FP8",)),
+    ]
+
+
+async def test_probe_with_nothing_listening_finds_nothing() -> None:
+    assert await probe_local_servers(0.5, candidates=[Candidate("ollama", free_port(), "ollama")]) == []
+
+
+@pytest.mark.parametrize(
+    "routes",
+    [
+        {"*": "<html>a web app</html>"},  # some other server on the port
+        {"*": {"models": "not a list", "data": {}}},  # JSON, but no listing
+        {},  # 404 everywhere
+    ],
+)
+async def test_probe_ignores_servers_that_are_not_model_servers(routes: dict[str, Any]) -> None:
+    with serve(routes) as port:
+        found = await probe_local_servers(
+            1.0, candidates=[Candidate("ollama", port, "ollama"), Candidate("vllm", port, "openai")]
+        )
+    assert found == []
+
+
+# -- SetupScreen -----------------------------------------------------------------------------
+
+SECRET = "sk-test-very-secret-key-0123456789abcdef"
+
+
+def setup_screen(probe: bool = False, candidates: list[Candidate] | None = None, **config: Any) -> SetupScreen:
+    return SetupScreen(
+        Config(**config),
+        BUILTIN_HOSTS,
+        probe=probe,
+        probe_candidates=candidates or [],
+        probe_timeout=1.0,
+    )
+
+
+async def test_setup_lists_every_host_with_its_key_variable() -> None:
+    app = ModalHost()
+    async with app.run_test(size=(100, 40)) as pilot:
+        app.push_screen(setup_screen(), app.record)
+        await pilot.pause()
+        text = screen_text(app)
+        for host in BUILTIN_HOSTS.values():
+            assert host.name in text
+        assert "reads $ZAI_API_KEY (not set)" in text
+        assert "reads $CEREBRAS_API_KEY" in text
+        assert "http://127.0.0.1:11434 · no key" in text
+        assert "Looking for local servers" not in text  # probe off
+
+
+async def test_setup_pasted_key_is_masked_and_returned(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = ModalHost()
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = setup_screen()
+        app.push_screen(screen, app.record)
+        await pilot.pause()
+        assert app.focused is screen.query_one("#key", Input)
+        await pilot.press(*SECRET)
+        await pilot.pause()
+        text = screen_text(app)
+        assert SECRET not in text
+        assert SECRET[-6:] not in text
+        assert "•" * 10 in text
+        await pilot.press("enter")
+        await pilot.pause()
+    assert app.results == [SetupResult("zai", SECRET, None)]
+    assert SECRET not in repr(app.results[0])
+
+
+async def test_setup_needs_a_key_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = ModalHost()
+    async with app.run_test(size=(100, 40)) as pilot:
+        app.push_screen(setup_screen(), app.record)
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.results == []
+        assert "Paste your Z.ai API key, or use $ZAI_API_KEY." in screen_text(app)
+        # Choosing the environment variable when it is not set says so.
+        await pilot.click("#use-env")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "$ZAI_API_KEY is not set here" in screen_text(app)
+        # A paste with a space in it is refused.
+        app.screen.query_one("#key", Input).value = "abc def"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "spaces or odd characters" in screen_text(app)
+        assert app.results == []
+
+
+async def test_setup_uses_the_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CEREBRAS_API_KEY", SECRET)
+    app = ModalHost()
+    async with app.run_test(size=(100, 40)) as pilot:
+        app.push_screen(setup_screen(host="cerebras"), app.record)
+        await pilot.pause()
+        text = screen_text(app)
+        assert "reads $CEREBRAS_API_KEY (set)" in text
+        assert "$CEREBRAS_API_KEY is set in this environment" in text
+        assert SECRET not in text
+        assert app.screen.query_one("#use-env").value is True
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+    assert app.results == [SetupResult("cerebras", None, None)]
+
+
+async def test_setup_local_host_needs_no_key() -> None:
+    app = ModalHost()
+    async with app.run_test(size=(100, 40)) as pilot:
+        app.push_screen(setup_screen(host="vllm"), app.record)
+        await pilot.pause()
+        assert not app.screen.query_one("#key-section").display or app.screen.query_one(
+            "#key-section"
+        ).has_class("-hidden")
+        await pilot.press("enter")
+        await pilot.pause()
+    assert app.results == [SetupResult("vllm")]
+
+
+async def test_setup_offers_a_local_server_it_finds(model_server: int) -> None:
+    app = ModalHost()
+    candidates = [Candidate("ollama", model_server, "ollama"), Candidate("vllm", free_port(), "openai")]
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = setup_screen(probe=True, candidates=candidates)
+        app.push_screen(screen, app.record)
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        text = screen_text(app)
+        assert "Found on this machine: Ollama." in text
+        assert f"Ollama (found)  running at http://127.0.0.1:{model_server} · 2 models" in text
+        options = screen.query_one("#hosts", OptionList)
+        assert options.get_option_at_index(0).id == "local:ollama"
+        options.focus()
+        await pilot.press("home", "enter")
+        await pilot.pause()
+    assert app.results == [SetupResult("ollama", None, f"http://127.0.0.1:{model_server}", "glm-4.7:latest")]
+
+
+async def test_setup_says_when_no_local_server_is_found() -> None:
+    app = ModalHost()
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = setup_screen(probe=True, candidates=[Candidate("ollama", free_port(), "ollama")])
+        app.push_screen(screen, app.record)
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "No local servers found" in screen_text(app)
+        await pilot.press("escape")
+        await pilot.pause()
+    assert app.results == [None]
+
+
+# -- SettingsScreen --------------------------------------------------------------------------
+
+from textual.widgets import Select, Switch, TextArea
+
+from glmchat.session import Session
+from glmchat.ui.screens.settings import SettingsResult, SettingsScreen
+from glmchat.ui.themes import THEME_VARIABLE_DEFAULTS, load_themes, register_themes
+
+
+class ThemedHost(ModalHost):
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(THEME_VARIABLE_DEFAULTS)
+
+    def on_mount(self) -> None:
+        self.theme_result = load_themes(None)
+        register_themes(self, self.theme_result)
+        self.theme = "glm-dark"
+
+
+def settings_screen(app: ThemedHost, session: Session | None = None, **config: Any) -> SettingsScreen:
+    return SettingsScreen(
+        session if session is not None else Session(), Config(**config), BUILTIN_HOSTS, app.theme_result.names
+    )
+
+
+async def test_settings_unchanged_gives_no_changes() -> None:
+    app = ThemedHost()
+    async with app.run_test(size=(100, 40)) as pilot:
+        app.push_screen(settings_screen(app), app.record)
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+    assert app.results == [SettingsResult({})]
+
+
+async def test_settings_returns_only_what_changed() -> None:
+    app = ThemedHost()
+    session = Session(temperature=1.0, top_p=0.95, max_tokens=None, system_prompt="")
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = settings_screen(app, session)
+        app.push_screen(screen, app.record)
+        await pilot.pause()
+        screen.query_one("#temperature", Input).value = "0.6"
+        screen.query_one("#max_tokens", Input).value = "4,096"
+        screen.query_one("#top_p", Input).value = ""
+        screen.query_one("#system_prompt", TextArea).text = "Be brief.\n"
+        await pilot.pause()
+        await pilot.click("#save")
+        await pilot.pause()
+    [result] = app.results
+    assert result.changes == {"temperature": 0.6, "max_tokens": 4096, "top_p": None, "system_prompt": "Be brief.\n"}
+    result.apply_to_session(session)
+    assert (session.temperature, session.top_p, session.max_tokens) == (0.6, None, 4096)
+    config = Config()
+    result.apply_to_config(config, as_defaults=True)
+    assert (config.temperature, config.top_p, config.max_tokens) == (0.6, 0.95, 4096)
+
+
+async def test_settings_invalid_values_are_explained_inline() -> None:
+    app = ThemedHost()
+    async with app.run_test(size=(100, 60)) as pilot:
+        screen = settings_screen(app)
+        app.push_screen(screen, app.record)
+        await pilot.pause()
+        screen.query_one("#temperature", Input).value = "hot"
+        screen.query_one("#top_p", Input).value = "0"
+        screen.query_one("#max_tokens", Input).value = "999999999"
+        screen.query_one("#model", Input).value = "glm 4.7"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.results == []
+        errors = {
+            name: str(screen.query_one(f"#{name}-error", Static).render())
+            for name in ("model", "temperature", "top_p", "max_tokens")
+        }
+        assert errors == {
+            "model": "A model name has no spaces or control characters.",
+            "temperature": "Temperature must be a number (or empty for the host's default).",
+            "top_p": "Top p must be more than 0 and at most 1.",
+            "max_tokens": "Max tokens must be from 1 to 131,072 on Z.ai.",
+        }
+        assert app.focused is screen.query_one("#model")
+        # Fixing a field clears its error.
+        screen.query_one("#temperature", Input).value = "0.7"
+        await pilot.pause()
+        assert not screen.query_one("#temperature-error").display
+
+
+async def test_settings_host_without_preserved_thinking_disables_the_switch() -> None:
+    app = ThemedHost()
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = settings_screen(app)
+        app.push_screen(screen, app.record)
+        await pilot.pause()
+        switch = screen.query_one("#preserve_thinking", Switch)
+        assert switch.value and not switch.disabled
+        screen.query_one("#host", Select).value = "runware"
+        await pilot.pause()
+        assert switch.disabled and not switch.value
+        assert "Runware's task API cannot carry earlier reasoning" in str(
+            screen.query_one("#preserve-hint", Static).render()
+        )
+        assert screen.query_one("#model", Input).value == "zai-glm-4-7"
+        # Back to a host that can: the switch comes back on.
+        screen.query_one("#host", Select).value = "zai"
+        await pilot.pause()
+        assert switch.value and not switch.disabled
+        screen.query_one("#host", Select).value = "runware"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+    assert app.results == [
+        SettingsResult({"host": "runware", "model": "zai-glm-4-7", "preserve_thinking": False})
+    ]
+
+
+async def test_settings_theme_previews_live_and_cancel_restores_it() -> None:
+    app = ThemedHost()
+    async with app.run_test(size=(100, 40)) as pilot:
+        app.push_screen(settings_screen(app), app.record)
+        await pilot.pause()
+        app.screen.query_one("#theme", Select).value = "glm-light"
+        await pilot.pause()
+        assert app.theme == "glm-light"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.theme == "glm-dark"
+        assert app.results == [None]
+
+        app.push_screen(settings_screen(app), app.record)
+        await pilot.pause()
+        app.screen.query_one("#theme", Select).value = "glm-ember"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.theme == "glm-ember"
+    assert app.results[1] == SettingsResult({"theme": "glm-ember"})
+    assert app.results[1].theme == "glm-ember"

@@ -1,0 +1,411 @@
+"""Settings of the open session (host, model, sampling, preserved thinking) and the theme."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.suggester import SuggestFromList
+from textual.widgets import Button, Input, Label, Select, Static, Switch, TextArea
+
+if TYPE_CHECKING:
+    from glmchat.config import Config
+    from glmchat.hosts import Host
+    from glmchat.session import Session
+
+SESSION_FIELDS = ("host", "model", "system_prompt", "temperature", "top_p", "max_tokens", "preserve_thinking")
+"""Settings that belong to a session (same names as Session's fields)."""
+
+
+@dataclass(frozen=True)
+class SettingsResult:
+    """The settings the user changed (and only those).
+
+    ``changes`` maps a name from `SESSION_FIELDS` or ``"theme"`` to its new value.
+    ``temperature``, ``top_p`` and ``max_tokens`` may be None: "the host's default".
+    """
+
+    changes: dict[str, Any] = field(default_factory=dict)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.changes
+
+    @property
+    def theme(self) -> str | None:
+        """The new theme, or None if it did not change."""
+        return self.changes.get("theme")
+
+    @property
+    def session_changes(self) -> dict[str, Any]:
+        """The changes that apply to the session."""
+        return {k: v for k, v in self.changes.items() if k in SESSION_FIELDS}
+
+    def apply_to_session(self, session: Session) -> None:
+        """Set the changed session settings on `session`."""
+        for name, value in self.session_changes.items():
+            setattr(session, name, value)
+
+    def apply_to_config(self, config: Config, *, as_defaults: bool = False) -> None:
+        """Set the theme on `config`; with `as_defaults`, the session settings become the defaults too."""
+        if self.theme is not None:
+            config.theme = self.theme
+        if not as_defaults:
+            return
+        for name, value in self.session_changes.items():
+            if name in ("temperature", "top_p") and value is None:
+                continue  # the config always holds a number for these
+            setattr(config, name, value)
+
+
+@dataclass
+class _Values:
+    host: str
+    model: str
+    system_prompt: str
+    temperature: float | None
+    top_p: float | None
+    max_tokens: int | None
+    preserve_thinking: bool
+    theme: str
+
+
+def _number_text(value: float | int | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+class SettingsScreen(ModalScreen["SettingsResult | None"]):
+    """Edit the session's settings and the theme; dismisses with a `SettingsResult` or None.
+
+    The theme is previewed live as it is chosen; cancelling puts the old one back.
+
+    | Key(s) | Description |
+    | :- | :- |
+    | ctrl+s | Save the settings. |
+    | escape | Cancel (the theme goes back too). |
+    """
+
+    DEFAULT_CSS = """
+    SettingsScreen {
+        align: center middle;
+        background: $background 70%;
+    }
+    SettingsScreen > #dialog {
+        width: 86;
+        max-width: 100%;
+        height: 90%;
+        max-height: 46;
+        border: thick $primary 60%;
+        background: $surface;
+    }
+    SettingsScreen #title {
+        text-style: bold;
+        color: $primary;
+        padding: 1 2 0 2;
+    }
+    SettingsScreen #fields {
+        height: 1fr;
+        padding: 0 2;
+    }
+    SettingsScreen .row {
+        height: auto;
+    }
+    SettingsScreen .row > Label {
+        width: 20;
+        padding-top: 1;
+    }
+    SettingsScreen .row > Input, SettingsScreen .row > Select {
+        width: 1fr;
+    }
+    SettingsScreen .row > Switch {
+        width: auto;
+    }
+    SettingsScreen #system_prompt {
+        height: 6;
+        width: 1fr;
+    }
+    SettingsScreen .hint {
+        color: $text-muted;
+        padding-left: 20;
+        height: auto;
+    }
+    SettingsScreen .error {
+        color: $error;
+        padding-left: 20;
+        height: auto;
+    }
+    SettingsScreen .error.-empty {
+        display: none;
+    }
+    SettingsScreen #buttons {
+        height: auto;
+        padding: 1 2;
+        align-horizontal: right;
+    }
+    SettingsScreen #buttons Button {
+        margin-left: 2;
+    }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "save", "Save", tooltip="Save the settings.", id="settings-save"),
+        Binding("escape", "cancel", "Cancel", id="settings-cancel"),
+    ]
+
+    def __init__(
+        self,
+        session: Session | None,
+        config: Config,
+        hosts: Mapping[str, Host],
+        theme_names: Iterable[str],
+    ) -> None:
+        """Create the screen.
+
+        Args:
+            session: the open session (its settings are edited); None: the config's defaults.
+            config: the loaded settings (the current theme, defaults).
+            hosts: host id -> Host.
+            theme_names: themes to offer (registered with the app).
+        """
+        super().__init__()
+        self.session = session
+        self.config = config
+        self.hosts = dict(hosts)
+        self.theme_names = sorted(set(theme_names))
+        source: Any = session if session is not None else config
+        host_id = source.host if source.host in self.hosts else next(iter(self.hosts))
+        model = source.model or self.hosts[host_id].default_model
+        self.initial = _Values(
+            host=host_id,
+            model=model,
+            system_prompt=source.system_prompt or "",
+            temperature=source.temperature,
+            top_p=source.top_p,
+            max_tokens=source.max_tokens,
+            preserve_thinking=bool(source.preserve_thinking),
+            theme=config.theme,
+        )
+        self._theme_before: str | None = None
+
+    # -- layout --------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        initial = self.initial
+        host = self.hosts[initial.host]
+        with Vertical(id="dialog"):
+            yield Static("Settings" if self.session is None else "Session settings", id="title")
+            with VerticalScroll(id="fields"):
+                with Horizontal(classes="row"):
+                    yield Label("Host")
+                    yield Select(
+                        [(h.name, h.id) for h in self.hosts.values()],
+                        value=initial.host,
+                        allow_blank=False,
+                        id="host",
+                    )
+                with Horizontal(classes="row"):
+                    yield Label("Model")
+                    yield Input(initial.model, placeholder=host.default_model, id="model", suggester=self._suggester(host))
+                yield Static(self._models_hint(host), id="model-hint", classes="hint", markup=False)
+                yield from self._error("model")
+                with Horizontal(classes="row"):
+                    yield Label("System prompt")
+                    yield TextArea(initial.system_prompt, id="system_prompt", soft_wrap=True)
+                with Horizontal(classes="row"):
+                    yield Label("Temperature")
+                    yield Input(_number_text(initial.temperature), placeholder="host default", id="temperature")
+                yield from self._error("temperature")
+                with Horizontal(classes="row"):
+                    yield Label("Top p")
+                    yield Input(_number_text(initial.top_p), placeholder="host default", id="top_p")
+                yield from self._error("top_p")
+                with Horizontal(classes="row"):
+                    yield Label("Max tokens")
+                    yield Input(_number_text(initial.max_tokens), placeholder="host default", id="max_tokens")
+                yield from self._error("max_tokens")
+                with Horizontal(classes="row"):
+                    yield Label("Preserved thinking")
+                    yield Switch(initial.preserve_thinking, id="preserve_thinking")
+                yield Static("", id="preserve-hint", classes="hint", markup=False)
+                with Horizontal(classes="row"):
+                    yield Label("Theme")
+                    options = [(name, name) for name in self.theme_names]
+                    yield Select(
+                        options,
+                        value=initial.theme if initial.theme in self.theme_names else Select.NULL,
+                        allow_blank=initial.theme not in self.theme_names,
+                        id="theme",
+                    )
+            with Horizontal(id="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Save", variant="primary", id="save")
+
+    @staticmethod
+    def _error(name: str) -> ComposeResult:
+        yield Static("", id=f"{name}-error", classes="error -empty", markup=False)
+
+    @staticmethod
+    def _suggester(host: Host) -> SuggestFromList | None:
+        return SuggestFromList(host.models, case_sensitive=False) if host.models else None
+
+    @staticmethod
+    def _models_hint(host: Host) -> str:
+        if host.models:
+            return "Models: " + ", ".join(host.models)
+        return f"Default: {host.default_model}"
+
+    def on_mount(self) -> None:
+        self._theme_before = self.app.theme
+        self._show_host(self.hosts[self.initial.host])
+        self.query_one("#host", Select).focus()
+
+    # -- reacting ------------------------------------------------------------------------
+
+    def _show_host(self, host: Host) -> None:
+        switch = self.query_one("#preserve_thinking", Switch)
+        hint = self.query_one("#preserve-hint", Static)
+        if host.can_preserve_thinking:
+            switch.disabled = False
+            hint.update("Send earlier reasoning back so the model keeps its train of thought (clear_thinking=false).")
+        else:
+            switch.disabled = True
+            switch.value = False
+            hint.update(host.note or f"{host.name} cannot carry earlier reasoning back, so this stays off.")
+        self.query_one("#model-hint", Static).update(self._models_hint(host))
+        self.query_one("#model", Input).suggester = self._suggester(host)
+
+    @on(Select.Changed, "#host")
+    def _host_changed(self, event: Select.Changed) -> None:
+        if event.value is Select.NULL or event.value not in self.hosts:
+            return
+        host = self.hosts[str(event.value)]
+        model = self.query_one("#model", Input)
+        if host.id == self.initial.host:
+            model.value = self.initial.model
+        elif not host.models or model.value not in host.models:
+            model.value = host.default_model
+        model.placeholder = host.default_model
+        switch = self.query_one("#preserve_thinking", Switch)
+        if host.can_preserve_thinking and switch.disabled:
+            switch.value = self.initial.preserve_thinking if host.id == self.initial.host else True
+        self._show_host(host)
+
+    @on(Select.Changed, "#theme")
+    def _theme_changed(self, event: Select.Changed) -> None:
+        # Live preview: the theme changes under the dialog; cancel restores the old one.
+        if isinstance(event.value, str) and event.value in self.app.available_themes:
+            self.app.theme = event.value
+
+    @on(Input.Changed)
+    def _clear_error(self, event: Input.Changed) -> None:
+        if event.input.id:
+            self._set_error(event.input.id, "")
+
+    def _set_error(self, name: str, message: str) -> None:
+        try:
+            error = self.query_one(f"#{name}-error", Static)
+        except Exception:  # a field without an error line
+            return
+        error.update(message)
+        error.set_class(not message, "-empty")
+
+    # -- validation ----------------------------------------------------------------------
+
+    def _read_float(self, name: str, label: str, low: float, high: float, *, low_open: bool = False) -> float | None:
+        text = self.query_one(f"#{name}", Input).value.strip()
+        if not text:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            raise _Invalid(name, f"{label} must be a number (or empty for the host's default).") from None
+        if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
+            if low_open:
+                raise _Invalid(name, f"{label} must be more than {low:g} and at most {high:g}.")
+            raise _Invalid(name, f"{label} must be from {low:g} to {high:g}.")
+        return value
+
+    def _read_max_tokens(self, host: Host) -> int | None:
+        text = self.query_one("#max_tokens", Input).value.strip().replace("_", "").replace(",", "")
+        if not text:
+            return None
+        try:
+            value = int(text)
+        except ValueError:
+            raise _Invalid("max_tokens", "Max tokens must be a whole number (or empty for the host's default).") from None
+        if not 1 <= value <= host.max_output:
+            raise _Invalid("max_tokens", f"Max tokens must be from 1 to {host.max_output:,} on {host.name}.")
+        return value
+
+    def _read_model(self, host: Host) -> str:
+        model = self.query_one("#model", Input).value.strip() or host.default_model
+        if any(ch.isspace() or not ch.isprintable() for ch in model):
+            raise _Invalid("model", "A model name has no spaces or control characters.")
+        return model
+
+    def result(self) -> SettingsResult | None:
+        """The changes, or None when a field is invalid (every bad field shows its error)."""
+        errors: dict[str, str] = {}
+
+        def read(check: Any) -> Any:
+            try:
+                return check()
+            except _Invalid as problem:
+                errors[problem.field] = problem.message
+                return None
+
+        host_value = self.query_one("#host", Select).value
+        host = self.hosts.get(str(host_value), self.hosts[self.initial.host])
+        theme_value = self.query_one("#theme", Select).value
+        values = _Values(
+            host=host.id,
+            model=read(lambda: self._read_model(host)),
+            system_prompt=self.query_one("#system_prompt", TextArea).text,
+            temperature=read(lambda: self._read_float("temperature", "Temperature", 0.0, 2.0)),
+            top_p=read(lambda: self._read_float("top_p", "Top p", 0.0, 1.0, low_open=True)),
+            max_tokens=read(lambda: self._read_max_tokens(host)),
+            preserve_thinking=self.query_one("#preserve_thinking", Switch).value,
+            theme=theme_value if isinstance(theme_value, str) else self.initial.theme,
+        )
+        for name in ("model", "temperature", "top_p", "max_tokens"):
+            self._set_error(name, errors.get(name, ""))
+        if errors:
+            self.query_one(f"#{next(iter(errors))}").focus()
+            return None
+        changes = {
+            name: getattr(values, name)
+            for name in (*SESSION_FIELDS, "theme")
+            if getattr(values, name) != getattr(self.initial, name)
+        }
+        return SettingsResult(changes)
+
+    # -- actions -------------------------------------------------------------------------
+
+    @on(Button.Pressed, "#save")
+    def action_save(self) -> None:
+        """Dismiss with the changes, or show what is wrong."""
+        result = self.result()
+        if result is not None:
+            self.dismiss(result)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        """Dismiss with None and put the old theme back."""
+        if self._theme_before is not None and self.app.theme != self._theme_before:
+            self.app.theme = self._theme_before
+        self.dismiss(None)
+
+
+class _Invalid(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
