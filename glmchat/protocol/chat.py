@@ -150,6 +150,8 @@ class ChatParser(BaseParser):
             self._on_event(event, out)
             if self._done:
                 return
+        if self._sse.failure is not None:
+            raise self._sse.failure
 
     def _close(self, out: list[Event]) -> None:
         if not self._stream:
@@ -159,6 +161,8 @@ class ChatParser(BaseParser):
             self._on_event(event, out)
             if self._done:
                 return
+        if self._sse.failure is not None:
+            raise self._sse.failure
 
     def _parse_body(self, raw: bytes, out: list[Event]) -> None:
         try:

@@ -82,12 +82,16 @@ class OllamaParser(BaseParser):
             self._line(line, out)
             if self._done:
                 return
+        if self._lines.failure is not None:
+            raise self._lines.failure
 
     def _close(self, out: list[Event]) -> None:
         for line in self._lines.close():
             self._line(line, out)
             if self._done:
                 return
+        if self._lines.failure is not None:
+            raise self._lines.failure
 
     def _line(self, line: str, out: list[Event]) -> None:
         if not line.strip():

@@ -107,6 +107,8 @@ class RunwareParser(BaseParser):
             self._on_event(event, out)
             if self._done:
                 return
+        if self._sse.failure is not None:
+            raise self._sse.failure
 
     def _close(self, out: list[Event]) -> None:
         if not self._stream:
@@ -123,6 +125,8 @@ class RunwareParser(BaseParser):
             self._on_event(event, out)
             if self._done:
                 return
+        if self._sse.failure is not None:
+            raise self._sse.failure
 
     def _on_event(self, event: SSEEvent, out: list[Event]) -> None:
         stripped = event.data.strip()

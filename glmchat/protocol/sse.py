@@ -6,9 +6,9 @@ keep only what they must (the undecoded tail of a character, the unfinished
 line as a list of pieces) so each `feed` costs O(new bytes), however long the
 stream or a single line grows.
 
-Text is never repaired: invalid UTF-8 raises a `StreamError`, because a
-replaced character would make the stored reasoning differ from what the model
-produced.
+Text is never repaired: invalid UTF-8 ends decoding with a `StreamError`
+(in `failure`), because a replaced character would make the stored reasoning
+differ from what the model produced.
 """
 
 from __future__ import annotations
@@ -44,21 +44,33 @@ class LineDecoder:
         self._started = False
         self._offset = 0
 
+    failure: StreamError | None = None
+    """Set when the bytes turned out not to be UTF-8; nothing is decoded after that."""
+
     def feed(self, data: bytes) -> list[str]:
-        """Decode `data` and return the lines it completed."""
+        """Decode `data` and return the lines it completed.
+
+        On invalid UTF-8, the lines completed before the bad byte are still
+        returned and `failure` is set: the caller handles those lines, then
+        reports the failure.
+        """
+        if self.failure is not None:
+            return []
         try:
             text = self._decoder.decode(data)
         except UnicodeDecodeError as exc:
-            raise self._invalid(exc, len(data)) from None
+            return self._fail(exc, len(data))
         self._offset += len(data)
         return self._split(text) if text else []
 
     def close(self) -> list[str]:
         """End of input: return the remaining lines, the last one even without a line end."""
+        if self.failure is not None:
+            return []
         try:
             text = self._decoder.decode(b"", final=True)
         except UnicodeDecodeError as exc:
-            raise self._invalid(exc, 0) from None
+            return self._fail(exc, 0)
         lines = self._split(text) if text else []
         if self._partial:
             lines.append("".join(self._partial))
@@ -66,9 +78,15 @@ class LineDecoder:
             self._partial_len = 0
         return lines
 
-    def _invalid(self, exc: UnicodeDecodeError, fed: int) -> StreamError:
-        # exc.object is the decoder's held-back bytes followed by this feed's bytes.
+    def _fail(self, exc: UnicodeDecodeError, fed: int) -> list[str]:
+        # exc.object is the decoder's held-back bytes followed by this feed's bytes;
+        # everything before exc.start is valid and may complete lines.
+        lines = self._split(exc.object[: exc.start].decode("utf-8")) if exc.start else []
         position = self._offset - (len(exc.object) - fed) + exc.start
+        self.failure = self._invalid(position)
+        return lines
+
+    def _invalid(self, position: int) -> StreamError:
         prefix = f"{self._host_name}: " if self._host_name else ""
         return StreamError(
             f"{prefix}the stream is not valid UTF-8 (at byte {position}) — "
@@ -140,6 +158,11 @@ class SSEDecoder:
         self._data: list[str] = []
         self._event = ""
 
+    @property
+    def failure(self) -> StreamError | None:
+        """Set when the bytes were not UTF-8 (after the events before the bad byte were returned)."""
+        return self._lines.failure
+
     def feed(self, data: bytes) -> list[SSEEvent]:
         """Decode `data`; return the events it completed."""
         lines = self._lines.feed(data)
@@ -148,7 +171,7 @@ class SSEDecoder:
     def close(self) -> list[SSEEvent]:
         """End of input: return what is left, including an unterminated last event."""
         events = self._process(self._lines.close())
-        if self._data:
+        if self._data and self._lines.failure is None:
             events.append(self._dispatch())
         return events
 
