@@ -44,6 +44,8 @@ import random
 import re
 import signal
 import socket
+import ssl
+import struct
 import sys
 import threading
 import time
@@ -214,8 +216,12 @@ class Reply:
     """Send one chunk of broken JSON after this many chunks (then carry on)."""
     stall_after: int | None = None
     """After this many chunks send nothing more, holding the connection open until the server stops."""
+    hangup: bool = False
+    """Close the connection without answering at all (a reset before the first byte)."""
     done: bool = True
     """Send the end marker (`data: [DONE]`, Ollama's `done: true`)."""
+    finish: bool = True
+    """Send the finishing chunk (finish reason and usage); False with done=False: the text just stops."""
     usage: dict[str, Any] | bool | None = None
     """None: computed; False: no usage; a dict: sent as is."""
     fragment_bytes: int | None = None
@@ -1163,6 +1169,14 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.initial_delay and glm._stop.wait(reply.initial_delay):
             self.close_connection = True
             return
+        if reply.hangup:
+            self.close_connection = True
+            try:
+                # Linger 0: the close sends a reset, as a crashed proxy or server would.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+            return
 
         plan = self._plan(host_id, body, reply, record)
         task_uuid = str(_runware_task(body).get("taskUUID") or "") if host_id == "runware" else ""
@@ -1325,8 +1339,9 @@ class _Handler(BaseHTTPRequestHandler):
             for frame in dialect.stream_error_chunks(reply.stream_error):
                 put(frame)
         else:
-            for frame in dialect.final_chunks():
-                put(frame)
+            if reply.finish:
+                for frame in dialect.final_chunks():
+                    put(frame)
             if reply.done:
                 for frame in dialect.end():
                     put(frame)
@@ -1384,6 +1399,12 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     glm: GlmServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up (cancel, timeout, keep-alive close) is business as usual here.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
 
 class GlmServer:
     """The loopback server. Use as a context manager, or `.start()` / `.stop()`.
@@ -1393,6 +1414,7 @@ class GlmServer:
         pace: default tokens per second (None: unthrottled).
         chunk_tokens: default tokens per chunk.
         default: the reply used when the queue is empty (its None fields mean "derived").
+        tls: a PEM file holding a certificate and its key: serve https:// instead.
     """
 
     def __init__(
@@ -1402,8 +1424,10 @@ class GlmServer:
         pace: float | None = None,
         chunk_tokens: int = 1,
         default: Reply | None = None,
+        tls: str | None = None,
     ) -> None:
         self.port = port
+        self.tls = tls
         self.pace = pace
         self.chunk_tokens = chunk_tokens
         self.default = default or Reply()
@@ -1423,6 +1447,11 @@ class GlmServer:
     def start(self) -> GlmServer:
         httpd = _HTTPServer(("127.0.0.1", self.port), _Handler)
         httpd.glm = self
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self.tls)
+            # Handshake in the handler thread, so a client that rejects the certificate can't block accept().
+            httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
         self._httpd = httpd
         self.port = httpd.server_address[1]
         self._stop.clear()
@@ -1459,7 +1488,7 @@ class GlmServer:
     @property
     def url(self) -> str:
         """Base URL, e.g. http://127.0.0.1:40123 (append /{host_id})."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def base_url(self, host_id: str) -> str:
         """The base_url a host profile needs to talk to this server in its dialect."""

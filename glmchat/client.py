@@ -1,0 +1,352 @@
+"""Send a turn's request over HTTP and stream back typed events.
+
+One `httpx.AsyncClient` per `GlmClient`, made on first use (httpx is imported
+here only, so `glmchat --version` never pays for it). The policy:
+
+- TLS verification is always on; plain http:// only where `check_transport`
+  allows it (loopback, a local server, or an explicit host setting).
+- Transient failures before the first byte of the answer are retried with
+  exponential backoff and jitter: 429 (honouring Retry-After up to a cap),
+  Z.ai 1302/1303/1305, 5xx, connect errors and connections reset before the
+  answer began. Each retry is announced with a `Retrying` event before the
+  wait, so a UI can count down.
+- Never retried: auth, quota, bad requests, read timeouts (the host has the
+  request), and anything after the first byte arrived: a stream that breaks
+  midway ends with `StreamFailed` and the caller keeps what arrived.
+- Failures never raise: they are the final `StreamFailed(error)` event, with a
+  one-line message naming the host and what to do. The API key is never part
+  of any message: it is redacted wherever a server might echo it.
+- Cancelling the consuming task closes the HTTP stream at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from glmchat import __version__
+from glmchat.errors import (
+    ConfigError,
+    GlmChatError,
+    NetworkError,
+    TimeoutError_,
+)
+from glmchat.hosts import OLLAMA, check_transport, is_local_url
+from glmchat.protocol.events import Event, Retrying, StreamFailed
+
+if TYPE_CHECKING:
+    import httpx
+
+    from glmchat.hosts import Host
+    from glmchat.protocol import Request
+
+USER_AGENT = f"glmchat/{__version__}"
+MAX_ERROR_BODY = 256 * 1024
+"""Bytes of an error response we read to classify it (the rest is dropped)."""
+
+
+class GlmClient:
+    """Streams requests to GLM hosts. Use as an async context manager, or call `aclose()`.
+
+    Args:
+        connect_timeout: Seconds to establish a connection (and to wait for a pooled one).
+        read_timeout: Seconds without a byte from the host before giving up on a read.
+        max_retries: Retries after the first attempt, for transient failures only.
+        backoff: Base delay in seconds; attempt n waits about backoff * 2**(n-1), with jitter.
+        max_backoff: Longest computed wait between attempts.
+        max_retry_wait: Longest Retry-After we honour; a host asking for more gets no
+            automatic retry, and the message says when to try again.
+        transport: An httpx transport to use instead of the network (tests only).
+    """
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 120.0,
+        max_retries: int = 3,
+        backoff: float = 1.0,
+        max_backoff: float = 30.0,
+        max_retry_wait: float = 60.0,
+        transport: Any = None,
+    ) -> None:
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_retries = max(0, max_retries)
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_retry_wait = max_retry_wait
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"GlmClient(connect_timeout={self.connect_timeout}, read_timeout={self.read_timeout}, "
+            f"max_retries={self.max_retries})"
+        )
+
+    async def __aenter__(self) -> GlmClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (safe to call twice)."""
+        http, self._http = self._http, None
+        if http is not None:
+            await http.aclose()
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(
+                    connect=self.connect_timeout,
+                    read=self.read_timeout,
+                    write=self.read_timeout,
+                    pool=self.connect_timeout,
+                ),
+                # Verification stays on: there is deliberately no way to pass verify=False.
+                verify=True,
+                follow_redirects=False,
+                transport=self._transport,
+            )
+        return self._http
+
+    # -- streaming ---------------------------------------------------------------------------
+
+    async def stream(self, host: Host, request: Request, api_key: str | None) -> AsyncIterator[Event]:
+        """Send `request` to `host` and yield the events of the answer.
+
+        The last event is a `Finish` for a clean end or a `StreamFailed`; `Retrying`
+        events may come first. Nothing is raised for HTTP or network faults.
+        """
+        from glmchat.protocol import classify_http_error, encode_body
+
+        key = (api_key or "").strip() or None
+        try:
+            check_transport(host)
+            if key is not None:
+                _check_key(host, key)
+            body = encode_body(request.body)
+        except GlmChatError as exc:
+            yield StreamFailed(_redacted(exc, key))
+            return
+        except ValueError as exc:
+            yield StreamFailed(ConfigError(f"{host.name}: the request could not be encoded ({exc}) — this is a bug", host=host.name))
+            return
+
+        headers = self._headers(host, request, key)
+        streaming = getattr(request, "stream", True)
+        attempt = 0
+        while True:
+            error: GlmChatError | None = None
+            got_bytes = False
+            try:
+                async with self._client().stream("POST", request.url, content=body, headers=headers) as response:
+                    if response.status_code >= 300:
+                        raw = await _read_capped(response)
+                        error = classify_http_error(
+                            host, response.status_code, raw, response.headers, redact=[key] if key else []
+                        )
+                    else:
+                        parser = _new_parser(host, streaming)
+                        async for data in response.aiter_bytes():
+                            got_bytes = True
+                            events = parser.feed(data)
+                            for event in events:
+                                if isinstance(event, StreamFailed):
+                                    yield StreamFailed(_redacted(event.error, key))
+                                    return
+                                yield event
+                            if getattr(parser, "done", False):
+                                break
+                        for event in parser.close():
+                            if isinstance(event, StreamFailed):
+                                event = StreamFailed(_redacted(event.error, key))
+                            yield event
+                        return
+            except Exception as exc:  # noqa: BLE001 - every transport failure becomes an event
+                if not _is_httpx_error(exc):
+                    raise
+                error = self._network_error(host, request.url, exc, midstream=got_bytes)
+                if got_bytes:
+                    # Never retry once the answer began: the caller keeps the partial turn.
+                    yield StreamFailed(_redacted(error, key))
+                    return
+
+            assert error is not None
+            error = _redacted(error, key)
+            if not error.retryable or attempt >= self.max_retries:
+                yield StreamFailed(error)
+                return
+            delay, error = self._retry_delay(error, attempt + 1)
+            if delay is None:
+                yield StreamFailed(error)
+                return
+            attempt += 1
+            yield Retrying(attempt=attempt, delay=delay, error=error)
+            await asyncio.sleep(delay)
+
+    def _headers(self, host: Host, request: Request, key: str | None) -> dict[str, str]:
+        streaming = getattr(request, "stream", True)
+        accept = "application/json"
+        if streaming:
+            accept = "application/x-ndjson" if host.dialect == OLLAMA else "text/event-stream"
+        headers = {"Accept": accept, "Content-Type": "application/json"}
+        if streaming:
+            # A compressed stream may be held back by proxies until a block fills.
+            headers["Accept-Encoding"] = "identity"
+        headers.update(request.headers or {})
+        headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        headers["User-Agent"] = USER_AGENT
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _retry_delay(self, error: GlmChatError, attempt: int) -> tuple[float | None, GlmChatError]:
+        """Seconds before retry `attempt`, or None (with a reworded error) when the host asks too much."""
+        if error.retry_after is not None:
+            wait = max(0.0, float(error.retry_after))
+            if wait > self.max_retry_wait:
+                until = time.strftime("%H:%M:%S", time.localtime(time.time() + wait))
+                what = error.message.split(" — ", 1)[0]
+                message = f"{what} — the host asks to wait {_duration(wait)}: try again after {until}"
+                return None, _same_kind(error, message)
+            return wait, error
+        base = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
+        # "Full jitter" on the upper half: spreads clients that failed together.
+        return base * random.uniform(0.5, 1.0), error
+
+    def _network_error(self, host: Host, url: str, exc: BaseException, *, midstream: bool) -> GlmChatError:
+        """One line for a transport failure: which host, what happened, what to do."""
+        import httpx
+
+        where = urlsplit(url).netloc or url
+        name = host.name
+        local = host.local or is_local_url(host.base_url)
+        fix_conn = "is the server running?" if local else "check your network and the host's base URL"
+        if isinstance(exc, httpx.ConnectTimeout):
+            return TimeoutError_(
+                f"{name}: could not connect to {where} within {self.connect_timeout:g} s — {fix_conn}", host=name
+            )
+        if isinstance(exc, httpx.PoolTimeout):
+            return TimeoutError_(f"{name}: no free connection to {where} within {self.connect_timeout:g} s — retry", host=name)
+        if isinstance(exc, httpx.ReadTimeout):
+            what = "the answer stalled" if midstream else "no answer"
+            error = TimeoutError_(
+                f"{name}: {what} for {self.read_timeout:g} s — the host may be overloaded; what arrived is kept, retry later",
+                host=name,
+            )
+            error.retryable = False  # the host has the request; sending it again could bill twice
+            return error
+        if isinstance(exc, httpx.WriteTimeout):
+            return TimeoutError_(f"{name}: sending the request to {where} timed out — check your network and retry", host=name)
+        if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+            return ConfigError(f"{name}: the base URL {host.base_url!r} is not usable ({type(exc).__name__}) — fix it in config.toml", host=name)
+        if isinstance(exc, httpx.ConnectError):
+            text = str(exc)
+            if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text.lower():
+                error = NetworkError(
+                    f"{name}: TLS certificate of {where} could not be verified — check the base URL, or your "
+                    "proxy's CA (SSL_CERT_FILE); verification cannot be turned off",
+                    host=name,
+                )
+                error.retryable = False
+                return error
+            reason = _short_reason(text)
+            return NetworkError(f"{name}: cannot connect to {where}{reason} — {fix_conn}", host=name)
+        if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+            if midstream:
+                return NetworkError(
+                    f"{name}: the connection dropped mid-answer — what arrived is kept; send again to retry", host=name
+                )
+            return NetworkError(f"{name}: the connection to {where} closed before the answer began — retrying may help", host=name)
+        if isinstance(exc, httpx.LocalProtocolError):
+            error = ConfigError(f"{name}: the request could not be sent ({type(exc).__name__}) — check the host settings", host=name)
+            return error
+        return NetworkError(f"{name}: network error ({type(exc).__name__}) — check your network and retry", host=name)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _new_parser(host: Host, streaming: bool) -> Any:
+    from glmchat.protocol import new_parser
+
+    try:
+        return new_parser(host, stream=streaming)
+    except TypeError:
+        return new_parser(host)
+
+
+def _is_httpx_error(exc: BaseException) -> bool:
+    import httpx
+
+    return isinstance(exc, (httpx.HTTPError, httpx.StreamError))
+
+
+async def _read_capped(response: httpx.Response) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    async for data in response.aiter_bytes():
+        parts.append(data)
+        size += len(data)
+        if size >= MAX_ERROR_BODY:
+            break
+    return b"".join(parts)[:MAX_ERROR_BODY]
+
+
+def _check_key(host: Host, key: str) -> None:
+    """Refuse a key that cannot go in a header, without ever quoting it."""
+    if not all(33 <= ord(ch) < 127 for ch in key):
+        raise ConfigError(
+            f"{host.name}: the API key contains spaces, line breaks or non-ASCII characters — "
+            f"paste it again (`glmchat config set-key {host.id}`)",
+            host=host.name,
+        )
+
+
+def _same_kind(error: GlmChatError, message: str) -> GlmChatError:
+    """A copy of `error` with a new message (same class, status, code, retry_after)."""
+    new = type(error)(message, host=error.host, status=error.status, code=error.code, retry_after=error.retry_after)
+    if "retryable" in vars(error):
+        new.retryable = error.retryable
+    return new
+
+
+def _redacted(error: GlmChatError, key: str | None) -> GlmChatError:
+    """The error with every occurrence of the key blanked out (servers sometimes echo it)."""
+    if key and key in error.message:
+        error.message = error.message.replace(key, "[redacted]")
+        error.args = (error.message,)
+    # Nothing chained: a traceback of this error must not drag in an httpx request.
+    error.__cause__ = None
+    error.__context__ = None
+    error.__suppress_context__ = True
+    return error
+
+
+def _short_reason(text: str) -> str:
+    """A short cause from an OS error text ("[Errno 111] Connection refused" -> " (connection refused)")."""
+    text = " ".join(text.split())
+    if "]" in text and text.startswith("[Errno"):
+        text = text.split("]", 1)[1].strip()
+    if not text or len(text) > 80:
+        return ""
+    return f" ({text[0].lower() + text[1:]})"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{math.ceil(seconds)} s"
+    if seconds < 5400:
+        return f"{math.ceil(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
