@@ -389,7 +389,7 @@ def _classify(
     if status is not None and status >= 500:
         what = "the host is overloaded" if status in (502, 503, 529) else "server error"
         return ServerError(
-            _line(host, said(what), "retry in a moment; if it persists, check the host's status page"),
+            _line(host, said(what), "retry in a moment; if it persists, check " + ("the server's log" if host.local else "the host's status page")),
             retry_after=retry_after,
             **kw,
         )
