@@ -1,0 +1,361 @@
+"""GlmChatApp: config, store, client, themes and screens put together.
+
+Start-up stays lean: the config is a small TOML file, the store opens with the
+session list and the last turns of one session only, httpx is imported on the
+first send, and dialogs are imported when they are opened.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from glmchat.config import (
+    AppOptions,
+    Config,
+    Paths,
+    api_key_for,
+    known_host_ids,
+    load_config,
+    paths as default_paths,
+    resolve_host,
+    save_config,
+)
+from glmchat.errors import ConfigError, GlmChatError
+from glmchat.session import Session
+from glmchat.ui.screens.chat import ChatScreen
+from glmchat.ui.themes import DEFAULT_THEME, THEME_VARIABLE_DEFAULTS, load_themes, register_themes
+from glmchat.ui.widgets.chat_log import PAGE
+
+if TYPE_CHECKING:
+    from glmchat.client import GlmClient
+    from glmchat.hosts import Host
+    from glmchat.store import Store
+
+
+class GlmChatApp(App[int]):
+    """The glmchat TUI.
+
+    Args:
+        options: What the command line asked for (host, base URL, model, session, new).
+        paths: Where config and data live (default: `glmchat.config.paths()`).
+        config: A config to use instead of loading one (tests).
+        store: An open store to use instead of opening one (tests); None opens
+            `paths.data_dir`'s store.
+        client: A `GlmClient` to use (tests); default: one created on the first send.
+        clock: Wall-clock time (tests pin it to keep screenshots stable).
+        probe: Let the setup screen look for local servers.
+    """
+
+    TITLE = "glmchat"
+    CSS_PATH = ["app.tcss", "screens/chat.tcss"]
+    """The chat screen is the default screen, whose own CSS_PATH Textual does not load: its file is listed here."""
+    PAUSE_GC_ON_SCROLL = True
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "Help", tooltip="Show the keys and how glmchat works.", id="help"),
+        Binding("f4", "settings", "Settings", tooltip="Host, model, sampling, preserved thinking, theme.", id="settings"),
+        Binding("ctrl+q", "quit", "Quit", tooltip="Quit glmchat.", id="quit", priority=True, show=False),
+    ]
+
+    def __init__(
+        self,
+        options: AppOptions | None = None,
+        *,
+        paths: Paths | None = None,
+        config: Config | None = None,
+        store: Store | None = None,
+        client: GlmClient | None = None,
+        clock: Callable[[], float] = time.time,
+        probe: bool = True,
+    ) -> None:
+        super().__init__()
+        self.options = options or AppOptions()
+        self.paths = paths or default_paths()
+        self.config = config if config is not None else load_config(self.paths)
+        self.store: Store | None = store
+        self._own_store = store is None
+        self._client = client
+        self._own_client = client is None
+        self.clock = clock
+        self.probe = probe
+        self.chat = ChatScreen()
+        self._theme_failures: list[str] = []
+        self._register_themes()
+
+    # -- themes ----------------------------------------------------------------------------
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(THEME_VARIABLE_DEFAULTS)
+
+    def _register_themes(self) -> None:
+        result = load_themes(self.paths.themes_dir)
+        register_themes(self, result, notify=False)
+        self._theme_failures = list(result.failures)
+        wanted = self.config.theme or DEFAULT_THEME
+        for name in (wanted, DEFAULT_THEME, "textual-dark"):
+            if name in self.available_themes:
+                self.theme = name
+                break
+        if wanted not in self.available_themes:
+            self._theme_failures.append(f"theme {wanted!r} is not installed; using {self.theme}")
+
+    # -- start -----------------------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen[Any]:
+        return self.chat
+
+    async def start_chat(self) -> None:
+        """Open the store and the first session (called when the chat screen mounts)."""
+        for warning in self.config.warnings:
+            self.notify(warning, title="Config", severity="warning", timeout=10, markup=False)
+        if self._theme_failures:
+            self.notify("\n".join(self._theme_failures), title="Themes", severity="warning", timeout=10, markup=False)
+        self._open_store()
+        session, partial = self._initial_session()
+        await self.chat.open_session(session, partial=partial)
+        host = self.chat.current_host()
+        if host is not None and self.needs_key(host):
+            self.action_setup()
+
+    def _open_store(self) -> None:
+        if self.store is None:
+            from glmchat.store import Store
+
+            try:
+                self.store = Store.open(self.paths.data_dir)
+            except GlmChatError as exc:
+                self.notify(
+                    f"{exc} Sessions will not be saved in this run.", title="Storage", severity="error", timeout=15, markup=False
+                )
+                return
+        for warning in self.store.warnings:
+            self.notify(warning, title="Storage", severity="warning", timeout=15, markup=False)
+
+    def _initial_session(self) -> tuple[Session, bool]:
+        options = self.options
+        session: Session | None = None
+        partial = False
+        if self.store is not None and not options.new:
+            wanted = options.session or self.config.last_session
+            if wanted:
+                session, partial = self.load_session(wanted, quiet=not options.session)
+            if session is None:
+                try:
+                    recent = self.store.most_recent_session_id()
+                except GlmChatError:
+                    recent = None
+                if recent:
+                    session, partial = self.load_session(recent)
+        if session is None:
+            return self.new_session(), False
+        if options.host and options.host != session.host:
+            session.host = options.host
+            session.model = options.model or self._default_model(options.host)
+        elif options.model:
+            session.model = options.model
+        return session, partial
+
+    def _default_model(self, host_id: str) -> str:
+        try:
+            return self.host_for_id(host_id).default_model
+        except ConfigError:
+            return "glm-4.7"
+
+    # -- sessions --------------------------------------------------------------------------
+
+    def new_session(self) -> Session:
+        """A new, unsaved session with the config's defaults (saved with its first turn)."""
+        config = self.config
+        host_id = self.options.host or config.host
+        model = self.options.model or (config.model if host_id == config.host else "") or self._default_model(host_id)
+        return Session(
+            host=host_id,
+            model=model,
+            system_prompt=config.system_prompt,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            max_tokens=config.max_tokens,
+            preserve_thinking=config.preserve_thinking,
+            thinking_next=config.thinking,
+        )
+
+    def load_session(self, ref: str, *, quiet: bool = False) -> tuple[Session | None, bool]:
+        """Load a session's last turns; returns (session, partial) or (None, False) with a notification."""
+        if self.store is None:
+            return None, False
+        try:
+            session = self.store.load_session(ref, last=PAGE + 1)
+        except GlmChatError as exc:
+            if not quiet:
+                self.notify(str(exc), severity="error", markup=False)
+            return None, False
+        # PAGE + 1 asked for: a full page means there may be older turns to load.
+        return session, len(session.turns) > PAGE
+
+    def remember_session(self, session: Session) -> None:
+        """The session to reopen next time (written to the config at exit)."""
+        self.config.last_session = session.id
+
+    # -- hosts and keys --------------------------------------------------------------------
+
+    def host_for_id(self, host_id: str) -> Host:
+        """Resolve a host id with the config's overrides (and --base-url for the run's host)."""
+        run_host = self.options.host or self.config.host
+        base_url = self.options.base_url if host_id == run_host else None
+        return resolve_host(self.config, host_id, base_url=base_url)
+
+    def host_for(self, session: Session) -> Host:
+        """The host a session sends to, with the session's model as its default model."""
+        host = self.host_for_id(session.host)
+        if session.model and session.model != host.default_model:
+            host = dataclasses.replace(host, default_model=session.model)
+        return host
+
+    def hosts(self) -> dict[str, Host]:
+        """Every host that resolves (built-in and the user's own), by id."""
+        out: dict[str, Host] = {}
+        for host_id in known_host_ids(self.config):
+            try:
+                out[host_id] = self.host_for_id(host_id)
+            except ConfigError:
+                continue
+        return out
+
+    def api_key(self, host: Host) -> str | None:
+        return api_key_for(self.config, host)
+
+    def needs_key(self, host: Host) -> bool:
+        """A hosted service with no key in the environment or the config."""
+        return bool(host.key_env) and not host.local and not self.api_key(host)
+
+    def get_client(self) -> GlmClient:
+        """The HTTP client, created on the first send (httpx is imported then)."""
+        if self._client is None:
+            from glmchat.client import GlmClient
+
+            self._client = GlmClient()
+        return self._client
+
+    def log_exception(self, exc: BaseException) -> None:
+        """Report an unexpected failure without leaving the app."""
+        self.notify(f"Unexpected error: {type(exc).__name__}: {exc}", severity="error", markup=False, timeout=10)
+
+    # -- dialogs ---------------------------------------------------------------------------
+
+    def action_setup(self) -> None:
+        """Choose a host and give it a key (shown on first run)."""
+        from glmchat.ui.screens.setup import SetupScreen  # Lazy import: first run only.
+
+        self.push_screen(SetupScreen(self.config, self.hosts(), probe=self.probe), self._setup_done)
+
+    async def _setup_done(self, result: Any) -> None:
+        if result is None:
+            return
+        config = self.config
+        config.host = result.host_id
+        config.model = result.model or ""
+        if result.api_key:
+            config.keys[result.host_id] = result.api_key
+        if result.base_url:
+            config.hosts.setdefault(result.host_id, {})["base_url"] = result.base_url
+        self._save_config()
+        session = self.chat.session
+        if not session.turns:
+            session.host = result.host_id
+            session.model = result.model or self._default_model(result.host_id)
+        await self.chat.open_session(session)
+
+    def action_settings(self) -> None:
+        """Edit the session's settings and the theme."""
+        from glmchat.ui.screens.settings import SettingsScreen  # Lazy import: a rare dialog.
+
+        self.push_screen(
+            SettingsScreen(self.chat.session, self.config, self.hosts(), self.available_themes.keys()),
+            self._settings_done,
+        )
+
+    async def _settings_done(self, result: Any) -> None:
+        if result is None:
+            return
+        if result.theme is not None and result.theme in self.available_themes:
+            self.theme = result.theme
+        result.apply_to_session(self.chat.session)
+        result.apply_to_config(self.config)
+        self._save_config()
+        self.chat._save_settings()
+        await self.chat.open_session(self.chat.session)
+
+    def action_help(self) -> None:
+        """Show the keys."""
+        from glmchat.ui.screens.help import HelpScreen  # Lazy import: a rare dialog.
+
+        self.push_screen(HelpScreen())
+
+    def _save_config(self) -> None:
+        try:
+            save_config(self.config, self.paths)
+        except ConfigError as exc:
+            self.notify(str(exc), title="Settings not saved", severity="error", markup=False)
+
+    # -- command palette -------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        chat = self.chat
+        if screen is not chat:
+            yield SystemCommand("Settings", "Host, model, sampling, preserved thinking, theme (F4)", self.action_settings)
+            return
+        commands: list[tuple[str, str, Callable[[], Any]]] = [
+            ("New session", "Start a new session (Ctrl+N)", chat.action_new_session),
+            ("Toggle thinking", "Thinking on/off for the next turn (Ctrl+T)", chat.action_toggle_thinking),
+            ("Stop", "Stop the answer and keep what arrived (Esc)", chat.action_stop),
+            ("Retry / regenerate", "Retry the last turn or regenerate its answer (Ctrl+R)", chat.action_retry),
+            ("Edit last message", "Edit the last message and resend it (Ctrl+G)", chat.action_edit_last),
+            ("Fold / unfold all reasoning", "Fold or unfold every turn's reasoning (Ctrl+O)", chat.action_toggle_fold_all),
+            ("Copy last answer", "Copy the last answer to the clipboard (Alt+C)", chat.action_copy_answer),
+            ("Copy code blocks", "Copy the last answer's code blocks (Alt+K)", chat.action_copy_code),
+            ("Export to Markdown", "Write this session to a .md file in the current folder (Alt+M)", lambda: chat.action_export("markdown")),
+            ("Export to JSON", "Write this session to a .json file in the current folder (Alt+J)", lambda: chat.action_export("json")),
+            ("Rename session", "Rename this session (F2)", chat.action_rename_session),
+            ("Delete session", "Delete this session (Alt+D)", chat.action_delete_session),
+            ("Search sessions", "Full-text search across all sessions (Ctrl+F)", chat.action_search),
+            ("Toggle sidebar", "Show or hide the session list (Ctrl+B)", chat.action_toggle_sidebar),
+            ("Settings", "Host, model, sampling, preserved thinking, theme (F4)", self.action_settings),
+            ("Set up host and key", "Choose a host and give it an API key", self.action_setup),
+            ("Help", "Keys and how glmchat works (F1)", self.action_help),
+        ]
+        for title, help_text, callback in commands:
+            yield SystemCommand(title, help_text, callback)
+
+    # -- shutdown --------------------------------------------------------------------------
+
+    async def on_unmount(self) -> None:
+        if self.store is not None and self.chat.session.turns:
+            self.config.last_session = self.chat.session.id
+            self._save_config_quietly()
+        if self._client is not None and self._own_client:
+            try:
+                await self._client.aclose()
+            except Exception:  # noqa: BLE001 - closing must not fail the exit
+                pass
+        if self.store is not None and self._own_store:
+            self.store.close()
+
+    def _save_config_quietly(self) -> None:
+        try:
+            save_config(self.config, self.paths)
+        except ConfigError:
+            pass
+
+
+def run_app(options: AppOptions | None = None) -> int:
+    """Run the TUI; returns the process exit code."""
+    app = GlmChatApp(options)
+    result = app.run()
+    return result if isinstance(result, int) else (app.return_code or 0)

@@ -1,0 +1,712 @@
+"""The chat screen: session sidebar, chat log, composer, status line and footer.
+
+It owns the open session and everything done to it: sending (through
+`glmchat.chat.run_turn`, the one streaming path), stopping, retrying,
+regenerating, editing, switching sessions, exporting. The app owns the
+config, the store, the client and the hosts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.reactive import var
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from glmchat.errors import ConfigError, GlmChatError, StorageError
+from glmchat.protocol.events import Event
+from glmchat.session import ERROR, STREAMING, Session, Turn, estimate_request_tokens
+from glmchat.ui.markdown_render import code_blocks
+from glmchat.ui.widgets.chat_log import PAGE, ChatLog
+from glmchat.ui.widgets.composer import Composer
+from glmchat.ui.widgets.session_list import SessionList
+from glmchat.ui.widgets.status import StatusFacts, StatusLine
+from glmchat.ui.widgets.turn import TurnView
+
+if TYPE_CHECKING:
+    from glmchat.hosts import Host
+    from glmchat.ui.app import GlmChatApp
+
+
+@dataclass
+class LiveTurn:
+    """The turn being streamed, and the view (if any) showing it.
+
+    The stream keeps going when the user switches to another session; the view
+    is dropped then, and a new one attached when they come back.
+    """
+
+    session: Session
+    turn: Turn
+    view: TurnView | None
+    text: str
+    """The prompt as sent, to give back to the composer if the turn cannot even be saved."""
+
+    def feed(self, event: Event) -> None:
+        """`run_turn`'s on_event: hand the event to the view, if one is showing this turn."""
+        view = self.view
+        if view is not None:
+            view.feed(event)
+
+
+class ChatScreen(Screen[None]):
+    """The main screen (its stylesheet, chat.tcss, is loaded by the app).
+
+    | Key(s) | Description |
+    | :- | :- |
+    | enter | Send. |
+    | escape | Stop the answer (or cancel an edit). |
+    | ctrl+t | Thinking on/off for the next turn. |
+    | ctrl+b | Show or hide the sessions. |
+    | ctrl+n | New session. |
+    | ctrl+r | Retry the last turn, or regenerate its answer. |
+    | ctrl+g | Edit the last message and resend. |
+    | ctrl+o | Fold or unfold all reasoning. |
+    """
+
+    AUTO_FOCUS = "#prompt"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "stop", "Stop", tooltip="Stop the answer and keep what arrived.", id="stop", priority=True),
+        Binding("ctrl+t", "toggle_thinking", "Thinking", tooltip="Thinking on/off for the next turn.", id="toggle-thinking"),
+        Binding("ctrl+b", "toggle_sidebar", "Sessions", tooltip="Show or hide the session list.", id="toggle-sidebar"),
+        Binding("ctrl+n", "new_session", "New", tooltip="Start a new session.", id="new-session"),
+        Binding("ctrl+r", "retry", "Retry", tooltip="Retry the last turn, or regenerate its answer.", id="retry"),
+        Binding("ctrl+g", "edit_last", "Edit", tooltip="Edit the last message and send it again.", id="edit-last", show=False),
+        Binding("ctrl+o", "toggle_fold_all", "Fold all", tooltip="Fold or unfold every turn's reasoning.", id="fold-all"),
+        Binding("ctrl+f", "search", "Search", tooltip="Search all sessions.", id="search", show=False),
+        Binding("f2", "rename_session", "Rename", tooltip="Rename this session.", id="rename-session", show=False),
+        Binding("alt+d", "delete_session", "Delete", tooltip="Delete this session.", id="delete-session", show=False),
+        Binding("alt+c", "copy_answer", "Copy", tooltip="Copy the last answer.", id="copy-answer", show=False),
+        Binding("alt+k", "copy_code", "Copy code", tooltip="Copy the code blocks of the last answer.", id="copy-code", show=False),
+        Binding("alt+m", "export('markdown')", "Export .md", tooltip="Export this session to Markdown.", id="export-markdown", show=False),
+        Binding("alt+j", "export('json')", "Export .json", tooltip="Export this session to JSON.", id="export-json", show=False),
+        Binding("shift+pageup", "scroll_log(-1)", "Scroll up", tooltip="Scroll the chat up.", id="scroll-up", show=False),
+        Binding("shift+pagedown", "scroll_log(1)", "Scroll down", tooltip="Scroll the chat down.", id="scroll-down", show=False),
+    ]
+
+    streaming: var[bool] = var(False, toggle_class="-streaming", bindings=True)
+    """A turn of the open session is streaming."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session: Session = Session()
+        self.live: LiveTurn | None = None
+        self.drafts: dict[str, str] = {}
+        """Session id -> composer text left there."""
+        self.fold_state: dict[str, bool] = {}
+        """Turn id -> the user's fold choice; survives switching sessions."""
+        self._partial = False
+        """Only the last turns of the session are loaded (the rest load after the first frame)."""
+        self._editing: str | None = None
+        """Id of the turn being edited (Enter replaces it)."""
+        self._draft_before_edit = ""
+
+    @property
+    def gapp(self) -> GlmChatApp:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def log_view(self) -> ChatLog:
+        return self.query_one("#log", ChatLog)
+
+    @property
+    def composer(self) -> Composer:
+        return self.query_one("#composer", Composer)
+
+    @property
+    def sidebar(self) -> SessionList:
+        return self.query_one("#sidebar", SessionList)
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="body"):
+            yield SessionList(id="sidebar", clock=self.gapp.clock)
+            with Vertical(id="main"):
+                log = ChatLog(id="log")
+                log.fold_state = self.fold_state
+                log.clock = self.gapp.clock
+                yield log
+                yield Composer(id="composer")
+                yield StatusLine(id="status")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.sidebar.display = self.gapp.config.sidebar
+        await self.gapp.start_chat()
+
+    # -- sessions --------------------------------------------------------------------------
+
+    def current_host(self) -> Host | None:
+        try:
+            return self.gapp.host_for(self.session)
+        except ConfigError:
+            return None
+
+    async def open_session(self, session: Session, *, partial: bool = False) -> None:
+        """Show a session (keeping the draft and a live stream of the one we leave)."""
+        self._leave_current()
+        self.session = session
+        self._partial = partial
+        self._editing = None
+        log = self.log_view
+        host = self.current_host()
+        log.host_name = host.name if host else session.host
+        live = self.live if self.live is not None and self.live.session.id == session.id else None
+        if live is not None:
+            # Come back to a session still streaming: show it again, fed from where it is.
+            session = self.session = live.session
+        await log.show_session(session, skip_last=live is not None)
+        if live is not None:
+            live.turn.sync()
+            view = log.make_view(live.turn, live=True, last=True)
+            await log.add_view(view)
+            view.feed_existing(live.turn)
+            live.view = view
+        self.streaming = live is not None
+        composer = self.composer
+        composer.set_text(self.drafts.pop(session.id, ""))
+        composer.set_editing(False)
+        self._sync_thinking_switch()
+        self.refresh_status()
+        self.refresh_sidebar()
+        self.gapp.remember_session(session)
+        if partial:
+            self.call_after_refresh(self.ensure_full_session)
+
+    def _leave_current(self) -> None:
+        if not self.is_mounted:
+            return
+        text = self.composer.text
+        if self._editing is not None:
+            text = self._draft_before_edit
+        if text:
+            self.drafts[self.session.id] = text
+        if self.live is not None and self.live.session is self.session:
+            self.live.view = None
+
+    def ensure_full_session(self) -> None:
+        """Load the turns not loaded at open (every turn is needed to build a request)."""
+        if not self._partial:
+            return
+        self._partial = False
+        store = self.gapp.store
+        if store is None:
+            return
+        session = self.session
+        loaded = {turn.id for turn in session.turns}
+        try:
+            full = store.load_session(session.id)
+        except GlmChatError as exc:
+            self._partial = True
+            self.notify(str(exc), title="Could not load the whole session", severity="error", markup=False)
+            return
+        older = []
+        for turn in full.turns:
+            if turn.id in loaded:
+                break
+            older.append(turn)
+        if older:
+            session.turns[:0] = older
+            self.log_view.rebase(len(older))
+        self.refresh_status()
+
+    def refresh_status(self) -> None:
+        host = self.current_host()
+        if host is None:
+            return
+        self.query_one("#status", StatusLine).show(
+            StatusFacts(
+                host=host,
+                model=self.session.model,
+                thinking_next=self.session.thinking_next,
+                preserve=self.session.preserve_thinking,
+                session=self.session,
+                streaming=self.streaming,
+            )
+        )
+
+    def refresh_sidebar(self) -> None:
+        store = self.gapp.store
+        if store is None:
+            return
+        try:
+            summaries = store.list_sessions()
+        except GlmChatError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        self.sidebar.load(summaries, self.session.id)
+
+    def _sync_thinking_switch(self) -> None:
+        host = self.current_host()
+        can = host.can_toggle_thinking if host else True
+        reason = "" if can else f"{host.name} cannot switch it per turn" if host else ""
+        self.composer.set_thinking(self.session.thinking_next if can else True, can_toggle=can, reason=reason)
+
+    def _save_settings(self) -> None:
+        """Save the session's settings (not its turns) if it is stored already."""
+        store = self.gapp.store
+        if store is None or not self.session.turns:
+            return
+        try:
+            store.save_session(self.session, turns=False)
+        except GlmChatError as exc:
+            self.notify(str(exc), title="Setting not saved", severity="error", markup=False)
+
+    async def new_session(self) -> None:
+        await self.open_session(self.gapp.new_session())
+        self.composer.focus_prompt()
+
+    async def switch_to(self, session_id: str) -> None:
+        if session_id == self.session.id:
+            return
+        session, partial = self.gapp.load_session(session_id)
+        if session is not None:
+            await self.open_session(session, partial=partial)
+
+    # -- sending ---------------------------------------------------------------------------
+
+    @on(Composer.Submitted)
+    async def _on_submitted(self, event: Composer.Submitted) -> None:
+        event.stop()
+        await self.send(event.text, event.thinking)
+
+    async def send(self, text: str, thinking: bool, *, confirmed: bool = False) -> bool:
+        """Send a prompt as a new turn (or in place of the last one while editing).
+
+        Returns:
+            True when a turn was started.
+        """
+        if self.live is not None:
+            self.notify("An answer is still streaming: wait for it or press Esc.", severity="warning")
+            return False
+        session = self.session
+        try:
+            host = self.gapp.host_for(session)
+        except ConfigError as exc:
+            self.notify(str(exc), title="Cannot send", severity="error", markup=False)
+            return False
+        if self.gapp.needs_key(host):
+            self.gapp.action_setup()
+            return False
+        self.ensure_full_session()
+        if not confirmed:
+            estimate = estimate_request_tokens(session, text)
+            if estimate > host.context_window:
+                self._confirm_long(text, thinking, estimate, host)
+                return False
+        if self._editing is not None and session.turns and session.turns[-1].id == self._editing:
+            if not await self._drop_last_turn():
+                return False
+        self._editing = None
+        self.composer.set_editing(False)
+        turn = session.new_turn(text, thinking)
+        view = self.log_view.make_view(turn, live=True, last=True)
+        await self.log_view.add_view(view)
+        self.live = LiveTurn(session=session, turn=turn, view=view, text=text)
+        self.streaming = True
+        self.composer.clear()
+        self.refresh_status()
+        self.generate(self.live, host)
+        return True
+
+    def _confirm_long(self, text: str, thinking: bool, estimate: int, host: Host) -> None:
+        from glmchat.ui.screens.confirm import ConfirmScreen  # Lazy import: a rare dialog.
+
+        message = (
+            f"This request is about {estimate:,} tokens, more than {host.name}'s context window "
+            f"of {host.context_window:,}. The host will probably refuse it. Send anyway?"
+        )
+
+        async def answered(ok: bool | None) -> None:
+            if ok:
+                await self.send(text, thinking, confirmed=True)
+
+        self.app.push_screen(ConfirmScreen(message, "Send anyway", danger=False), answered)
+
+    @work(group="generate", exclusive=True, exit_on_error=False)
+    async def generate(self, live: LiveTurn, host: Host) -> None:
+        """Stream one turn through `run_turn` (the worker Esc cancels)."""
+        from glmchat.chat import run_turn
+
+        app = self.gapp
+        turn = live.turn
+        try:
+            client = app.get_client()
+            await run_turn(
+                client,
+                host,
+                live.session,
+                turn,
+                api_key=app.api_key(host),
+                store=app.store,
+                on_event=live.feed,
+            )
+        except StorageError as exc:
+            await self._storage_failed(live, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - nothing a stream does may take the app down
+            if turn.status == STREAMING:
+                turn.fail(exc if isinstance(exc, GlmChatError) else GlmChatError(f"Unexpected error: {exc}"))
+                turn.finish()
+            app.log_exception(exc)
+        finally:
+            self._end_live(live)
+
+    def _end_live(self, live: LiveTurn) -> None:
+        if self.live is live:
+            self.live = None
+        if live.view is not None:
+            live.view.finish()
+        if live.session is self.session:
+            self.streaming = False
+            self.refresh_status()
+            self.refresh_sidebar()
+
+    async def _storage_failed(self, live: LiveTurn, exc: StorageError) -> None:
+        turn = live.turn
+        if not turn.reasoning and not turn.content and turn.status == ERROR:
+            # Nothing was sent: take the turn back and give the text back to the composer.
+            if turn in live.session.turns:
+                live.session.turns.remove(turn)
+            if live.view is not None:
+                await live.view.remove()
+                live.view = None
+            if live.session is self.session:
+                composer = self.composer
+                if not composer.text:
+                    composer.set_text(live.text)
+                else:
+                    self.drafts[live.session.id] = live.text
+            self.notify(f"{exc} Your message is back in the composer.", title="Not sent", severity="error", markup=False, timeout=10)
+        else:
+            self.notify(str(exc), title="The answer could not be saved", severity="error", markup=False, timeout=10)
+
+    async def _drop_last_turn(self) -> bool:
+        """Delete the session's last turn (retry, regenerate, edit)."""
+        session = self.session
+        if not session.turns:
+            return False
+        last = session.turns[-1]
+        store = self.gapp.store
+        if store is not None:
+            try:
+                store.delete_turn(last.id)
+            except StorageError as exc:
+                # Never stored (e.g. its save failed) is fine; anything else stops here.
+                if "not in" not in str(exc):
+                    self.notify(str(exc), severity="error", markup=False)
+                    return False
+        session.turns.pop()
+        await self.log_view.remove_view(last.id)
+        self.fold_state.pop(last.id, None)
+        return True
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            return True
+        if action in ("retry", "edit_last"):
+            return None if self.streaming or not self.session.turns else True
+        return True
+
+    async def action_stop(self) -> None:
+        """Stop the answer (Esc); the part that arrived is kept and marked stopped."""
+        if self.live is not None and self.live.session is self.session:
+            self.workers.cancel_group(self, "generate")
+            return
+        if self._editing is not None:
+            self._editing = None
+            self.composer.set_text(self._draft_before_edit)
+            self.composer.set_editing(False)
+
+    def action_toggle_thinking(self) -> None:
+        """Ctrl+T: thinking on/off for the next turn."""
+        if not self.composer.toggle_thinking():
+            host = self.current_host()
+            self.notify(f"{host.name if host else 'This host'} cannot switch thinking per turn.", severity="warning")
+
+    @on(Composer.ThinkingChanged)
+    def _thinking_changed(self, event: Composer.ThinkingChanged) -> None:
+        event.stop()
+        self.session.thinking_next = event.thinking
+        self._save_settings()
+        self.refresh_status()
+
+    def action_toggle_sidebar(self) -> None:
+        sidebar = self.sidebar
+        sidebar.display = not sidebar.display
+        self.gapp.config.sidebar = bool(sidebar.display)
+        if not sidebar.display and self.focused is None:
+            self.composer.focus_prompt()
+
+    async def action_new_session(self) -> None:
+        await self.new_session()
+
+    async def action_retry(self) -> None:
+        """Retry a failed or stopped last turn; regenerate a complete one."""
+        if self.live is not None or not self.session.turns:
+            return
+        last = self.session.turns[-1]
+        text, thinking = last.user_text, last.thinking
+        if await self._drop_last_turn():
+            await self.send(text, thinking, confirmed=True)
+
+    async def action_regenerate(self) -> None:
+        await self.action_retry()
+
+    def action_edit_last(self) -> None:
+        """Put the last message in the composer; Enter replaces the turn."""
+        if self.live is not None or not self.session.turns:
+            return
+        last = self.session.turns[-1]
+        composer = self.composer
+        if self._editing is None:
+            self._draft_before_edit = composer.text
+        self._editing = last.id
+        composer.set_text(last.user_text)
+        composer.set_editing(True)
+        composer.focus_prompt()
+
+    @on(Composer.EditLastRequested)
+    def _edit_requested(self, event: Composer.EditLastRequested) -> None:
+        event.stop()
+        self.action_edit_last()
+
+    def action_toggle_fold_all(self) -> None:
+        log = self.log_view
+        log.set_all_expanded(not log.any_expanded())
+
+    def action_scroll_log(self, direction: int) -> None:
+        log = self.log_view
+        if direction < 0:
+            log.scroll_page_up()
+        else:
+            log.scroll_page_down()
+
+    def _last_answer(self) -> Turn | None:
+        for turn in reversed(self.session.turns):
+            if turn.content:
+                return turn
+        return None
+
+    def action_copy_answer(self) -> None:
+        turn = self._last_answer()
+        if turn is None:
+            self.notify("No answer to copy yet.")
+            return
+        self.copy_turn(turn)
+
+    def action_copy_code(self) -> None:
+        turn = self._last_answer()
+        if turn is None:
+            self.notify("No answer to copy yet.")
+            return
+        self.copy_turn(turn, code=True)
+
+    def copy_turn(self, turn: Turn, *, code: bool = False) -> None:
+        """Copy an answer (or its code blocks) to the clipboard; the exact stored text."""
+        turn.sync()
+        if code:
+            blocks = code_blocks(turn.content)
+            if not blocks:
+                self.notify("This answer has no code blocks.")
+                return
+            text = "\n".join(blocks)
+            what = f"{len(blocks)} code block{'s' if len(blocks) != 1 else ''}"
+        else:
+            text = turn.content
+            what = "the answer"
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Copied {what} ({len(text):,} characters).")
+
+    @on(TurnView.ActionRequested)
+    async def _turn_action(self, event: TurnView.ActionRequested) -> None:
+        event.stop()
+        turn = event.view.turn
+        action = event.action
+        if action == "copy":
+            self.copy_turn(turn)
+        elif action == "copy_code":
+            self.copy_turn(turn, code=True)
+        elif action in ("retry", "regenerate"):
+            if self.session.turns and self.session.turns[-1] is turn:
+                await self.action_retry()
+            else:
+                self.notify("Only the last turn can be retried.")
+        elif action == "edit":
+            self.action_edit_last()
+
+    @on(TurnView.FoldChanged)
+    def _fold_changed(self, event: TurnView.FoldChanged) -> None:
+        event.stop()
+        self.fold_state[event.view.turn.id] = event.expanded
+
+    # -- session list ----------------------------------------------------------------------
+
+    @on(SessionList.Selected)
+    async def _selected(self, event: SessionList.Selected) -> None:
+        event.stop()
+        await self.switch_to(event.session_id)
+        self.composer.focus_prompt()
+
+    @on(SessionList.NewRequested)
+    async def _new_requested(self, event: SessionList.NewRequested) -> None:
+        event.stop()
+        await self.new_session()
+
+    @on(SessionList.RenameRequested)
+    def _rename_requested(self, event: SessionList.RenameRequested) -> None:
+        event.stop()
+        self.rename_session(event.session_id)
+
+    @on(SessionList.DeleteRequested)
+    def _delete_requested(self, event: SessionList.DeleteRequested) -> None:
+        event.stop()
+        self.delete_session(event.session_id)
+
+    @on(SessionList.SearchRequested)
+    def _search_requested(self, event: SessionList.SearchRequested) -> None:
+        event.stop()
+        self.search(event.query)
+
+    def action_rename_session(self) -> None:
+        self.rename_session(self.session.id)
+
+    def action_delete_session(self) -> None:
+        self.delete_session(self.session.id)
+
+    def action_search(self) -> None:
+        self.search("")
+
+    def _title_of(self, session_id: str) -> str:
+        if session_id == self.session.id:
+            return self.session.title or "New chat"
+        for summary in self.sidebar.summaries:
+            if summary.id == session_id:
+                return summary.title
+        return "this session"
+
+    def rename_session(self, session_id: str) -> None:
+        from glmchat.ui.screens.prompt import PromptScreen  # Lazy import: a rare dialog.
+
+        store = self.gapp.store
+
+        def renamed(title: str | None) -> None:
+            if not title:
+                return
+            if session_id == self.session.id:
+                self.session.title = title
+            if store is not None:
+                try:
+                    if session_id == self.session.id and not self.session.turns:
+                        return  # saved with its first turn
+                    store.rename_session(session_id, title)
+                except GlmChatError as exc:
+                    self.notify(str(exc), title="Not renamed", severity="error", markup=False)
+                    return
+            self.refresh_sidebar()
+
+        self.app.push_screen(PromptScreen("Rename session", self._title_of(session_id), ok_label="Rename"), renamed)
+
+    def delete_session(self, session_id: str) -> None:
+        from glmchat.ui.screens.confirm import ConfirmScreen  # Lazy import: a rare dialog.
+
+        title = self._title_of(session_id)
+
+        async def answered(ok: bool | None) -> None:
+            if not ok:
+                return
+            if self.live is not None and self.live.session.id == session_id:
+                self.workers.cancel_group(self, "generate")
+            store = self.gapp.store
+            if store is not None:
+                try:
+                    store.delete_session(session_id)
+                except GlmChatError as exc:
+                    if session_id != self.session.id or self.session.turns:
+                        self.notify(str(exc), title="Not deleted", severity="error", markup=False)
+                        return
+            self.drafts.pop(session_id, None)
+            if session_id == self.session.id:
+                self.session = Session()  # leave nothing to save as a draft
+                next_id = store.most_recent_session_id() if store is not None else None
+                if next_id is not None:
+                    session, partial = self.gapp.load_session(next_id)
+                    if session is not None:
+                        await self.open_session(session, partial=partial)
+                        return
+                await self.open_session(self.gapp.new_session())
+            else:
+                self.refresh_sidebar()
+
+        self.app.push_screen(ConfirmScreen(f"Delete “{title}” and all its turns? This cannot be undone."), answered)
+
+    def search(self, query: str) -> None:
+        store = self.gapp.store
+        if store is None:
+            self.notify("Search needs the session store, which could not be opened.", severity="error")
+            return
+        from glmchat.ui.screens.search import SearchScreen  # Lazy import: a rare dialog.
+
+        async def chosen(result: tuple[str, str | None] | None) -> None:
+            if not result:
+                return
+            session_id, turn_id = result
+            await self.switch_to(session_id)
+            if turn_id:
+                await self.reveal_turn(turn_id)
+
+        self.app.push_screen(SearchScreen(store, query), chosen)
+
+    async def reveal_turn(self, turn_id: str) -> None:
+        """Scroll to a turn, paging it in if it is not mounted."""
+        self.ensure_full_session()
+        view = await self.log_view.reveal(turn_id)
+        if view is not None:
+            self.log_view.scroll_to_widget(view, animate=False, top=True)
+
+    # -- export ----------------------------------------------------------------------------
+
+    def action_export(self, kind: str) -> None:
+        """Write the session to the current folder as Markdown or JSON."""
+        from glmchat import export  # Lazy import: only when exporting.
+
+        self.ensure_full_session()
+        session = self.session
+        if not session.turns:
+            self.notify("Nothing to export yet.")
+            return
+        for turn in session.turns:
+            turn.sync()
+        ext = "md" if kind == "markdown" else "json"
+        try:
+            text = export.to_markdown(session) if ext == "md" else export.to_json(session)
+            path = _free_path(Path.cwd(), export.safe_filename(session.title or "chat", ext))
+            path.write_text(text, encoding="utf-8")
+        except (OSError, GlmChatError) as exc:
+            self.notify(f"Export failed: {exc}", severity="error", markup=False)
+            return
+        self.notify(f"Exported to {path}", title="Export", markup=False, timeout=8)
+
+
+def _free_path(folder: Path, name: str) -> Path:
+    """`folder/name`, or `name` with -2, -3... before the extension if it exists."""
+    path = folder / name
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    n = 2
+    while path.exists():
+        path = folder / (f"{stem}-{n}.{ext}" if ext else f"{stem}-{n}")
+        n += 1
+    return path

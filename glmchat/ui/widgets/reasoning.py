@@ -1,0 +1,209 @@
+"""The reasoning pane: a one-line title that folds and unfolds the model's reasoning.
+
+One widget, no children: the title and (when open) the text are rendered as a
+single ``Content``. Folded, nothing but the title is laid out, however long the
+reasoning. Live, only the last few wrapped lines of a bounded tail are laid
+out, so a frame costs the same at token 10 and at token 40,000.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.content import Content
+from textual.events import Click
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widget import Widget
+
+TAIL_CHARS = 4_000
+"""How much of the live reasoning is kept for the live view (enough for LIVE_LINES of any width)."""
+
+LIVE_LINES = 8
+"""Lines of reasoning shown while it streams (the newest ones)."""
+
+
+def format_seconds(seconds: float | None) -> str:
+    """ "3.1 s" under a minute, "2 min 5 s" above."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {rest} s"
+
+
+class ReasoningPane(Widget, can_focus=True):
+    """Collapsible reasoning of one turn.
+
+    | Key(s) | Description |
+    | :- | :- |
+    | enter, space | Fold or unfold the reasoning. |
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter,space", "toggle", "Fold/unfold", tooltip="Fold or unfold this turn's reasoning.", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    ReasoningPane {
+        height: auto;
+        width: 1fr;
+    }
+    """
+
+    expanded: reactive[bool] = reactive(False, layout=True, init=False)
+    """Whether the reasoning text is shown."""
+
+    class Toggled(Message):
+        """Posted when the user folds or unfolds the pane."""
+
+        def __init__(self, pane: ReasoningPane, expanded: bool) -> None:
+            super().__init__()
+            self.pane = pane
+            self.expanded = expanded
+
+        @property
+        def control(self) -> ReasoningPane:
+            return self.pane
+
+    def __init__(
+        self,
+        text: str | Callable[[], str] = "",
+        *,
+        title: str = "Reasoning",
+        expanded: bool = False,
+        live: bool = False,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        """Create a pane.
+
+        Args:
+            text: The (inert) reasoning, or a callable giving it, called only when the
+                full text is shown.
+            title: Title shown after the fold marker.
+            expanded: Start unfolded.
+            live: Reasoning is streaming in: show the tail of `append`ed text.
+        """
+        super().__init__(id=id, classes=classes)
+        self._text = text
+        self._full: str | None = None
+        self._title = title
+        self._live = live
+        self._tail = ""
+        self._lines_cache: tuple[tuple[int, bool, bool], list[Content]] | None = None
+        self.set_reactive(ReasoningPane.expanded, expanded)
+
+    # -- content -------------------------------------------------------------------------
+
+    @property
+    def title(self) -> str:
+        return self._title
+
+    @title.setter
+    def title(self, title: str) -> None:
+        if title != self._title:
+            self._title = title
+            self._lines_cache = None
+            self.refresh()
+
+    @property
+    def live(self) -> bool:
+        return self._live
+
+    def append(self, text: str) -> None:
+        """Add streamed (inert) reasoning; only a bounded tail is kept here."""
+        if not text:
+            return
+        tail = self._tail + text
+        if len(tail) > TAIL_CHARS * 2:
+            tail = tail[-TAIL_CHARS:]
+        self._tail = tail
+        self._full = None
+        if self.expanded:
+            self._lines_cache = None
+            self.refresh(layout=self._live_height_changes())
+
+    def _live_height_changes(self) -> bool:
+        cache = self._lines_cache
+        return cache is None or len(cache[1]) < LIVE_LINES + 1
+
+    def end_live(self, text: str | Callable[[], str] | None = None) -> None:
+        """The stream ended: from now on the full text is shown when unfolded."""
+        self._live = False
+        self._tail = ""
+        if text is not None:
+            self._text = text
+        self._full = None
+        self._lines_cache = None
+        self.refresh(layout=True)
+
+    def set_text(self, text: str | Callable[[], str]) -> None:
+        """Replace the full text source (e.g. after the turn was reloaded)."""
+        self._text = text
+        self._full = None
+        self._lines_cache = None
+        self.refresh(layout=True)
+
+    def _full_text(self) -> str:
+        if self._full is None:
+            self._full = self._text() if callable(self._text) else self._text
+        return self._full
+
+    # -- rendering -----------------------------------------------------------------------
+
+    def _title_line(self) -> Content:
+        marker = "▼" if self.expanded else "▶"
+        style = "$text-primary bold" if self.has_focus else "$text-muted"
+        return Content.assemble((f"{marker} ", style), (self._title, style))
+
+    def _lines(self, width: int) -> list[Content]:
+        key = (width, self.expanded, self.has_focus)
+        cache = self._lines_cache
+        if cache is not None and cache[0] == key:
+            return cache[1]
+        lines = [self._title_line()]
+        if self.expanded:
+            inner = max(width - 2, 4)
+            body_style = "$reasoning-foreground"
+            text = self._tail if self._live else self._full_text()
+            if text:
+                body = Content.styled(text.rstrip("\n"), body_style).wrap(inner)
+                if self._live:
+                    body = body[-LIVE_LINES:]
+                lines.extend(Content("  ") + line for line in body)
+        self._lines_cache = (key, lines)
+        return lines
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self._lines(width))
+
+    def render(self) -> Content:
+        return Content("\n").join(self._lines(self.content_size.width or self.size.width))
+
+    def watch_expanded(self, expanded: bool) -> None:
+        self._lines_cache = None
+
+    def _on_focus(self) -> None:
+        self._lines_cache = None
+        self.refresh()
+
+    def _on_blur(self) -> None:
+        self._lines_cache = None
+        self.refresh()
+
+    # -- interaction ---------------------------------------------------------------------
+
+    def action_toggle(self) -> None:
+        """Fold or unfold."""
+        self.expanded = not self.expanded
+        self.post_message(self.Toggled(self, self.expanded))
+
+    def on_click(self, event: Click) -> None:
+        # A click on the title toggles; clicks inside the text are left for selecting it.
+        if event.y == 0 or not self.expanded:
+            event.stop()
+            self.action_toggle()

@@ -1,0 +1,147 @@
+"""The status line: host, model, thinking for the next turn, preserved thinking, tokens, cost, context.
+
+The figures are computed by small pure functions (tested without a screen);
+the widget only formats them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.content import Content
+from textual.widgets import Static
+
+from glmchat.hosts import BUILTIN_HOSTS, Host
+from glmchat.session import Session, Turn, estimate_request_tokens
+
+
+def turn_cost(turn: Turn, host: Host | None) -> float | None:
+    """USD cost of a turn: the host's reported cost, else its price list; None if unknown."""
+    usage = turn.usage
+    if usage.cost is not None:
+        return usage.cost
+    if host is None or usage.prompt_tokens is None:
+        return None
+    price = host.price_for(turn.model or host.default_model)
+    if price is None:
+        return None
+    cached = usage.cached_tokens or 0
+    fresh = max(usage.prompt_tokens - cached, 0)
+    cached_price = price.cached_input if price.cached_input is not None else price.input
+    output = usage.completion_tokens or 0
+    return (fresh * price.input + cached * cached_price + output * price.output) / 1_000_000
+
+
+def session_cost(session: Session, current: Host | None = None) -> float | None:
+    """Sum of the turn costs that are known; None when none is."""
+    total = 0.0
+    known = False
+    for turn in session.turns:
+        host = current if current is not None and turn.host == current.id else BUILTIN_HOSTS.get(turn.host)
+        cost = turn_cost(turn, host)
+        if cost is not None:
+            total += cost
+            known = True
+    return total if known else None
+
+
+def last_usage_turn(session: Session) -> Turn | None:
+    """The newest turn that reported token counts."""
+    for turn in reversed(session.turns):
+        if turn.usage.prompt_tokens is not None or turn.usage.completion_tokens is not None:
+            return turn
+    return None
+
+
+def context_used(session: Session) -> int:
+    """Tokens the next request starts with: the last reported prompt + answer, else an estimate."""
+    turn = last_usage_turn(session)
+    if turn is not None and turn is session.turns[-1] and turn.usage.prompt_tokens is not None:
+        return turn.usage.prompt_tokens + (turn.usage.completion_tokens or 0)
+    return estimate_request_tokens(session)
+
+
+def compact_count(value: int) -> str:
+    """12,345 -> "12.3k"; 200,000 -> "200k"."""
+    if value < 1000:
+        return str(value)
+    if value < 100_000:
+        return f"{value / 1000:.1f}k".replace(".0k", "k")
+    return f"{round(value / 1000)}k"
+
+
+@dataclass
+class StatusFacts:
+    """Everything the status line shows, computed once per refresh."""
+
+    host: Host
+    model: str
+    thinking_next: bool
+    preserve: bool
+    session: Session
+    streaming: bool = False
+
+
+class StatusLine(Static):
+    """One line under the composer."""
+
+    DEFAULT_CSS = """
+    StatusLine {
+        height: 1;
+        width: 1fr;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    """
+
+    def show(self, facts: StatusFacts) -> None:
+        """Redraw from the facts (cheap: called on turn end, switch and toggles, not per token)."""
+        self.update(status_content(facts))
+
+
+def status_content(facts: StatusFacts) -> Content:
+    host = facts.host
+    sep = (" │ ", "$text-muted")
+    parts: list[tuple[str, str] | str] = [(host.name, "bold"), " · ", facts.model]
+    parts.append(sep)
+    if not host.can_toggle_thinking:
+        parts.append(("thinking: set by host", "$text-muted"))
+    elif facts.thinking_next:
+        parts.append(("next: thinking on", "$text-success"))
+    else:
+        parts.append(("next: thinking off", "$text-muted"))
+    parts.append(sep)
+    if not host.can_preserve_thinking:
+        parts.append((f"preserved thinking: not supported on {host.name}", "$text-warning"))
+    elif facts.preserve:
+        parts.append(("preserved thinking on", "$text-success"))
+    else:
+        parts.append(("preserved thinking off", "$text-muted"))
+    turn = last_usage_turn(facts.session)
+    if turn is not None:
+        usage = turn.usage
+        fields = []
+        if usage.prompt_tokens is not None:
+            fields.append(f"{usage.prompt_tokens:,} in")
+        if usage.cached_tokens:
+            fields.append(f"{usage.cached_tokens:,} cached")
+        if usage.reasoning_tokens:
+            fields.append(f"{usage.reasoning_tokens:,} reasoning")
+        if usage.completion_tokens is not None:
+            answer = usage.completion_tokens - (usage.reasoning_tokens or 0)
+            fields.append(f"{max(answer, 0):,} answer")
+        if fields:
+            parts.append(sep)
+            parts.append("last: " + " · ".join(fields))
+    cost = session_cost(facts.session, host)
+    if cost is not None:
+        parts.append(sep)
+        parts.append(f"${cost:.4f}" if cost < 1 else f"${cost:.2f}")
+    used = context_used(facts.session)
+    window = host.context_window
+    if window:
+        share = used / window
+        style = "$text-error" if share > 0.9 else "$text-warning" if share > 0.7 else ""
+        parts.append(sep)
+        parts.append((f"context {share:.0%} of {compact_count(window)}", style))
+    return Content.assemble(*parts)

@@ -1,0 +1,390 @@
+"""One turn on screen: the user's message, the reasoning pane, the answer, a status line.
+
+Streaming goes through `TurnView.feed`, which only appends to lists (O(1) per
+event, no UI call), and a 30 Hz timer (`flush`) that moves what arrived onto
+the screen in one go. The timer skips ticks when a flush runs long, so the
+rate adapts by itself to a slow terminal.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.content import Content
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import Static
+
+from glmchat.protocol.events import ContentDelta, Event, ReasoningDelta, Retrying, StreamFailed
+from glmchat.sanitize import inert
+from glmchat.session import (
+    COMPLETE,
+    ERROR,
+    INTERRUPTED,
+    STOPPED,
+    STREAMING,
+    TRUNCATED,
+    Turn,
+    estimate_tokens,
+)
+from glmchat.ui.widgets.answer import AnswerView
+from glmchat.ui.widgets.reasoning import ReasoningPane, format_seconds
+
+FLUSH_INTERVAL = 1 / 30
+"""Seconds between screen updates while streaming."""
+
+USER_TEXT_LIMIT = 6_000
+"""Characters of a long user message shown in the log (the whole text is stored and sent)."""
+
+
+def reasoning_title(turn: Turn, *, live: bool, tokens: int, now: float | None = None) -> str:
+    """The pane title: "Thinking… 1,234 tokens · 3.1 s" live, "Thought for 3.1 s · 1,234 tokens" after."""
+    if live:
+        elapsed = None
+        if turn.first_reasoning_at is not None and now is not None:
+            elapsed = max(0.0, now - turn.first_reasoning_at)
+        text = f"Thinking… {tokens:,} tokens"
+        return f"{text} · {format_seconds(elapsed)}" if elapsed is not None else text
+    seconds = turn.reasoning_seconds
+    if seconds is None:
+        return f"Reasoning · {tokens:,} tokens"
+    return f"Thought for {format_seconds(seconds)} · {tokens:,} tokens"
+
+
+class UserMessage(Static):
+    """The user's text with the turn's thinking flag."""
+
+    DEFAULT_CSS = """
+    UserMessage {
+        height: auto;
+    }
+    """
+
+
+class TurnStatus(Static):
+    """A line under the answer: how the turn ended and what can be done with it."""
+
+    DEFAULT_CSS = """
+    TurnStatus {
+        height: auto;
+    }
+    """
+
+    def action_turn(self, action: str) -> None:
+        """A click on one of the line's actions."""
+        view = self.parent
+        if isinstance(view, TurnView):
+            self.post_message(TurnView.ActionRequested(view, action))
+
+
+class TurnView(Vertical):
+    """One turn of the chat log.
+
+    | Key(s) | Description |
+    | :- | :- |
+    | c | Copy the answer (when the reasoning pane has focus). |
+    | k | Copy the answer's code blocks. |
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("c", "request('copy')", "Copy answer", tooltip="Copy this turn's answer.", show=False),
+        Binding("k", "request('copy_code')", "Copy code", tooltip="Copy this turn's code blocks.", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    TurnView {
+        height: auto;
+        width: 1fr;
+        layout: stream;
+    }
+    """
+
+    class ActionRequested(Message):
+        """The user asked for something on this turn: copy, copy_code, retry, regenerate, edit."""
+
+        def __init__(self, view: TurnView, action: str) -> None:
+            super().__init__()
+            self.view = view
+            self.action = action
+
+        @property
+        def control(self) -> TurnView:
+            return self.view
+
+    class FoldChanged(Message):
+        """The user folded or unfolded this turn's reasoning."""
+
+        def __init__(self, view: TurnView, expanded: bool) -> None:
+            super().__init__()
+            self.view = view
+            self.expanded = expanded
+
+        @property
+        def control(self) -> TurnView:
+            return self.view
+
+    def __init__(
+        self,
+        turn: Turn,
+        *,
+        live: bool = False,
+        expanded: bool | None = None,
+        last: bool = False,
+        clock: Callable[[], float] = time.time,
+        host_name: str = "",
+    ) -> None:
+        """Create the view of a turn.
+
+        Args:
+            turn: The turn (for a live turn, the one `run_turn` is filling).
+            live: The turn is streaming: use `feed` and `finish`.
+            expanded: The user's fold choice for this turn (None: the default,
+                open while thinking live, folded otherwise).
+            last: This is the session's last turn (offers regenerate and edit).
+            clock: Wall-clock time source, the same clock as the turn's timestamps.
+            host_name: Shown in messages such as "retrying".
+        """
+        super().__init__(id=f"turn-{turn.id}")
+        self.turn = turn
+        self._live = live
+        self._clock = clock
+        self._host_name = host_name
+        self._user_choice = expanded
+        self.last = last
+        self._pending_reasoning: list[str] = []
+        self._pending_answer: list[str] = []
+        self._reasoning_parts: list[str] = []
+        self._reasoning_joined: str | None = None
+        self._reasoning_tokens = 0
+        self._answer_started = False
+        self._retry: tuple[Retrying, float] | None = None
+        self._status_dirty = False
+        self._timer: Timer | None = None
+        self.flushes = 0
+        """How many flushes drew something (for benchmarks and tests)."""
+
+        self.user_message = UserMessage(self._user_content(), classes="user")
+        has_reasoning = bool(turn.reasoning) or live
+        if live:
+            self.reasoning = ReasoningPane(self._reasoning_text, title="Thinking…", expanded=expanded is not False, live=True)
+            self.reasoning.display = False
+        else:
+            tokens = turn.usage.reasoning_tokens or estimate_tokens(turn.reasoning)
+            self.reasoning = ReasoningPane(
+                lambda: inert(turn.reasoning),
+                title=reasoning_title(turn, live=False, tokens=tokens),
+                expanded=bool(expanded),
+            )
+            self.reasoning.display = has_reasoning
+        self.answer = AnswerView("" if live else inert(turn.content), live=live)
+        self.status = TurnStatus(self._status_content(), classes="status")
+        self._apply_status_classes()
+
+    def compose(self):
+        yield self.user_message
+        yield self.reasoning
+        yield self.answer
+        yield self.status
+
+    def on_mount(self) -> None:
+        if self._live:
+            self._timer = self.set_interval(FLUSH_INTERVAL, self.flush)
+
+    # -- streaming -----------------------------------------------------------------------
+
+    @property
+    def live(self) -> bool:
+        return self._live
+
+    def feed(self, event: Event) -> None:
+        """Take one stream event. O(1): it only lands in a list; `flush` draws it.
+
+        This is the `on_event` callback given to `glmchat.chat.run_turn`.
+        """
+        kind = type(event)
+        if kind is ReasoningDelta:
+            self._pending_reasoning.append(event.text)  # type: ignore[union-attr]
+        elif kind is ContentDelta:
+            self._pending_answer.append(event.text)  # type: ignore[union-attr]
+        elif kind is Retrying:
+            self._retry = (event, self._clock() + event.delay)  # type: ignore[arg-type, union-attr]
+            self._status_dirty = True
+        else:
+            if kind is StreamFailed:
+                self._retry = None
+            self._status_dirty = True
+
+    def feed_existing(self, turn: Turn) -> None:
+        """Prime a live view with what the turn received before the view existed."""
+        if turn.reasoning:
+            self._pending_reasoning.append(turn.reasoning)
+        if turn.content:
+            self._pending_answer.append(turn.content)
+
+    def _reasoning_text(self) -> str:
+        if self._reasoning_joined is None:
+            self._reasoning_joined = "".join(self._reasoning_parts)
+        return self._reasoning_joined
+
+    def flush(self) -> None:
+        """Draw what arrived since the last flush (called by the timer, ~30 times a second)."""
+        drew = False
+        if self._pending_reasoning:
+            chunk = inert("".join(self._pending_reasoning))
+            self._pending_reasoning.clear()
+            if chunk:
+                drew = True
+                self._retry = None
+                self._reasoning_parts.append(chunk)
+                self._reasoning_joined = None
+                self._reasoning_tokens += estimate_tokens(chunk)
+                if not self.reasoning.display:
+                    self.reasoning.display = True
+                self.reasoning.append(chunk)
+        if self._pending_answer:
+            chunk = inert("".join(self._pending_answer))
+            self._pending_answer.clear()
+            if chunk:
+                drew = True
+                self._retry = None
+                if not self._answer_started:
+                    self._answer_started = True
+                    self._end_live_reasoning()
+                self.answer.append(chunk)
+        if self.reasoning.live and self.reasoning.display:
+            self.reasoning.title = reasoning_title(
+                self.turn, live=True, tokens=self._reasoning_tokens, now=self._clock()
+            )
+        if self._status_dirty or self._retry is not None:
+            self._status_dirty = False
+            self._refresh_status()
+        if drew:
+            self.flushes += 1
+
+    def _end_live_reasoning(self) -> None:
+        """The answer started: fold the reasoning (unless the user chose otherwise)."""
+        pane = self.reasoning
+        if not pane.live:
+            return
+        pane.end_live(self._reasoning_text)
+        tokens = self.turn.usage.reasoning_tokens or self._reasoning_tokens
+        pane.title = reasoning_title(self.turn, live=False, tokens=tokens)
+        if self._user_choice is None and pane.expanded:
+            pane.expanded = False
+
+    def finish(self) -> None:
+        """The stream is over (done, stopped or failed): draw the rest and settle the view."""
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self.flush()
+        self._live = False
+        self._retry = None
+        self._end_live_reasoning()
+        if self.reasoning.display:
+            tokens = self.turn.usage.reasoning_tokens or self._reasoning_tokens
+            self.reasoning.title = reasoning_title(self.turn, live=False, tokens=tokens)
+        self.answer.finish()
+        self._refresh_status()
+
+    # -- folding -------------------------------------------------------------------------
+
+    @property
+    def expanded(self) -> bool:
+        return self.reasoning.expanded
+
+    def set_expanded(self, expanded: bool) -> None:
+        """Fold or unfold the reasoning (from fold-all)."""
+        self._user_choice = expanded
+        self.reasoning.expanded = expanded
+
+    def on_reasoning_pane_toggled(self, message: ReasoningPane.Toggled) -> None:
+        message.stop()
+        self._user_choice = message.expanded
+        self.post_message(self.FoldChanged(self, message.expanded))
+
+    # -- status --------------------------------------------------------------------------
+
+    def set_last(self, last: bool) -> None:
+        """Whether this is the session's last turn (changes the actions offered)."""
+        if last != self.last:
+            self.last = last
+            self._refresh_status()
+
+    def _user_content(self) -> Content:
+        turn = self.turn
+        flag = ("thinking on", "$text-success") if turn.thinking else ("thinking off", "$text-muted")
+        text = turn.user_text
+        if len(text) > USER_TEXT_LIMIT:
+            text = text[:USER_TEXT_LIMIT] + f"\n… ({len(turn.user_text):,} characters in all)"
+        return Content.assemble(("You", "bold $text-primary"), ("  ·  ", "$text-muted"), flag, "\n", inert(text))
+
+    def _status_content(self) -> Content:
+        turn = self.turn
+        parts: list[tuple[str, str] | str | Content] = []
+
+        def action(label: str, name: str) -> None:
+            parts.append("  ")
+            parts.append(Content.styled(label, "$text-accent underline").stylize(_click(name)))
+
+        if self._retry is not None:
+            event, at = self._retry
+            left = max(0, int(round(at - self._clock())))
+            where = f"{self._host_name}: " if self._host_name and self._host_name not in str(event.error) else ""
+            parts.append((f"⟳ {where}{_short(event.error)} — retrying in {left} s (attempt {event.attempt})", "$text-warning"))
+            return Content.assemble(*parts)
+        status = turn.status
+        if self._live:
+            return Content("")
+        if status == ERROR:
+            parts.append((f"✖ {turn.error or 'the request failed'}", "$text-error"))
+            action("retry", "retry")
+        elif status == STOPPED:
+            parts.append(("■ stopped", "$text-warning"))
+            action("retry", "retry")
+        elif status in (INTERRUPTED, STREAMING):
+            parts.append(("⚠ interrupted: glmchat ended during this answer", "$text-warning"))
+            action("retry", "retry")
+        elif status == TRUNCATED:
+            reason = turn.finish_reason or "cut short"
+            parts.append((f"⚠ the host ended the answer early ({reason})", "$text-warning"))
+            action("retry", "retry")
+        else:
+            parts.append(("✓", "$text-success"))
+        if turn.content:
+            action("copy", "copy")
+            if "```" in turn.content or "~~~" in turn.content:
+                action("copy code", "copy_code")
+        if self.last and status == COMPLETE:
+            action("regenerate", "regenerate")
+        if self.last:
+            action("edit", "edit")
+        return Content.assemble(*parts)
+
+    def _refresh_status(self) -> None:
+        self.status.update(self._status_content())
+        self._apply_status_classes()
+
+    def _apply_status_classes(self) -> None:
+        status = self.turn.status
+        self.set_class(status == ERROR, "-error")
+        self.set_class(status == STOPPED, "-stopped")
+        self.set_class(self._live, "-streaming")
+
+    def action_request(self, action: str) -> None:
+        """Ask the screen to do something with this turn."""
+        self.post_message(self.ActionRequested(self, action))
+
+
+def _click(action: str):
+    from textual.style import Style
+
+    return Style.from_meta({"@click": f"turn({action!r})"})
+
+
+def _short(error: object) -> str:
+    text = str(error)
+    return text if len(text) <= 120 else text[:119] + "…"
