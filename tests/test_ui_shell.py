@@ -628,3 +628,197 @@ async def test_settings_theme_previews_live_and_cancel_restores_it() -> None:
         assert app.theme == "glm-ember"
     assert app.results[1] == SettingsResult({"theme": "glm-ember"})
     assert app.results[1].theme == "glm-ember"
+
+
+# -- SearchScreen ----------------------------------------------------------------------------
+
+from pathlib import Path
+
+from glmchat.store import SearchHit, Store
+from glmchat.ui.screens.search import SearchScreen, hit_prompt
+
+
+def filled_store(folder: Path) -> tuple[Store, dict[str, str]]:
+    """A store with two sessions; returns it and the ids of the interesting turns."""
+    store = Store.open(folder)
+    ids: dict[str, str] = {}
+    bread = Session(title="Baking")
+    turn = bread.new_turn("How long should sourdough proof?", thinking=True)
+    turn.reasoning, turn.content = "Consider the kitchen temperature.", "About 4 hours at room temperature."
+    turn.finish()
+    ids["bread"] = turn.id
+    rust = Session(title="Rust \x1b[31mred\x1b[0m title")
+    turn = rust.new_turn("Explain lifetimes", thinking=False)
+    turn.content = "Lifetimes tell the borrow checker how long references live."
+    turn.finish()
+    ids["rust"] = turn.id
+    ids["rust_session"], ids["bread_session"] = rust.id, bread.id
+    store.save_session(bread)
+    store.save_session(rust)
+    return store, ids
+
+
+async def test_search_screen_finds_turns_and_opens_one(tmp_path: Path) -> None:
+    store, ids = filled_store(tmp_path)
+    app = ModalHost()
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            app.push_screen(SearchScreen(store, "temperature"), app.record)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, SearchScreen)
+            assert [h.turn_id for h in screen.hits] == [ids["bread"]]
+            text = screen_text(app)
+            assert "1 match" in text
+            assert "Baking" in text
+            await pilot.press("down", "enter")
+            await pilot.pause()
+    finally:
+        store.close()
+    assert app.results == [(ids["bread_session"], ids["bread"])]
+
+
+async def test_search_screen_typing_searches_again_and_reports_no_match(tmp_path: Path) -> None:
+    store, ids = filled_store(tmp_path)
+    app = ModalHost()
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            app.push_screen(SearchScreen(store, ""), app.record)
+            await pilot.pause()
+            assert "Type to search every session" in screen_text(app)
+            await pilot.press(*"borrow")
+            await pilot.pause(0.4)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            screen = app.screen
+            assert [h.turn_id for h in screen.hits] == [ids["rust"]]
+            text = screen_text(app)
+            # The title's escape sequence is shown inert, never sent to the terminal.
+            assert "Rust ␛[31mred␛[0m title" in text
+            assert "[answer]" in text
+            # Enter in the field opens the top hit once its results are shown.
+            await pilot.press("ctrl+u", *"zebra", "enter")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert screen.hits == []
+            assert "No matches for 'zebra'." in screen_text(app)
+            await pilot.press("ctrl+u", *"lifetimes", "enter")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            await pilot.press("enter")
+            await pilot.pause()
+    finally:
+        store.close()
+    assert app.results == [(ids["rust_session"], ids["rust"])]
+
+
+def test_hit_prompt_marks_matches_and_keeps_offsets_with_control_characters() -> None:
+    snippet = "a\x1b[2Jb needle c\nd NEEDLE"
+    first = snippet.index("needle")
+    second = snippet.index("NEEDLE")
+    hit = SearchHit(
+        session_id="s",
+        turn_id="t",
+        title="T",
+        snippet=snippet,
+        field="reasoning",
+        session_number=4,
+        highlights=((first, first + 6), (second, second + 6)),
+    )
+    content = hit_prompt(hit)
+    assert content.plain == "T #4  [reasoning]\n  a␛[2Jb needle c d NEEDLE"
+    marked = [content.plain[span.start : span.end] for span in content.spans if "underline" in str(span.style)]
+    assert marked == ["needle", "NEEDLE"]
+
+
+# -- HelpScreen ------------------------------------------------------------------------------
+
+from textual.binding import Binding
+from textual.screen import Screen
+
+from glmchat.ui.screens.help import HelpScreen, collect_help, format_key, nodes_of
+
+
+class BoundScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "stop", "Stop", tooltip="Stop generating."),
+        Binding("ctrl+o", "fold_all", "Fold all", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Input(id="plain-input")
+        yield SessionList(SUMMARIES, None)
+
+    def action_stop(self) -> None:
+        pass
+
+    def action_fold_all(self) -> None:
+        pass
+
+
+class BoundApp(ModalHost):
+    BINDINGS = [
+        Binding("ctrl+t", "toggle_thinking", "Thinking", tooltip="Toggle thinking for the next turn."),
+        Binding("f1,question_mark", "help", "Help"),
+    ]
+
+    def on_mount(self) -> None:
+        self.push_screen(BoundScreen())
+
+    def action_toggle_thinking(self) -> None:
+        pass
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self))
+
+
+def test_format_key() -> None:
+    assert format_key("ctrl+t") == "Ctrl+T"
+    assert format_key("escape") == "Esc"
+    assert format_key("slash") == "/"
+    assert format_key("f2") == "F2"
+    assert format_key("shift+enter") == "Shift+Enter"
+    assert format_key("d") == "d"
+
+
+async def test_help_lists_every_binding_of_app_screen_and_widgets() -> None:
+    app = BoundApp()
+    async with app.run_test(size=(100, 50)) as pilot:
+        await pilot.pause()
+        entries = {(e.group, " / ".join(e.keys), e.description) for e in collect_help(nodes_of(app))}
+        assert ("Everywhere", "Ctrl+T", "Toggle thinking for the next turn") in entries
+        assert ("Everywhere", "F1 / ?", "Help") in entries
+        assert ("Everywhere", "Ctrl+Q", "Quit the app and return to the command prompt") in entries
+        assert ("Everywhere", "Ctrl+P", "Open the command palette") in entries
+        assert ("Bound", "Esc", "Stop generating") in entries
+        assert ("Bound", "Ctrl+O", "Fold all") in entries
+        assert ("Sessions", "r / F2", "Rename the highlighted session") in entries
+        assert ("Sessions", "d / Del", "Delete the highlighted session") in entries
+        # The keys of Textual's own widgets (Input's cursor moves, OptionList's Page Up) are not news.
+        descriptions = {description for _, _, description in entries}
+        assert not any("cursor" in d.lower() for d in descriptions)
+        assert "Page Up" not in descriptions
+
+        await pilot.press("f1")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        text = screen_text(app)
+        for line in ("Ctrl+T", "Toggle thinking for the next turn", "Rename the highlighted session", "Fold all"):
+            assert line in text
+        notes = [e for e in app.screen.entries if e.description == "New line in the composer (Enter sends)"]
+        assert [e.keys[0].split(" / ")[:2] for e in notes] == [["Shift+Enter", "Ctrl+J"]]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, BoundScreen)
+
+
+async def test_help_lists_every_key_of_the_real_app_bindings() -> None:
+    """Every binding the app class declares shows up (no hand-written list can drift)."""
+    app = BoundApp()
+    async with app.run_test(size=(100, 50)) as pilot:
+        await pilot.pause()
+        help_screen = HelpScreen(app)
+        listed = {description for e in help_screen.entries for description in [e.description]}
+        for binding in BoundApp.BINDINGS:
+            assert (binding.tooltip.rstrip(".") if binding.tooltip else binding.description) in listed

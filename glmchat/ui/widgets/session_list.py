@@ -51,6 +51,8 @@ class SessionOptions(OptionList):
     | / | Search sessions. |
     """
 
+    BINDING_GROUP_TITLE = "Sessions"
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "new", "New", tooltip="Start a new session.", id="session-new"),
         Binding("r,f2", "rename", "Rename", tooltip="Rename the highlighted session.", id="session-rename"),
