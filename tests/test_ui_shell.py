@@ -770,7 +770,7 @@ class BoundApp(ModalHost):
         pass
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self))
+        self.push_screen(HelpScreen())  # the app and screen below are read when it is created
 
 
 def test_format_key() -> None:

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, active_app
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
@@ -194,8 +194,15 @@ class HelpScreen(ModalScreen[None]):
         text-style: bold;
         color: $text-accent;
     }
-    HelpScreen .entries {
+    HelpScreen .entry {
         height: auto;
+    }
+    HelpScreen .entry > .keys {
+        text-style: bold;
+        color: $text-primary;
+    }
+    HelpScreen .entry > .description {
+        width: 1fr;
     }
     HelpScreen #footer {
         color: $text-muted;
@@ -209,7 +216,7 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(
         self,
-        source: App[Any] | Screen[Any] | Sequence[HelpEntry],
+        source: App[Any] | Screen[Any] | Sequence[HelpEntry] | None = None,
         *,
         notes: Sequence[tuple[str, str]] = (),
         title: str = "Keys",
@@ -219,12 +226,15 @@ class HelpScreen(ModalScreen[None]):
         Args:
             source: the app (its bindings and those of the screen showing now and
                 its widgets are listed), a screen (it, its widgets and its app),
-                or ready-made entries.
+                or ready-made entries. None: the running app, read now, before
+                this screen is pushed over the one it describes.
             notes: extra (keys, description) lines for keys that are not bindings;
                 the composer's newline keys are added by themselves.
             title: the heading.
         """
         super().__init__()
+        if source is None:
+            source = active_app.get()
         if isinstance(source, App):
             entries = collect_help(nodes_of(source))
         elif isinstance(source, Screen):
@@ -244,19 +254,18 @@ class HelpScreen(ModalScreen[None]):
         for entry in self.entries:
             groups.setdefault(entry.group, []).append(entry)
         width = max((len(" / ".join(e.keys)) for e in self.entries), default=8)
-        width = min(max(width, 8), 30)
+        width = min(max(width, 8), 24) + 2
         with Vertical(id="dialog"):
             yield Static(self.help_title, id="title", markup=False)
             with VerticalScroll(id="keys"):
                 for group, entries in groups.items():
                     yield Static(Content(group), classes="group")
-                    lines = [
-                        Content.assemble(
-                            (f"{' / '.join(e.keys):<{width}}", "bold $text-primary"), "  ", e.description
-                        )
-                        for e in entries
-                    ]
-                    yield Static(Content("\n").join(lines), classes="entries")
+                    for entry in entries:
+                        with Horizontal(classes="entry"):
+                            keys = Static(Content(" / ".join(entry.keys)), classes="keys")
+                            keys.styles.width = width
+                            yield keys
+                            yield Static(Content(entry.description), classes="description")
             footer = "Esc closes"
             if self.app.ENABLE_COMMAND_PALETTE:
                 palette = format_key(self.app.COMMAND_PALETTE_BINDING.split(",")[0])
