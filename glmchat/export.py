@@ -1,0 +1,581 @@
+"""Export sessions as Markdown or JSON, and import them back from JSON.
+
+Markdown is for reading: model text is untrusted, so control characters are made
+inert, raw HTML is escaped, unsafe links are not clickable, and every text sits
+in a construct it cannot break out of (a fence longer than any backtick run in
+it, or Markdown checked with a CommonMark parser and fenced if the check fails).
+
+JSON is for keeping: every field, every text exact (lone surrogates included),
+inside a versioned envelope. `from_json` gives back a Session whose `to_dict()`
+equals the original's, or raises `SessionImportError` with a one-line reason.
+
+Nothing here touches files: callers write the returned text where the user said.
+"""
+
+from __future__ import annotations
+
+import json
+import json.scanner
+import re
+import unicodedata
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any
+
+from glmchat.errors import GlmChatError
+from glmchat.sanitize import inert, safe_link
+from glmchat.session import (
+    COMPLETE,
+    ERROR,
+    INTERRUPTED,
+    STATUSES,
+    STOPPED,
+    STREAMING,
+    TRUNCATED,
+    Session,
+    Turn,
+    estimate_tokens,
+)
+
+FORMAT = "glmchat.session"
+"""The `format` of a JSON export."""
+VERSION = 1
+"""The newest JSON export version this glmchat writes and reads."""
+
+
+class SessionImportError(GlmChatError):
+    """A JSON file that cannot be imported: not JSON, truncated, not ours, too new, malformed."""
+
+
+# -- text helpers -----------------------------------------------------------------------------
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _readable(text: str) -> str:
+    """Text safe to show and to encode: controls made inert, lone surrogates replaced."""
+    return _SURROGATE.sub("\ufffd", inert(text))
+
+
+_INLINE_SPECIAL = re.compile(r"([\\`*_\[\]<>#!|~&])")
+
+
+def _inline(text: str) -> str:
+    """One line of literal text inside Markdown (a heading, a label): nothing in it is markup."""
+    return _INLINE_SPECIAL.sub(r"\\\1", " ".join(_readable(text).split()))
+
+
+def _fence(text: str, info: str = "") -> str:
+    """A fenced code block holding `text` literally: the fence outlasts any backtick run inside."""
+    body = _readable(text)
+    longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    if body and not body.endswith("\n"):
+        body += "\n"
+    return f"{fence}{info}\n{body}{fence}\n"
+
+
+# -- Markdown from model text --------------------------------------------------------------------
+
+_FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+_CODE_SPAN = re.compile(r"(?<!\\)(`+)(?!`)(.+?)(?<!`)\1(?!`)")
+_LINK_DEST = re.compile(r"\]\(\s*<?([^\s)>]*)")
+_REF_DEF = re.compile(r"^( {0,3})\[([^\]]+)\]:\s*<?(\S*?)>?(\s|$)")
+
+
+def _clickable(url: str | None) -> bool:
+    """Links kept clickable: web and mail links, and anchors within the document."""
+    if not url:
+        return True
+    return safe_link(url) or url.startswith("#")
+
+
+def _escape_prose(line: str) -> str:
+    """Outside inline code: escape what starts HTML, and defuse links to unsafe targets."""
+
+    def prose(part: str) -> str:
+        part = _TAG_START.sub("&lt;", part)
+
+        def link(match: re.Match[str]) -> str:
+            if _clickable(match.group(1)):
+                return match.group(0)
+            return "]\\(" + match.group(0)[2:]
+
+        return _LINK_DEST.sub(link, part)
+
+    out = []
+    last = 0
+    for match in _CODE_SPAN.finditer(line):
+        out.append(prose(line[last : match.start()]))
+        out.append(match.group(0))
+        last = match.end()
+    out.append(prose(line[last:]))
+    result = "".join(out)
+    ref = _REF_DEF.match(result)
+    if ref and not _clickable(ref.group(3)):
+        result = ref.group(1) + "\\" + result[len(ref.group(1)) :]
+    return result
+
+
+def _sanitize_markdown(text: str) -> str:
+    """Model Markdown made safe to embed: inert, HTML escaped, unsafe links defused, fences closed."""
+    lines = _readable(text).split("\n")
+    out: list[str] = []
+    fence: str | None = None  # the opening run of the fenced block we are in
+    for line in lines:
+        if fence is None:
+            opened = _FENCE_OPEN.match(line)
+            if opened and not (opened.group(1)[0] == "`" and "`" in opened.group(2)):
+                fence = opened.group(1)
+                out.append(line)
+            else:
+                out.append(_escape_prose(line))
+        else:
+            stripped = line.strip(" ")
+            if (
+                len(line) - len(line.lstrip(" ")) <= 3
+                and stripped.startswith(fence[0] * len(fence))
+                and stripped.rstrip(fence[0]) == ""
+            ):
+                fence = None
+            out.append(line)
+    result = "\n".join(out).rstrip("\n")
+    if fence is not None:
+        result += "\n" + fence
+    return result
+
+
+_SENTINEL = "glmchat-export-sentinel"
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Any:
+    try:
+        from markdown_it import MarkdownIt
+    except ImportError:  # pragma: no cover - rich depends on markdown-it-py
+        return None
+    md = MarkdownIt("commonmark").enable("table").enable("strikethrough")
+    # Report every link as written, so the check below sees javascript: and file:
+    # links too (by default the parser silently drops them; other renderers may not).
+    md.validateLink = lambda url: True
+    return md
+
+
+def _renders_safely(markdown: str) -> bool:
+    """Whether a CommonMark parser finds no raw HTML, no unsafe link, and nothing left open."""
+    md = _parser()
+    if md is None:
+        return False
+    tokens = md.parse(markdown + "\n\n" + _SENTINEL + "\n")
+    if len(tokens) < 3 or tokens[-2].content != _SENTINEL or tokens[-3].type != "paragraph_open" or tokens[-3].level:
+        return False  # the text swallowed what follows it
+    stack = list(tokens)
+    while stack:
+        token = stack.pop()
+        if token.type in ("html_block", "html_inline"):
+            return False
+        if token.type == "link_open" and not _clickable(str(token.attrGet("href") or "")):
+            return False
+        if token.type == "image" and not _clickable(str(token.attrGet("src") or "")):
+            return False
+        if token.children:
+            stack.extend(token.children)
+    return True
+
+
+def _markdown_block(text: str) -> str:
+    """Model text as Markdown that cannot break the document around it (fenced if in doubt)."""
+    safe = _sanitize_markdown(text)
+    return safe + "\n" if _renders_safely(safe) else _fence(text)
+
+
+def _quote(block: str) -> str:
+    return "".join(f"> {line}\n" if line else ">\n" for line in block.rstrip("\n").split("\n"))
+
+
+# -- Markdown export ------------------------------------------------------------------------------
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "unknown"
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _sum(values: list[int | float | None]) -> int | float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def _token_line(session: Session) -> str | None:
+    usages = [t.usage for t in session.turns]
+    prompt = _sum([u.prompt_tokens for u in usages])
+    completion = _sum([u.completion_tokens for u in usages])
+    cached = _sum([u.cached_tokens for u in usages])
+    reasoning = _sum([u.reasoning_tokens for u in usages])
+    parts = []
+    if prompt is not None:
+        parts.append(f"{prompt:,} prompt" + (f" ({cached:,} cached)" if cached is not None else ""))
+    elif cached is not None:
+        parts.append(f"{cached:,} cached")
+    if completion is not None:
+        parts.append(f"{completion:,} completion" + (f" ({reasoning:,} reasoning)" if reasoning is not None else ""))
+    elif reasoning is not None:
+        parts.append(f"{reasoning:,} reasoning")
+    return " · ".join(parts) if parts else None
+
+
+_STATUS_NOTE = {
+    STOPPED: "Stopped by the user; the reply is what had arrived.",
+    INTERRUPTED: "Interrupted: glmchat ended while this reply was streaming; the reply is what was saved.",
+    STREAMING: "Still streaming when exported; the reply is incomplete.",
+}
+
+
+def _status_note(turn: Turn) -> str | None:
+    if turn.status == COMPLETE:
+        return None
+    if turn.status == ERROR:
+        return "**Error:** " + _inline(turn.error or turn.error_kind or "the request failed")
+    if turn.status == TRUNCATED:
+        reason = f" (finish reason: {_inline(turn.finish_reason)})" if turn.finish_reason else ""
+        return f"**Truncated** by the host{reason}."
+    return _inline(_STATUS_NOTE.get(turn.status, f"Status: {turn.status}"))
+
+
+def _thinking_summary(turn: Turn) -> str:
+    if turn.usage.reasoning_tokens is not None:
+        tokens = f"{turn.usage.reasoning_tokens:,} tokens"
+    else:
+        tokens = f"~{estimate_tokens(turn.reasoning):,} tokens"
+    seconds = turn.reasoning_seconds
+    return f"Thinking ({tokens} · {seconds:.1f} s)" if seconds is not None else f"Thinking ({tokens})"
+
+
+def _turn_markdown(number: int, turn: Turn, session: Session) -> str:
+    parts = [f"## Turn {number}\n"]
+    facts = ["thinking on" if turn.thinking else "thinking off"]
+    if (turn.host, turn.model) != (session.host, session.model) and (turn.host or turn.model):
+        facts.append(_inline(f"{turn.model} on {turn.host}"))
+    facts.append(_when(turn.created_at))
+    parts.append("*" + " · ".join(facts) + "*\n")
+    parts.append("**You:**\n")
+    parts.append(_fence(turn.user_text, "text"))
+    if turn.reasoning:
+        # The summary holds only numbers; the reasoning is a quoted block, ended
+        # by a blank line before the closing tag, so nothing in it can close the
+        # <details> early.
+        parts.append(
+            f"<details>\n<summary>{_thinking_summary(turn)}</summary>\n\n"
+            f"{_quote(_markdown_block(turn.reasoning))}\n</details>\n"
+        )
+    if turn.content or turn.tool_calls:
+        parts.append("**Assistant:**\n")
+    if turn.content:
+        parts.append(_markdown_block(turn.content))
+    for call in turn.tool_calls:
+        name = " ".join(_readable(call.name or "?").split()).replace("`", "'")
+        parts.append(f"Tool call `{name}`:\n")
+        parts.append(_fence(call.arguments, "json"))
+    note = _status_note(turn)
+    if note:
+        parts.append(f"> {note}\n")
+    return "\n".join(parts)
+
+
+def to_markdown(session: Session) -> str:
+    """The session as a Markdown document for people: metadata, then each turn.
+
+    Reasoning is folded in ``<details>``; the user's text is a literal block; the
+    answer is Markdown made inert (fenced literally when a CommonMark check of it
+    fails).
+    """
+    turns = session.turns
+    lines = [f"# {_inline(session.title or 'Untitled chat')}\n"]
+    meta = [
+        f"- **Host:** {_inline(session.host)}",
+        f"- **Model:** {_inline(session.model)}",
+        f"- **Created:** {_when(session.created_at)}",
+        f"- **Updated:** {_when(session.updated_at)}",
+        f"- **Turns:** {len(turns)}",
+    ]
+    tokens = _token_line(session)
+    if tokens:
+        meta.append(f"- **Tokens:** {tokens}")
+    cost = _sum([t.usage.cost for t in turns])
+    if cost is not None:
+        meta.append(f"- **Cost:** ${cost:.4f}")
+    meta.append(f"- **Preserved thinking:** {'on' if session.preserve_thinking else 'off'}")
+    lines.append("\n".join(meta) + "\n")
+    if session.system_prompt:
+        lines.append("**System prompt:**\n")
+        lines.append(_fence(session.system_prompt, "text"))
+    for number, turn in enumerate(turns, 1):
+        lines.append("---\n")
+        lines.append(_turn_markdown(number, turn, session))
+    return "\n".join(lines)
+
+
+# -- JSON export and import ---------------------------------------------------------------------
+
+# Characters written as \u escapes although JSON allows them raw: lone surrogates
+# (UTF-8 cannot hold them), DEL and C1 controls (a terminal may act on them),
+# and the line separators JavaScript chokes on.
+_JSON_ESCAPE = re.compile("[\ud800-\udfff\x7f-\x9f\u2028\u2029]")
+
+
+def to_json(session: Session) -> str:
+    """Everything in the session, as a versioned JSON document (exact text, JSON-escaped).
+
+    A surrogate code point in a text is written as its own ``\\u`` escape, so a
+    lone half, or two halves that happen to sit side by side, come back as they
+    were (`from_json` reads escaped pairs as two code points; real characters
+    outside the BMP are written raw).
+    """
+    from glmchat import __version__
+
+    envelope = {
+        "format": FORMAT,
+        "version": VERSION,
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generator": f"glmchat {__version__}",
+        "session": session.to_dict(),
+    }
+    text = json.dumps(envelope, ensure_ascii=False, indent=2)
+    return _JSON_ESCAPE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
+
+
+# An escaped high surrogate right after... an escaped low one: json.loads would
+# merge them into one character; our exports mean two code points.
+_ESCAPED_PAIR = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+_STRING_CHUNK = re.compile(r'([^"\\\x00-\x1f]*)(["\\\x00-\x1f])')
+_SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _scanstring_exact(s: str, end: int, strict: bool = True) -> tuple[str, int]:
+    """A JSON string body decoded with every \\uXXXX as one code point (no pair merging)."""
+    chunks: list[str] = []
+    while True:
+        match = _STRING_CHUNK.match(s, end)
+        if match is None:
+            raise json.JSONDecodeError("Unterminated string starting at", s, end - 1)
+        content, terminator = match.groups()
+        end = match.end()
+        if content:
+            chunks.append(content)
+        if terminator == '"':
+            return "".join(chunks), end
+        if terminator != "\\":
+            if strict:
+                raise json.JSONDecodeError("Invalid control character at", s, end - 1)
+            chunks.append(terminator)
+            continue
+        escape = s[end : end + 1]
+        if escape == "u":
+            digits = s[end + 1 : end + 5]
+            if len(digits) != 4 or not all(c in "0123456789abcdefABCDEF" for c in digits):
+                raise json.JSONDecodeError("Invalid \\uXXXX escape", s, end - 1)
+            chunks.append(chr(int(digits, 16)))
+            end += 5
+        elif escape in _SIMPLE_ESCAPES:
+            chunks.append(_SIMPLE_ESCAPES[escape])
+            end += 1
+        else:
+            raise json.JSONDecodeError("Invalid \\escape", s, end - 1)
+
+
+class _ExactDecoder(json.JSONDecoder):
+    """json.JSONDecoder whose string values keep escaped surrogate halves apart (pure Python: slow)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parse_string = _scanstring_exact
+        self.scan_once = json.scanner.py_make_scanner(self)
+
+
+def _loads(text: str) -> Any:
+    if _ESCAPED_PAIR.search(text):
+        return _ExactDecoder().decode(text)
+    return json.loads(text)
+
+
+_NUMBER = (int, float)
+_OPTIONAL = type(None)
+
+# Field -> allowed JSON types, for every field `to_dict` writes. A test checks this
+# covers the dataclasses, so a new field cannot slip through unchecked.
+SESSION_FIELDS: dict[str, tuple[type, ...]] = {
+    "title": (str,), "host": (str,), "model": (str,), "system_prompt": (str,),
+    "temperature": (*_NUMBER, _OPTIONAL), "top_p": (*_NUMBER, _OPTIONAL), "max_tokens": (int, _OPTIONAL),
+    "preserve_thinking": (bool,), "thinking_next": (bool,), "id": (str,), "created_at": _NUMBER,
+    "updated_at": _NUMBER, "turns": (list,),
+}
+TURN_FIELDS: dict[str, tuple[type, ...]] = {
+    "user_text": (str,), "thinking": (bool,), "host": (str,), "model": (str,), "id": (str,), "reasoning": (str,),
+    "content": (str,), "tool_calls": (list,), "reasoning_details": (list, _OPTIONAL), "status": (str,),
+    "finish_reason": (str, _OPTIONAL), "error": (str, _OPTIONAL), "error_kind": (str, _OPTIONAL),
+    "usage": (dict,), "created_at": _NUMBER, "first_reasoning_at": (*_NUMBER, _OPTIONAL),
+    "first_content_at": (*_NUMBER, _OPTIONAL), "finished_at": (*_NUMBER, _OPTIONAL),
+    "include_in_context": (bool, _OPTIONAL),
+}
+USAGE_FIELDS: dict[str, tuple[type, ...]] = {
+    "prompt_tokens": (int, _OPTIONAL), "completion_tokens": (int, _OPTIONAL), "cached_tokens": (int, _OPTIONAL),
+    "reasoning_tokens": (int, _OPTIONAL), "cost": (*_NUMBER, _OPTIONAL),
+}
+TOOL_CALL_FIELDS: dict[str, tuple[type, ...]] = {
+    "index": (int,), "id": (str, _OPTIONAL), "name": (str,), "arguments": (str,), "type": (str,),
+}
+_REQUIRED_SESSION = ("id", "turns")
+_REQUIRED_TURN = ("id", "user_text", "thinking")
+_REQUIRED_TOOL_CALL = ("index",)
+
+_TYPE_NAMES = {str: "text", bool: "true/false", int: "a whole number", float: "a number", list: "a list",
+               dict: "an object", _OPTIONAL: "null"}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {str: "text", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _check(obj: Any, spec: dict[str, tuple[type, ...]], required: tuple[str, ...], where: str) -> None:
+    if not isinstance(obj, dict):
+        raise SessionImportError(f"Not a valid glmchat session file: {where} should be an object, not {_json_type(obj)}.")
+    for name in required:
+        if name not in obj:
+            raise SessionImportError(f"Not a valid glmchat session file: {where} has no \"{name}\".")
+    for name, allowed in spec.items():
+        if name not in obj:
+            continue
+        value = obj[name]
+        ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+        if not ok:
+            wanted = " or ".join(dict.fromkeys(_TYPE_NAMES[t] for t in allowed))
+            raise SessionImportError(
+                f"Not a valid glmchat session file: {where}.{name} should be {wanted}, not {_json_type(value)}."
+            )
+
+
+def _check_session(data: Any) -> None:
+    _check(data, SESSION_FIELDS, _REQUIRED_SESSION, "session")
+    if not data["id"]:
+        raise SessionImportError("Not a valid glmchat session file: session.id is empty.")
+    seen: set[str] = set()
+    for i, turn in enumerate(data["turns"]):
+        where = f"session.turns[{i}]"
+        _check(turn, TURN_FIELDS, _REQUIRED_TURN, where)
+        if turn.get("status", STREAMING) not in STATUSES:
+            raise SessionImportError(f"Not a valid glmchat session file: {where}.status {turn['status']!r} is unknown.")
+        if not turn["id"] or turn["id"] in seen:
+            raise SessionImportError(f"Not a valid glmchat session file: {where}.id is empty or repeated.")
+        seen.add(turn["id"])
+        if "usage" in turn:
+            _check(turn["usage"], USAGE_FIELDS, (), f"{where}.usage")
+        for j, call in enumerate(turn.get("tool_calls", [])):
+            _check(call, TOOL_CALL_FIELDS, _REQUIRED_TOOL_CALL, f"{where}.tool_calls[{j}]")
+        for j, item in enumerate(turn.get("reasoning_details") or []):
+            if not isinstance(item, dict):
+                raise SessionImportError(
+                    f"Not a valid glmchat session file: {where}.reasoning_details[{j}] should be an object."
+                )
+
+
+_PARTIAL_TOKEN = re.compile(r"[\w.+\-\\]*")
+
+
+def from_json(text: str | bytes) -> Session:
+    """The session in a JSON export.
+
+    Raises:
+        SessionImportError: The text is not JSON, is cut short, is not a glmchat
+            session export, comes from a newer glmchat, or has fields of the
+            wrong type. The message is one line and says which.
+    """
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SessionImportError(f"Not a glmchat session file: not UTF-8 text (byte {exc.start}).") from None
+    text = text.removeprefix("\ufeff")
+    if not text.strip():
+        raise SessionImportError("Not a glmchat session file: it is empty.")
+    try:
+        data = _loads(text)
+    except json.JSONDecodeError as exc:
+        # Cut short: the error is in the last, unfinished token (or an open string).
+        if exc.msg.startswith("Unterminated string") or _PARTIAL_TOKEN.fullmatch(text[exc.pos :].rstrip()):
+            raise SessionImportError(
+                f"The session file is truncated: its JSON stops early (line {exc.lineno}). "
+                "Export the session again."
+            ) from None
+        raise SessionImportError(
+            f"Not a glmchat session file: invalid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg})."
+        ) from None
+    except RecursionError:
+        raise SessionImportError("Not a glmchat session file: the JSON is nested too deeply.") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise SessionImportError(f'Not a glmchat session file: it has no "format": "{FORMAT}".')
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise SessionImportError(f"Not a valid glmchat session file: version should be a whole number ≥ 1, not {version!r}.")
+    if version > VERSION:
+        raise SessionImportError(
+            f"This session file comes from a newer glmchat (format version {version}; this glmchat reads up to "
+            f"{VERSION}). Update glmchat to import it."
+        )
+    session = data.get("session")
+    _check_session(session)
+    try:
+        return Session.from_dict(session)
+    except (TypeError, ValueError, KeyError) as exc:  # a shape the checks above did not foresee
+        raise SessionImportError(f"Not a valid glmchat session file: {exc}.") from None
+
+
+# -- file names -------------------------------------------------------------------------------
+
+_WINDOWS_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"COM{i}" for i in range(10)}
+    | {f"LPT{i}" for i in range(10)}
+    | {f"COM{c}" for c in "¹²³"}
+    | {f"LPT{c}" for c in "¹²³"}
+)
+_UNSAFE_IN_NAMES = set('/\\:*?"<>|')
+_MAX_NAME_BYTES = 120
+
+
+def safe_filename(title: str, ext: str = "md") -> str:
+    """A file name made from a session title, safe on every common file system.
+
+    No path separators, no ``..``, no control or invisible formatting characters
+    (bidi overrides could disguise the extension), no leading dot or dash (hidden
+    files, command-line options), no trailing dot or space, no Windows reserved
+    name (CON, NUL, COM1...); at most about 120 bytes; never empty.
+    """
+    kept = []
+    for ch in unicodedata.normalize("NFC", _SURROGATE.sub(" ", title)):
+        category = unicodedata.category(ch)
+        if category[0] in ("C", "Z") or ch in _UNSAFE_IN_NAMES or ch.isspace():
+            kept.append(" ")
+        else:
+            kept.append(ch)
+    name = "-".join("".join(kept).split())
+    name = re.sub(r"\.{2,}", ".", name)
+    name = re.sub(r"-{2,}", "-", name)
+    name = name.strip(".-_ ")
+    encoded = name.encode("utf-8")
+    if len(encoded) > _MAX_NAME_BYTES:
+        name = encoded[:_MAX_NAME_BYTES].decode("utf-8", "ignore").rstrip(".-_ ")
+    if not name:
+        name = "chat"
+    if name.split(".")[0].upper() in _WINDOWS_RESERVED:
+        name = f"chat-{name}"
+    suffix = re.sub(r"[^A-Za-z0-9]", "", ext)[:10]
+    return f"{name}.{suffix}" if suffix else name
+
