@@ -680,19 +680,22 @@ class Store:
             _json_blob(settings),
         )
         if full:
-            update = """title = excluded.title, host = excluded.host, model = excluded.model,
-                settings = excluded.settings, created_at = excluded.created_at,
-                updated_at = max(sessions.updated_at, excluded.updated_at)"""
+            update = """title = ?2, host = ?3, model = ?4, created_at = ?5,
+                updated_at = max(updated_at, ?6), settings = ?7"""
         else:
             # Another process may have renamed the session: only fill a missing title.
-            update = """title = CASE WHEN length(sessions.title) = 0 THEN excluded.title ELSE sessions.title END,
-                host = excluded.host, model = excluded.model,
-                updated_at = max(sessions.updated_at, excluded.updated_at)"""
-        conn.execute(
-            "INSERT INTO sessions (id, title, host, model, created_at, updated_at, settings) "
-            f"VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET {update}",
-            values,
-        )
+            update = """title = CASE WHEN length(title) = 0 THEN ?2 ELSE title END,
+                host = ?3, model = ?4, updated_at = max(updated_at, ?6)"""
+        # UPDATE first, INSERT only when there is no row: an upsert (INSERT ... ON
+        # CONFLICT) would burn an AUTOINCREMENT number on every update, leaving gaps
+        # in the session numbers people see.
+        bound = values if full else values[:6]  # sqlite3 wants exactly as many values as the highest ?N
+        if conn.execute(f"UPDATE sessions SET {update} WHERE id = ?1", bound).rowcount == 0:
+            conn.execute(
+                "INSERT INTO sessions (id, title, host, model, created_at, updated_at, settings) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
 
     @staticmethod
     def _session_from_row(row: sqlite3.Row | tuple) -> Session:
