@@ -67,6 +67,7 @@ async def run_turn(
     Raises:
         asyncio.CancelledError: when the task is cancelled; the turn is STOPPED and saved first.
         StorageError: when the store failed; the turn is settled in memory first.
+        Exception: whatever `on_event` raised; the turn is marked ERROR and saved first.
     """
     from glmchat.protocol import build_request
 
@@ -117,6 +118,12 @@ async def run_turn(
                     break
     except asyncio.CancelledError:
         turn.finish(STOPPED)
+        save("finish_turn", turn)
+        raise
+    except Exception as exc:
+        # A bug above us (an on_event callback) must not leave the turn "streaming" forever.
+        turn.fail(exc)
+        turn.finish()
         save("finish_turn", turn)
         raise
     _settle(turn, host)

@@ -299,3 +299,23 @@ async def test_an_unknown_dialect_fails_the_turn_without_a_request(glm_server: G
         await run_turn(client, host, session, turn, api_key=KEY)
     assert turn.status == ERROR and turn.error_kind == "config" and "carrier-pigeon" in turn.error
     assert glm_server.chat_requests() == []
+
+
+async def test_a_callback_that_raises_leaves_the_turn_settled_and_saved(glm_server: GlmServer, tmp_path: Path) -> None:
+    host = glm_server.host("zai")
+    session = Session(host="zai")
+    turn = session.new_turn("q")
+
+    def on_event(event) -> None:
+        if isinstance(event, ContentDelta):
+            raise RuntimeError("widget bug")
+
+    store = Store.open(tmp_path / "data")
+    try:
+        async with GlmClient() as client:
+            with pytest.raises(RuntimeError, match="widget bug"):
+                await run_turn(client, host, session, turn, api_key=KEY, store=store, on_event=on_event)
+        assert turn.status == ERROR and turn.error == "widget bug"
+        assert store.load_session(session.id).turns[-1].status == ERROR
+    finally:
+        store.close()
