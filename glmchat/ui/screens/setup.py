@@ -94,6 +94,7 @@ class SetupScreen(ModalScreen["SetupResult | None"]):
         height: auto;
         max-height: 12;
         margin: 1 0 0 0;
+        background: $boost;
     }
     SetupScreen #local-status {
         height: auto;
@@ -164,7 +165,7 @@ class SetupScreen(ModalScreen["SetupResult | None"]):
                 classes="hint",
             )
             with VerticalScroll(id="body"):
-                yield OptionList(*self._host_options(), id="hosts", markup=False)
+                yield OptionList(*self._host_options(), id="hosts", markup=False, compact=True)
                 yield Static(
                     "Looking for local servers…" if self.probe else "",
                     id="local-status",
