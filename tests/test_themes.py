@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +206,72 @@ def test_shipped_themes_fall_back_to_the_source_tree(monkeypatch: pytest.MonkeyP
     files = themes.shipped_theme_files()
     assert [Path(str(f)).parent.name for f in files] == ["themes"] * len(files)
     assert "glm-light.toml" in [f.name for f in files]
+
+
+# -- packaging: themes and stylesheets must survive a non-editable install -------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def unpacked_wheel(tmp_path_factory: pytest.TempPathFactory) -> tuple[zipfile.ZipFile, Path]:
+    """Build a wheel from a copy of the source (so no build/ folder lands in the repo) and unpack it.
+
+    A pure-Python wheel unpacked into a folder is what `pip install .` puts in site-packages.
+    """
+    root = tmp_path_factory.mktemp("wheel")
+    source = root / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    for folder in ("glmchat", "themes"):
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    out = root / "dist"
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", str(source), "-w", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert build.returncode == 0, build.stderr[-2000:]
+    [wheel_path] = out.glob("glmchat-*.whl")
+    wheel = zipfile.ZipFile(wheel_path)
+    site = root / "site"
+    wheel.extractall(site)
+    return wheel, site
+
+
+@pytest.mark.timeout(300)
+def test_wheel_ships_every_theme_and_stylesheet(unpacked_wheel: tuple[zipfile.ZipFile, Path]) -> None:
+    wheel, _ = unpacked_wheel
+    names = set(wheel.namelist())
+    themes = sorted(p.name for p in (REPO / "themes").glob("*.toml"))
+    assert len(themes) >= 4
+    for name in themes:
+        assert f"glmchat/themes/{name}" in names
+    stylesheets = sorted(str(p.relative_to(REPO)) for p in (REPO / "glmchat").rglob("*.tcss"))
+    for name in stylesheets:
+        assert name in names
+
+
+@pytest.mark.timeout(300)
+def test_installed_package_loads_its_themes_away_from_the_source_tree(
+    unpacked_wheel: tuple[zipfile.ZipFile, Path], tmp_path: Path
+) -> None:
+    _, site = unpacked_wheel
+    script = (
+        "import glmchat.ui.themes as t, json; r = t.load_themes(None); "
+        "print(json.dumps({'names': r.names, 'failures': r.failures, "
+        "'files': [str(f) for f in t.shipped_theme_files()], 'module': t.__file__}))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(site)
+    run = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    found = json.loads(run.stdout)
+    assert found["module"].startswith(str(site))
+    assert found["failures"] == []
+    assert {"glm-dark", "glm-light", "glm-ember", "glm-high-contrast"} <= set(found["names"])
+    assert all(f.startswith(str(site / "glmchat" / "themes")) for f in found["files"])
