@@ -287,6 +287,7 @@ class _Out:
         self.broken = False
         self.at_line_start = True
         self.wrote = False
+        self._dim_open = False
 
     def write(self, text: str, *, plain: bool = False) -> None:
         """Write model text; `plain` text is ours (a line break, a label) and goes out as is."""
@@ -297,8 +298,13 @@ class _Out:
             from glmchat.sanitize import inert
 
             shown = inert(text)
-            if self.dim:
-                shown = f"{DIM}{shown}{RESET}"
+            if self.dim and not self._dim_open:
+                # One style switch per run of reasoning, not one per token.
+                shown = DIM + shown
+                self._dim_open = True
+        elif plain and self._dim_open:
+            shown = RESET + text
+            self._dim_open = False
         try:
             if self._buffer is not None:
                 # Bytes, so the locale's encoding never changes what was streamed.
@@ -316,9 +322,13 @@ class _Out:
         self.at_line_start = text.endswith("\n")
 
     def end_line(self) -> None:
-        """Finish a started line (terminal only: piped output stays exact)."""
+        """End the dim style and finish a started line (terminal only: piped output stays exact)."""
         if self.tty and self.wrote and not self.at_line_start:
             self.write("\n", plain=True)
+        elif self._dim_open:
+            at_line_start = self.at_line_start
+            self.write(RESET, plain=True)
+            self.at_line_start = at_line_start
 
 
 # -- glmchat (the TUI) ----------------------------------------------------------------------------
@@ -475,8 +485,11 @@ class _TurnPrinter:
 
     def _end_reasoning(self) -> None:
         # A line break after the reasoning, so the two streams read well on one terminal.
-        if self.reasoning is not None and self.reasoning.wrote and not self.reasoning.at_line_start:
-            self.reasoning.write("\n", plain=True)
+        if self.reasoning is not None and self.reasoning.wrote:
+            if self.reasoning.at_line_start:
+                self.reasoning.end_line()
+            else:
+                self.reasoning.write("\n", plain=True)
 
     def close(self) -> None:
         self._end_reasoning()
