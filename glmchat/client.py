@@ -128,7 +128,7 @@ class GlmClient:
         The last event is a `Finish` for a clean end or a `StreamFailed`; `Retrying`
         events may come first. Nothing is raised for HTTP or network faults.
         """
-        from glmchat.protocol import classify_http_error, encode_body
+        from glmchat.protocol import classify_http_error, encode_body, new_parser
 
         key = (api_key or "").strip() or None
         try:
@@ -144,7 +144,6 @@ class GlmClient:
             return
 
         headers = self._headers(host, request, key)
-        streaming = getattr(request, "stream", True)
         attempt = 0
         while True:
             error: GlmChatError | None = None
@@ -157,7 +156,7 @@ class GlmClient:
                             host, response.status_code, raw, response.headers, redact=[key] if key else []
                         )
                     else:
-                        parser = _new_parser(host, streaming)
+                        parser = new_parser(host, stream=request.stream)
                         async for data in response.aiter_bytes():
                             got_bytes = True
                             events = parser.feed(data)
@@ -166,7 +165,7 @@ class GlmClient:
                                     yield StreamFailed(_redacted(event.error, key))
                                     return
                                 yield event
-                            if getattr(parser, "done", False):
+                            if parser.done:
                                 break
                         for event in parser.close():
                             if isinstance(event, StreamFailed):
@@ -196,7 +195,7 @@ class GlmClient:
             await asyncio.sleep(delay)
 
     def _headers(self, host: Host, request: Request, key: str | None) -> dict[str, str]:
-        streaming = getattr(request, "stream", True)
+        streaming = request.stream
         accept = "application/json"
         if streaming:
             accept = "application/x-ndjson" if host.dialect == OLLAMA else "text/event-stream"
@@ -276,15 +275,6 @@ class GlmClient:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def _new_parser(host: Host, streaming: bool) -> Any:
-    from glmchat.protocol import new_parser
-
-    try:
-        return new_parser(host, stream=streaming)
-    except TypeError:
-        return new_parser(host)
 
 
 def _is_httpx_error(exc: BaseException) -> bool:

@@ -21,6 +21,13 @@ What it does:
   prompt + generation. Nothing is stripped, so a replay that changes one byte
   of an earlier reasoning loses the cache from there on.
 
+In tests (the `glm_server` fixture gives a started one)::
+
+    server.enqueue(Reply.zai_error(1302), Reply(reasoning="R", content="C", pace=1000, chunk_tokens=3))
+    host = server.host("zai")            # BUILTIN_HOSTS["zai"] with base_url = server.url + "/zai"
+    ...                                  # send with glmchat
+    server.last.json, server.last.cached_tokens, server.last.chunk_times
+
 Standalone (benchmarks, tmux tests)::
 
     python tests/glm_server.py --port 0 --pace 1000 --chunk 3 \
@@ -1455,7 +1462,7 @@ class GlmServer:
         self._httpd = httpd
         self.port = httpd.server_address[1]
         self._stop.clear()
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="glm-server")
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True, name="glm-server")
         self._thread.start()
         return self
 
