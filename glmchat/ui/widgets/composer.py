@@ -118,7 +118,7 @@ class Composer(Vertical):
             show_line_numbers=False,
             tab_behavior="focus",
             compact=True,
-            placeholder="Message GLM…  (Enter send · Shift+Enter / Ctrl+J newline)",
+            placeholder="Message GLM…",
         )
         self.prompt.cursor_blink = True
         self.switch = Switch(True, id="thinking-switch", tooltip="Thinking for the next turn (Ctrl+T)")
@@ -203,6 +203,8 @@ class Composer(Vertical):
             return
         self.switch_label.update(f"Thinking {'on' if event.value else 'off'}")
         self.post_message(self.ThinkingChanged(self, event.value))
+        # Back to typing: Enter on a focused switch would flip it instead of sending.
+        self.prompt.focus()
 
     def on_click(self, event: events.Click) -> None:
         # The label is part of the switch for the mouse.
