@@ -416,3 +416,33 @@ def test_sessions_delete_and_search(glmchat_home: Path) -> None:
         assert [s.number for s in store.list_sessions()] == [2]
         assert store.search("zebras") == []
     assert run("sessions", "show", "1", home=glmchat_home).returncode == 2
+
+
+def test_ctrl_c_keeps_the_partial_turn_marked_stopped(glm_server, glmchat_home: Path) -> None:
+    import signal
+    import time
+
+    content = [f"w{i:04d} " for i in range(2000)]
+    glm_server.enqueue(Reply(reasoning="", content=content, pace=200.0, chunk_tokens=1))
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.update(GLMCHAT_HOME=str(glmchat_home), PYTHONPATH=str(ROOT), ZAI_API_KEY=ZAI_KEY)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "glmchat", "ask", "--no-think", "--base-url", f"{glm_server.url}/zai", "long please"],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        assert glm_server.wait_for(lambda s: s.chat_requests() and len(s.last.chunk_times) >= 40, timeout=20)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err.decode()
+    assert b"Traceback" not in err
+    assert b"stopped" in err and err.count(b"\n") == 1
+    [turn] = store_turns(glmchat_home)
+    assert turn.status == "stopped"
+    assert turn.content and turn.content == out.decode()  # what was shown is what was kept
+    assert "".join(content).startswith(turn.content)
+    assert len(turn.content) < len("".join(content))
