@@ -61,7 +61,16 @@ class LineDecoder:
         except UnicodeDecodeError as exc:
             return self._fail(exc, len(data))
         self._offset += len(data)
-        return self._split(text) if text else []
+        if not text:
+            return []
+        if "\n" not in text and "\r" not in text and self._started and not self._skip_lf:
+            # The common case for small reads: the middle of a line.
+            self._partial.append(text)
+            self._partial_len += len(text)
+            if self._partial_len > self._max_line:
+                raise self._too_long()
+            return []
+        return self._split(text)
 
     def close(self) -> list[str]:
         """End of input: return the remaining lines, the last one even without a line end."""
@@ -123,14 +132,17 @@ class LineDecoder:
             self._partial.append(rest)
             self._partial_len += len(rest)
             if self._partial_len > self._max_line:
-                prefix = f"{self._host_name}: " if self._host_name else ""
-                raise StreamError(
-                    f"{prefix}the stream sent a line longer than {self._max_line:,} characters — "
-                    "check that the base URL points at the right API",
-                    host=self._host_name,
-                    code="line_too_long",
-                )
+                raise self._too_long()
         return parts
+
+    def _too_long(self) -> StreamError:
+        prefix = f"{self._host_name}: " if self._host_name else ""
+        return StreamError(
+            f"{prefix}the stream sent a line longer than {self._max_line:,} characters — "
+            "check that the base URL points at the right API",
+            host=self._host_name,
+            code="line_too_long",
+        )
 
 
 @dataclass(frozen=True, slots=True)
