@@ -822,3 +822,29 @@ async def test_help_lists_every_key_of_the_real_app_bindings() -> None:
         listed = {description for e in help_screen.entries for description in [e.description]}
         for binding in BoundApp.BINDINGS:
             assert (binding.tooltip.rstrip(".") if binding.tooltip else binding.description) in listed
+
+
+# -- README screenshots ----------------------------------------------------------------------
+
+
+def test_screenshot_script_draws_folded_and_unfolded_reasoning(tmp_path: Path) -> None:
+    """docs/make_screenshots.py keeps working: it draws the three README pictures."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    run = subprocess.run(
+        [sys.executable, str(repo / "docs" / "make_screenshots.py"), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    svgs = {p.stem: p.read_text(encoding="utf-8") for p in tmp_path.glob("*.svg")}
+    assert set(svgs) == {"screenshot-folded", "screenshot-unfolded", "screenshot-light"}
+    # Folded: the pane's title only; unfolded: its text too (SVG text uses &#160; for spaces).
+    plan = "Plan:&#160;keep&#160;only&#160;alphanumeric"
+    assert "Thought&#160;for&#160;4.2&#160;s" in svgs["screenshot-folded"]
+    assert plan not in svgs["screenshot-folded"]
+    assert plan in svgs["screenshot-unfolded"] and plan in svgs["screenshot-light"]
+    assert "demo-key" not in "".join(svgs.values())
