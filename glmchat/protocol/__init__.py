@@ -14,13 +14,27 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from glmchat.protocol.common import Parser, Request, encode_body
-from glmchat.protocol.faults import classify_http_error, classify_payload, describe_finish, parse_retry_after
 
 if TYPE_CHECKING:
     from types import ModuleType
 
     from glmchat.hosts import Host
+    from glmchat.protocol.faults import classify_http_error, classify_payload, describe_finish, parse_retry_after
     from glmchat.session import Session, Turn
+
+# Every `import glmchat.session` runs this file (session imports our events), so
+# the error classifier (regexes, email.utils) loads only when first asked for.
+_LAZY_FAULTS = frozenset({"classify_http_error", "classify_payload", "describe_finish", "parse_retry_after"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY_FAULTS:
+        from glmchat.protocol import faults
+
+        value = getattr(faults, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "Parser",

@@ -22,7 +22,6 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from glmchat.errors import (
@@ -229,6 +228,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         pass
     else:
         return max(0.0, seconds) if math.isfinite(seconds) else None
+    from email.utils import parsedate_to_datetime  # only for the rare HTTP-date form
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
