@@ -49,10 +49,16 @@ class _Parser(argparse.ArgumentParser):
 # -- the command line --------------------------------------------------------------------
 
 
-def _add_host_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", metavar="H", help="host id (see `glmchat config show`); default from config")
-    parser.add_argument("--base-url", metavar="URL", help="send to this base URL instead (proxy or local server), this run only")
-    parser.add_argument("--model", metavar="M", help="model name; default: the host's default")
+def _add_host_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    parser.add_argument("--host", dest=f"{prefix}host", metavar="H", help="host id (see `glmchat config show`); default from config")
+    parser.add_argument("--base-url", dest=f"{prefix}base_url", metavar="URL",
+                        help="send to this base URL instead (proxy or local server), this run only")
+    parser.add_argument("--model", dest=f"{prefix}model", metavar="M", help="model name; default: the host's default")
+
+
+# The TUI's options are also accepted before `ask` (`glmchat --host X ask ...`); argparse
+# would let the sub-command's defaults overwrite them, so they get their own names.
+_TOP_OPTIONS = ("host", "base_url", "model", "session", "new")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,10 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="A terminal chat client for GLM-4.7. Without a command, starts the TUI.",
     )
     parser.add_argument("--version", action="version", version=f"glmchat {__version__}")
-    _add_host_options(parser)
+    _add_host_options(parser, prefix="top_")
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--session", metavar="ID", help="open this session (number, id or id prefix)")
-    which.add_argument("--new", action="store_true", help="start with a new session")
+    which.add_argument("--session", dest="top_session", metavar="ID", help="open this session (number, id or id prefix)")
+    which.add_argument("--new", dest="top_new", action="store_true", help="start with a new session")
     parser.set_defaults(func=cmd_tui)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
 
@@ -132,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
         except SystemExit as exc:  # --help / --version
             return exc.code if isinstance(exc.code, int) else EXIT_OK
+        _merge_top_options(args)
         if args.func is not cmd_tui:
             ctx.config  # noqa: B018 - load it now, so its warnings come first (the TUI shows its own)
         return args.func(args, ctx)
@@ -153,6 +160,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     finally:
         ctx.close()
+
+
+def _merge_top_options(args: argparse.Namespace) -> None:
+    """Give `ask` the options written before it; refuse them before commands that take none."""
+    given = [name for name in _TOP_OPTIONS if getattr(args, f"top_{name}", None)]
+    if args.func is cmd_tui:
+        for name in _TOP_OPTIONS:
+            setattr(args, name, getattr(args, f"top_{name}"))
+    elif args.func is cmd_ask:
+        for name in given:
+            if not getattr(args, name):
+                setattr(args, name, getattr(args, f"top_{name}"))
+        if args.session and (args.new or args.cont):
+            raise UsageError("--session cannot be combined with --new or --continue")
+    elif given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise UsageError(f"{flags}: only for the TUI and `glmchat ask`")
 
 
 # -- shared state of one command run --------------------------------------------------------
@@ -211,7 +235,7 @@ class _Context:
         """One line on stderr, control characters made inert."""
         from glmchat.sanitize import inert
 
-        line = " ".join(inert(str(message)).splitlines()) or "error"
+        line = " ".join(inert(self.scrub(str(message))).splitlines()) or "error"
         try:
             sys.stderr.write(f"glmchat: {line}\n")
             sys.stderr.flush()
@@ -234,7 +258,7 @@ class _Context:
                     names.add(entry["key_env"])
         values.update(os.environ.get(name, "").strip() for name in names)
         # Longest first, so a key that contains another is scrubbed whole.
-        return sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
+        return sorted((v for v in values if len(v) >= 8), key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
         from glmchat.config import mask_key
@@ -399,22 +423,25 @@ def cmd_ask(args: argparse.Namespace, ctx: _Context) -> int:
     if not prompt.strip():
         raise UsageError("the prompt is empty")
     config = ctx.config
-    is_new = not (args.session or args.cont)
-    if is_new:
+    host: Host | None = None
+    if not (args.session or args.cont):
         # Check host and key before touching the store: a typo fails fast and leaves nothing behind.
         host = resolve_host(config, args.host, base_url=args.base_url, model=args.model)
         _require_key(config, host)
     session, is_new = _open_session(args, ctx)
-    if not is_new:
+    if host is None:
         # A continued session keeps its host and model unless told otherwise.
         model = args.model
-        if not model and args.host in (None, session.host):
+        if not model and not is_new and args.host in (None, session.host):
             model = session.model
-        host = resolve_host(config, args.host or session.host, base_url=args.base_url, model=model)
+        host = resolve_host(config, args.host or (None if is_new else session.host), base_url=args.base_url, model=model)
     session.host, session.model = host.id, host.default_model
-    if args.system is not None:
-        session.system_prompt = args.system
     api_key = _require_key(config, host)
+    if args.system is not None and args.system != session.system_prompt:
+        session.system_prompt = args.system
+        if not is_new:
+            # Starting a turn records only the session's host and model; settings are saved here.
+            ctx.store.save_session(session, turns=False)
 
     estimate = estimate_request_tokens(session, prompt)
     if estimate > host.context_window:
@@ -531,8 +558,9 @@ def _report_turn(ctx: _Context, host: Host, session: Session, turn: Turn, is_new
             ctx.err(label)
         return EXIT_OK
     if turn.status == TRUNCATED:
-        why = _TRUNCATED_WHY.get(turn.finish_reason or "", f"the answer ended early ({turn.finish_reason})")
-        ctx.err(f"{host.name}: {why}; the partial answer is kept in {label}")
+        why = turn.error or f"{host.name}: " + _TRUNCATED_WHY.get(
+            turn.finish_reason or "", f"the answer ended early ({turn.finish_reason})")
+        ctx.err(f"{why.rstrip('.')}; the partial answer is kept in {label}")
     elif turn.status == ERROR:
         ctx.err(f"{turn.error or 'the request failed'} (kept in {label})")
     elif turn.status == STOPPED:

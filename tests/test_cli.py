@@ -192,6 +192,24 @@ def test_prompt_from_stdin(glm_server, glmchat_home: Path) -> None:
     assert glm_server.last.json["messages"][-1]["content"] == "dash prompt"
 
 
+def test_continue_without_sessions_starts_one_and_system_prompt_is_kept(glm_server, glmchat_home: Path) -> None:
+    proc = ask(glm_server, glmchat_home, "-c", "--system", "Be brief.", "first")
+    assert proc.returncode == 0, proc.stderr
+    assert glm_server.last.json["messages"][0] == {"role": "system", "content": "Be brief."}
+    # Options before `ask` count too.
+    proc = run("--base-url", f"{glm_server.url}/zai", "ask", "-c", "--system", "Be terse.", "second",
+               home=glmchat_home, env={"ZAI_API_KEY": ZAI_KEY})
+    assert proc.returncode == 0, proc.stderr
+    messages = glm_server.last.json["messages"]
+    assert messages[0] == {"role": "system", "content": "Be terse."}
+    assert [m["content"] for m in messages if m["role"] == "user"] == ["first", "second"]
+    from glmchat.store import Store
+
+    with Store.open(glmchat_home) as store:
+        [summary] = store.list_sessions()
+        assert store.load_session(summary.id).system_prompt == "Be terse."
+
+
 def test_session_option_continues_that_session(glm_server, glmchat_home: Path) -> None:
     make_sessions(glmchat_home)
     proc = ask(glm_server, glmchat_home, "--session", "1", "back to one")
