@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 from textual.app import App
 
-from glmchat.config import AppOptions, Config
+from glmchat.config import Config
 from glmchat.hosts import BUILTIN_HOSTS
 from glmchat.ui.screens.setup import SetupScreen
 from glmchat.ui.themes import THEME_VARIABLE_DEFAULTS, load_themes, register_themes
-from tests.ui_support import BASE_TIME, make_app, make_config, open_store, stored_session, stored_turn
+
+BASE_TIME = 1_700_000_000.0
+"""A fixed 'now' (Tue 14 Nov 2023, 22:13 UTC)."""
 
 
 @pytest.fixture(autouse=True)
@@ -71,36 +73,51 @@ def test_setup_screen(snap_compare: Any) -> None:
     assert snap_compare(SetupHost("glm-dark"), run_before=run_before, terminal_size=(100, 34))
 
 
-def test_light_theme_chat(snap_compare: Any) -> None:
-    """You should see glmchat in the glm-light theme: the sidebar with two sessions (the open
-    one marked ●), a turn whose reasoning is unfolded above its answer, a turn sent with
-    thinking off, the composer and the status line."""
-    store = open_store()
-    try:
-        stored_session(store, "Sourdough timing", [stored_turn(1, user="How long should dough proof?")], number_hint=1)
-        session = stored_session(
-            store,
-            "Rust lifetimes",
-            [
-                stored_turn(
-                    2,
-                    user="Explain lifetimes in one paragraph.",
-                    reasoning="The user wants a short explanation.\nMention the borrow checker and scopes.",
-                    content="A **lifetime** names how long a reference stays valid; the borrow checker "
-                    "proves no reference outlives the value it points to.",
-                ),
-                stored_turn(3, thinking=False, user="And in one word?", content="Scope."),
-            ],
-            number_hint=2,
-        )
-    finally:
-        store.close()
-    config = make_config(theme="glm-light")
-    app = make_app(config=config, options=AppOptions(session=session.id), clock=lambda: BASE_TIME + 3600)
+class LightThemeHost(App[None]):
+    """The session sidebar next to samples of every app colour variable, in glm-light.
 
-    async def run_before(pilot: Any) -> None:
-        await _settle(pilot)
-        await pilot.press("ctrl+o")  # unfold every reasoning pane
-        await _settle(pilot)
+    The chat screen's own pictures belong to its tests; this one checks the light
+    theme on the shell's widgets and on the variables the chat widgets use.
+    """
 
-    assert snap_compare(app, run_before=run_before, terminal_size=(110, 34))
+    CSS = """
+    #samples { padding: 1 2; }
+    #samples > Static { margin-bottom: 1; padding: 0 1; }
+    #user { background: $user-message-background; }
+    #reasoning { color: $reasoning-foreground; background: $reasoning-background; }
+    #on { color: $thinking-on; }
+    #off { color: $thinking-off; }
+    """
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(THEME_VARIABLE_DEFAULTS)
+
+    def compose(self) -> Any:
+        from textual.containers import Horizontal, Vertical
+        from textual.widgets import Static
+
+        from glmchat.store import SessionSummary
+        from glmchat.ui.widgets.session_list import SessionList
+
+        summaries = [
+            SessionSummary(f"{n:032x}", n, title, "zai", "glm-4.7", BASE_TIME - n * 86_400, BASE_TIME - n * 3_600, n)
+            for n, title in ((3, "Rust lifetimes"), (2, "Sourdough timing"), (1, "SQL window functions"))
+        ]
+        with Horizontal():
+            yield SessionList(summaries, summaries[0].id, clock=lambda: BASE_TIME)
+            with Vertical(id="samples"):
+                yield Static("You · thinking on\nExplain lifetimes in one paragraph.", id="user")
+                yield Static("▼ Thought for 3.1 s · 20 tokens\nThe user wants a short explanation.", id="reasoning")
+                yield Static("● thinking on", id="on")
+                yield Static("○ thinking off", id="off")
+
+    def on_mount(self) -> None:
+        register_themes(self, load_themes(None))
+        self.theme = "glm-light"
+
+
+def test_light_theme(snap_compare: Any) -> None:
+    """You should see glm-light: the sidebar (search field, three sessions with "Rust lifetimes"
+    marked ● and highlighted, New / Rename / Delete), and on the right a pale blue user message,
+    a grey reasoning block, a green "thinking on" and a grey "thinking off"."""
+    assert snap_compare(LightThemeHost(), run_before=_settle, terminal_size=(90, 20))
