@@ -12,7 +12,6 @@ from glmchat.protocol.events import (
     ReasoningDelta,
     ReasoningDetailsDelta,
     StreamFailed,
-    ToolCallDelta,
     UsageUpdate,
 )
 from glmchat.protocol.sse import LineDecoder, SSEDecoder, SSEEvent

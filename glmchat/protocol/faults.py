@@ -20,7 +20,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -347,7 +347,7 @@ def _classify(
 
     # 1. Z.ai / BigModel business codes decide, whatever the HTTP status (1305 came as 503 too).
     if zcode is not None:
-        error = _classify_zai(host, zcode, said, detail, info.message, retry_after, kw)
+        error = _classify_zai(host, zcode, said, info.message, retry_after, kw)
         if error is not None:
             return error
 
@@ -435,7 +435,15 @@ def _quota(host: Host, what: str, message: str, retry_after: float | None, kw: d
     return QuotaError(_line(host, what, fix), **kw)
 
 
-def _classify_zai(host, zcode, said, detail, message, retry_after, kw) -> GlmChatError | None:  # noqa: ANN001
+def _classify_zai(
+    host: Host,
+    zcode: int,
+    said: Callable[[str], str],
+    message: str,
+    retry_after: float | None,
+    kw: dict[str, Any],
+) -> GlmChatError | None:
+    """The error for a Z.ai/BigModel business code; None for a code we don't know (the status decides)."""
     if zcode in ZAI_AUTH_CODES:
         return AuthError(_line(host, said("the API key was rejected"), _key_fix(host)), **kw)
     if zcode in ZAI_ACCOUNT_CODES:
