@@ -81,6 +81,8 @@ _FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 _CODE_SPAN = re.compile(r"(?<!\\)(`+)(?!`)(.+?)(?<!`)\1(?!`)")
 _LINK_DEST = re.compile(r"\]\(\s*<?([^\s)>]*)")
+_ATX_HEADING = re.compile(r"^( {0,3})(#{1,6})(?=[ \t]|$)")
+_SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _REF_DEF = re.compile(r"^( {0,3})\[([^\]]+)\]:\s*<?(\S*?)>?(\s|$)")
 
 
@@ -129,8 +131,12 @@ def _sanitize_markdown(text: str) -> str:
             if opened and not (opened.group(1)[0] == "`" and "`" in opened.group(2)):
                 fence = opened.group(1)
                 out.append(line)
-            else:
-                out.append(_escape_prose(line))
+                continue
+            # Headings of the text sit below the document's own (# title, ## Turn n).
+            line = _ATX_HEADING.sub(lambda m: m.group(1) + "#" * min(6, len(m.group(2)) + 2), line)
+            if _SETEXT_UNDERLINE.match(line) and out and out[-1].strip():
+                out.append("")  # a rule, not an underline that makes the line above a heading
+            out.append(_escape_prose(line))
         else:
             stripped = line.strip(" ")
             if (
@@ -175,6 +181,8 @@ def _renders_safely(markdown: str) -> bool:
         token = stack.pop()
         if token.type in ("html_block", "html_inline"):
             return False
+        if token.type == "heading_open" and token.tag in ("h1", "h2"):
+            return False
         if token.type == "link_open" and not _clickable(str(token.attrGet("href") or "")):
             return False
         if token.type == "image" and not _clickable(str(token.attrGet("src") or "")):
@@ -198,9 +206,10 @@ def _quote(block: str) -> str:
 
 
 def _when(timestamp: float | None) -> str:
-    if timestamp is None:
+    try:
+        return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError, OSError):  # None, NaN, or out of the calendar
         return "unknown"
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _sum(values: list[int | float | None]) -> int | float | None:
@@ -385,12 +394,46 @@ def _scanstring_exact(s: str, end: int, strict: bool = True) -> tuple[str, int]:
             raise json.JSONDecodeError("Invalid \\escape", s, end - 1)
 
 
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _parse_object_exact(
+    s_and_end: tuple[str, int], strict: bool, scan_once: Any, *_hooks: Any
+) -> tuple[dict[str, Any], int]:
+    """A JSON object whose keys, too, keep escaped surrogate halves apart."""
+    s, end = s_and_end
+    out: dict[str, Any] = {}
+    end = _SPACE.match(s, end).end()
+    if s[end : end + 1] == "}":
+        return out, end + 1
+    while True:
+        if s[end : end + 1] != '"':
+            raise json.JSONDecodeError("Expecting property name enclosed in double quotes", s, end)
+        key, end = _scanstring_exact(s, end + 1, strict)
+        end = _SPACE.match(s, end).end()
+        if s[end : end + 1] != ":":
+            raise json.JSONDecodeError("Expecting ':' delimiter", s, end)
+        end = _SPACE.match(s, end + 1).end()
+        try:
+            out[key], end = scan_once(s, end)
+        except StopIteration as stop:
+            raise json.JSONDecodeError("Expecting value", s, stop.value) from None
+        end = _SPACE.match(s, end).end()
+        delimiter = s[end : end + 1]
+        if delimiter == "}":
+            return out, end + 1
+        if delimiter != ",":
+            raise json.JSONDecodeError("Expecting ',' delimiter", s, end)
+        end = _SPACE.match(s, end + 1).end()
+
+
 class _ExactDecoder(json.JSONDecoder):
-    """json.JSONDecoder whose string values keep escaped surrogate halves apart (pure Python: slow)."""
+    """json.JSONDecoder whose strings keep escaped surrogate halves apart (pure Python: slow)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.parse_string = _scanstring_exact
+        self.parse_object = _parse_object_exact
         self.scan_once = json.scanner.py_make_scanner(self)
 
 
