@@ -464,3 +464,24 @@ def test_ctrl_c_keeps_the_partial_turn_marked_stopped(glm_server, glmchat_home: 
     assert turn.content and turn.content == out.decode()  # what was shown is what was kept
     assert "".join(content).startswith(turn.content)
     assert len(turn.content) < len("".join(content))
+
+
+def test_corrupt_database_is_reported_once_and_set_aside(glmchat_home: Path) -> None:
+    db = glmchat_home / "glmchat.db"
+    db.write_bytes(b"not a database at all\n" * 64)
+    proc = run("sessions", "list", "--json", home=glmchat_home)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == []
+    assert proc.stderr.count("warning:") == 1 and "glmchat.db" in proc.stderr
+    assert any(p.name.startswith("glmchat.db.") for p in glmchat_home.iterdir())
+    proc = run("sessions", "list", "--json", home=glmchat_home)
+    assert proc.returncode == 0 and proc.stderr == ""
+
+
+def test_transient_error_is_retried_with_a_note(glm_server, glmchat_home: Path) -> None:
+    glm_server.enqueue(Reply.zai_error(1305, headers={"Retry-After": "0"}), Reply(reasoning="r", content="after retry"))
+    proc = ask(glm_server, glmchat_home, "hi")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "after retry"
+    assert "retrying" in proc.stderr
+    assert len(glm_server.chat_requests()) == 2
