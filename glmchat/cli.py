@@ -508,7 +508,10 @@ class _TurnPrinter:
                 self.reasoning.write(event.text)
         elif isinstance(event, Retrying):
             self._end_reasoning()
-            self.ctx.err(f"{event.error}; retrying in {event.delay:.0f} s (attempt {event.attempt})")
+            message = str(event.error).rstrip()
+            if not message.endswith((".", "?", "!")):
+                message += "."
+            self.ctx.err(f"{message} Retrying in {event.delay:.0f} s (attempt {event.attempt}).")
 
     def _end_reasoning(self) -> None:
         # A line break after the reasoning, so the two streams read well on one terminal.

@@ -483,5 +483,5 @@ def test_transient_error_is_retried_with_a_note(glm_server, glmchat_home: Path) 
     proc = ask(glm_server, glmchat_home, "hi")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "after retry"
-    assert "retrying" in proc.stderr
+    assert "Retrying in" in proc.stderr
     assert len(glm_server.chat_requests()) == 2
