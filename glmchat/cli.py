@@ -668,10 +668,21 @@ def cmd_sessions_export(args: argparse.Namespace, ctx: _Context) -> int:
         _print(text.rstrip("\n"), exact=fmt == "md")
         return EXIT_OK
     if target.is_dir():
-        target = target / export.safe_filename(session.title, fmt)
+        target = _free_name(target, export.safe_filename(session.title, fmt))
     _write_file(target, text)
     ctx.err(f"wrote {target}")
     return EXIT_OK
+
+
+def _free_name(folder: Any, name: str) -> Any:
+    """`folder/name`, or `folder/stem-2.ext`... when taken: sessions with the same title don't overwrite each other."""
+    target = folder / name
+    stem, suffix = target.stem, target.suffix
+    n = 1
+    while target.exists():
+        n += 1
+        target = folder / f"{stem}-{n}{suffix}"
+    return target
 
 
 def _write_file(target: Any, text: str) -> None:
