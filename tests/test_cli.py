@@ -398,7 +398,7 @@ def test_sessions_export_md_and_json_and_import_round_trip(glmchat_home: Path, t
     assert written.suffix == ".md" and "zebras" in written.name.lower()
     # A second export into the folder does not overwrite the first.
     assert run("sessions", "export", "1", "-o", str(out_dir), home=glmchat_home).returncode == 0
-    assert sorted(p.name for p in out_dir.iterdir()) == [written.name, f"{written.stem}-2.md"]
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted([written.name, f"{written.stem}-2.md"])
     json_file = tmp_path / "one.json"
     proc = run("sessions", "export", "1", "--format", "json", "-o", str(json_file), home=glmchat_home)
     assert proc.returncode == 0, proc.stderr
