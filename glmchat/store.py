@@ -27,6 +27,7 @@ Design points, each for a promise glmchat makes:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -136,6 +137,11 @@ class SearchHit:
     created_at: float = 0.0
     highlights: tuple[tuple[int, int], ...] = ()
     """(start, end) offsets of the matched words in `snippet`."""
+
+    @property
+    def number(self) -> int:
+        """The session's short number (same as `session_number`)."""
+        return self.session_number
 
 
 # -- owner of a streaming turn ---------------------------------------------------------------
@@ -457,6 +463,17 @@ def _connect(path: Path) -> sqlite3.Connection:
 # -- the store -----------------------------------------------------------------------------
 
 
+def _locked(method: Callable[..., T]) -> Callable[..., T]:
+    """Hold the store's lock for the whole call: the bookkeeping of streaming turns included."""
+
+    @functools.wraps(method)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> T:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class Store:
     """Sessions and turns in one SQLite database.
 
@@ -511,6 +528,8 @@ class Store:
         with self._lock:
             conn, self._conn = self._conn, None  # type: ignore[assignment]
             if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA optimize")  # keeps the query planner's statistics fresh; cheap
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
 
@@ -801,6 +820,7 @@ class Store:
 
     # -- sessions --------------------------------------------------------------------------
 
+    @_locked
     def save_session(self, session: Session, *, turns: bool = True) -> None:
         """Write the session's settings and (with `turns`) every turn it holds.
 
@@ -1002,6 +1022,7 @@ class Store:
 
         self._write("rename the session", work)
 
+    @_locked
     def delete_session(self, session_id: str) -> None:
         """Delete a session and all its turns (and their index entries)."""
 
@@ -1041,6 +1062,7 @@ class Store:
 
     # -- turns -----------------------------------------------------------------------------
 
+    @_locked
     def begin_turn(self, session: Session, turn: Turn) -> None:
         """Record a turn that starts streaming (and the session, if it is new).
 
@@ -1056,6 +1078,7 @@ class Store:
         self._write("save the new turn", work)
         self._progress[turn.id] = _Progress.of(session.id, turn)
 
+    @_locked
     def save_progress(self, turn: Turn) -> int:
         """Append what a streaming turn received since the last save; return the rows written.
 
@@ -1130,11 +1153,13 @@ class Store:
         self._progress[turn.id] = _Progress.of(progress.session_id, turn)
         return 1
 
+    @_locked
     def finish_turn(self, turn: Turn) -> None:
         """Write the settled turn and drop its chunks, in one transaction."""
         self._update(turn, "save the reply")
         self._progress.pop(turn.id, None)
 
+    @_locked
     def update_turn(self, turn: Turn) -> None:
         """Rewrite a stored turn (e.g. after the user changed `include_in_context`)."""
         self._update(turn, "save the turn")
@@ -1159,6 +1184,7 @@ class Store:
 
         self._write(action, work)
 
+    @_locked
     def delete_turn(self, turn_id: str) -> None:
         def work(conn: sqlite3.Connection) -> None:
             row = conn.execute("SELECT session_id FROM turns WHERE id = ?", (turn_id,)).fetchone()
@@ -1172,6 +1198,7 @@ class Store:
 
     # -- recovery ----------------------------------------------------------------------------
 
+    @_locked
     def recover(self) -> list[str]:
         """Rebuild turns whose streaming process died, mark them interrupted; return their ids.
 
@@ -1235,11 +1262,16 @@ class Store:
             snippets = ", ".join(
                 f"snippet(turns_fts, {i}, '{_MARK_START}', '{_MARK_END}', '…', 24)" for i in range(3)
             )
+            # Pick the newest matches first, then make snippets for those only
+            # (a snippet costs a scan of the text; a common word matches everything).
             rows = conn.execute(
                 f"SELECT t.id, t.session_id, s.title, s.number, t.created_at, {snippets} "
                 "FROM turns_fts JOIN turns t ON t.num = turns_fts.rowid JOIN sessions s ON s.id = t.session_id "
-                "WHERE turns_fts MATCH ? ORDER BY t.created_at DESC LIMIT ?",
-                (fts, limit),
+                "WHERE turns_fts MATCH ? AND turns_fts.rowid IN ("
+                "  SELECT t2.num FROM turns_fts f2 JOIN turns t2 ON t2.num = f2.rowid"
+                "  WHERE f2.turns_fts MATCH ? ORDER BY t2.created_at DESC LIMIT ?"
+                ") ORDER BY t.created_at DESC",
+                (fts, fts, limit),
             ).fetchall()
             hits = [self._hit(row) for row in rows]
             if any(_UNSPACED.search(t) for t in terms):
