@@ -9,7 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.glm_server import Reply
+
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-cli-test-9f8e7d6c5b4a39281706SECRET"
@@ -115,8 +116,6 @@ def test_ask_without_key_says_how_to_set_one(glmchat_home: Path) -> None:
 
 
 # -- ask ----------------------------------------------------------------------------------------
-
-from tests.glm_server import Reply  # noqa: E402
 
 ZAI_KEY = "sk-zai-loopback-0123456789abcdefKEYEND"
 TRICKY = "  lead\r\n\ttab · 中文 🚀 `x` </think> trailing  \n\n"

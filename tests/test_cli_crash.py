@@ -4,10 +4,17 @@ and two processes on one data dir lose nothing."""
 from __future__ import annotations
 
 import os
+import signal
+import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
+
+from tests.glm_server import Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-crash-test-0011223344556677SECRET"
@@ -62,14 +69,6 @@ def test_config_error_is_exit_2_without_log(glmchat_home: Path) -> None:
 
 
 # -- SIGKILL mid-stream and two writers (real processes against the loopback server) ----------------
-
-import signal  # noqa: E402
-import sqlite3  # noqa: E402
-import time  # noqa: E402
-
-import pytest  # noqa: E402
-
-from tests.glm_server import Reply  # noqa: E402
 
 ZAI_KEY = "sk-zai-crash-0123456789abcdefKEYEND"
 
