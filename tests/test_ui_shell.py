@@ -848,3 +848,48 @@ def test_screenshot_script_draws_folded_and_unfolded_reasoning(tmp_path: Path) -
     assert plan not in svgs["screenshot-folded"]
     assert plan in svgs["screenshot-unfolded"] and plan in svgs["screenshot-light"]
     assert "demo-key" not in "".join(svgs.values())
+
+
+# -- the shell inside the real app ----------------------------------------------------------
+
+
+async def test_first_run_setup_in_the_app_saves_the_key_privately(glmchat_home: Path) -> None:
+    """No key anywhere: the app opens the setup screen; the pasted key lands in a 0600 config, never on screen."""
+    import stat
+
+    from glmchat.config import load_config, paths
+    from glmchat.ui.app import GlmChatApp
+
+    app = GlmChatApp(probe=False)
+    async with app.run_test(size=(110, 40)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, SetupScreen)
+        await pilot.press(*SECRET)
+        await pilot.pause()
+        assert SECRET not in screen_text(app)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, SetupScreen)
+        assert SECRET not in screen_text(app)
+    config_file = paths().config_file
+    assert stat.S_IMODE(config_file.stat().st_mode) == 0o600
+    assert load_config(paths()).keys == {"zai": SECRET}
+
+
+async def test_help_key_in_the_app_lists_the_chat_keys() -> None:
+    from glmchat.config import Config
+    from glmchat.ui.app import GlmChatApp
+
+    app = GlmChatApp(config=Config(keys={"zai": SECRET}), probe=False)
+    async with app.run_test(size=(110, 60)) as pilot:
+        await pilot.pause()
+        await pilot.press("f1")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        descriptions = {e.description for e in app.screen.entries}
+        for binding in app.chat.BINDINGS + GlmChatApp.BINDINGS:
+            assert (binding.tooltip.rstrip(".") if binding.tooltip else binding.description) in descriptions
+        assert "New line in the composer (Enter sends)" in descriptions
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is app.chat

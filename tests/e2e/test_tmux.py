@@ -99,6 +99,16 @@ def terminal(tmp_path: Path) -> Iterator[Terminal]:
         term.tmux("kill-server", check=False)
 
 
+# The status line's "next turn: thinking on" (wording may vary a little).
+NEXT_THINKING = re.compile(r"next[\w ]*:\s*thinking (on|off)")
+
+
+def next_thinking(screen: str) -> str | None:
+    """What the status line says thinking is for the next turn: "on", "off", or None if not shown."""
+    match = NEXT_THINKING.search(screen)
+    return match.group(1) if match else None
+
+
 def requests_seen(url: str) -> list[dict]:
     with urllib.request.urlopen(f"{url}/_glm/requests", timeout=5) as response:
         return [r for r in json.load(response) if r["path"].endswith("/chat/completions")]
@@ -127,7 +137,7 @@ def test_two_turns_thinking_on_then_off(server_url: str, terminal: Terminal, glm
         command,
         ";", "set-option", "-t", terminal.name, "remain-on-exit", "on",
     )  # fmt: skip
-    terminal.wait_for("the first frame", lambda s: "next: thinking on" in s)
+    terminal.wait_for("the first frame", lambda s: next_thinking(s) == "on")
 
     # Turn 1, thinking on.
     terminal.type("hello from tmux")
@@ -140,7 +150,7 @@ def test_two_turns_thinking_on_then_off(server_url: str, terminal: Terminal, glm
 
     # Ctrl+T: thinking off for the next turn.
     terminal.press("C-t")
-    terminal.wait_for("thinking off", lambda s: "next: thinking off" in s)
+    terminal.wait_for("thinking off", lambda s: next_thinking(s) == "off")
     terminal.type("second message")
     terminal.press("Enter")
     second = terminal.wait_for(
