@@ -411,8 +411,9 @@ def _open_session(args: argparse.Namespace, ctx: _Context) -> tuple[Session, boo
 def _resolve_session(ctx: _Context, ref: str) -> str:
     try:
         return ctx.store.resolve_id(ref)
-    except (KeyError, LookupError, ValueError):
-        raise UsageError(f"no session {ref!r} (see `glmchat sessions list`)") from None
+    except (KeyError, LookupError, ValueError) as exc:
+        what = exc.message.rstrip(".") if isinstance(exc, GlmChatError) else f"no session {ref!r}"
+        raise UsageError(f"{what} (see `glmchat sessions list`)") from None
 
 
 def cmd_ask(args: argparse.Namespace, ctx: _Context) -> int:
