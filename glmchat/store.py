@@ -557,7 +557,10 @@ class Store:
         return conn
 
     def _open_checked(self, verify: bool) -> sqlite3.Connection:
-        problem = _header_problem(self.path)
+        try:
+            problem = _header_problem(self.path)
+        except OSError as exc:
+            raise StorageError(f"Cannot read the database {self.path}: {exc.strerror or exc}") from exc
         if problem:
             raise _BadDatabase("corrupt", problem)
         try:

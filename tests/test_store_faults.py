@@ -135,6 +135,13 @@ def test_unusable_data_dir_raises_storage_error(tmp_path: Path) -> None:
         Store.open(blocker / "data")
 
 
+def test_database_path_that_is_a_folder_raises_storage_error(glmchat_home: Path) -> None:
+    (glmchat_home / DB_NAME).mkdir()
+    with pytest.raises(StorageError, match="Cannot read the database"):
+        Store.open(glmchat_home)
+    assert (glmchat_home / DB_NAME).is_dir()  # left as it was
+
+
 def test_integrity_check(glmchat_home: Path) -> None:
     with Store.open(glmchat_home) as store:
         saved_session(store)
