@@ -1,4 +1,4 @@
-"""Behaviour of the components around the chat: session list and the modal screens.
+"""Behaviour of the components around the chat: session list, the modal screens, the local probe.
 
 Each component runs in a tiny host app with `run_test`, so every test is fast
 and independent of the chat screen.
@@ -6,33 +6,37 @@ and independent of the chat screen.
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.app import App, ComposeResult
+from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import Button, Input, OptionList, Static
+from textual.screen import Screen
+from textual.widgets import Button, Input, OptionList, Select, Static, Switch, TextArea
 
+from glmchat.config import Config
+from glmchat.hosts import BUILTIN_HOSTS
+from glmchat.session import Session
+from glmchat.store import SearchHit, SessionSummary, Store
+from glmchat.ui.probe import Candidate, LocalServer, probe_local_servers
 from glmchat.ui.screens.confirm import ConfirmScreen
+from glmchat.ui.screens.help import HelpScreen, collect_help, format_key, nodes_of
 from glmchat.ui.screens.prompt import PromptScreen
+from glmchat.ui.screens.search import SearchScreen, hit_prompt
+from glmchat.ui.screens.settings import SettingsResult, SettingsScreen
+from glmchat.ui.screens.setup import SetupResult, SetupScreen
+from glmchat.ui.themes import THEME_VARIABLE_DEFAULTS, load_themes, register_themes
 from glmchat.ui.widgets.session_list import SessionList, SessionOptions
-
-try:
-    from glmchat.store import SessionSummary
-except ImportError:  # the store lands in parallel; same fields as its SessionSummary
-    from dataclasses import dataclass
-
-    @dataclass
-    class SessionSummary:  # type: ignore[no-redef]
-        id: str
-        number: int
-        title: str
-        host: str
-        model: str
-        created_at: float
-        updated_at: float
-        turn_count: int
-
 
 BASE_TIME = 1_700_000_000.0
 
@@ -252,18 +256,6 @@ async def test_prompt_screen_cancel_and_blank_give_none() -> None:
 
 
 # -- probe -----------------------------------------------------------------------------------
-
-import json
-import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-from glmchat.config import Config
-from glmchat.hosts import BUILTIN_HOSTS
-from glmchat.ui.probe import Candidate, LocalServer, probe_local_servers
-from glmchat.ui.screens.setup import SetupResult, SetupScreen
 
 
 MODEL_ROUTES: dict[str, Any] = {
@@ -491,12 +483,6 @@ async def test_setup_says_when_no_local_server_is_found() -> None:
 
 # -- SettingsScreen --------------------------------------------------------------------------
 
-from textual.widgets import Select, Switch, TextArea
-
-from glmchat.session import Session
-from glmchat.ui.screens.settings import SettingsResult, SettingsScreen
-from glmchat.ui.themes import THEME_VARIABLE_DEFAULTS, load_themes, register_themes
-
 
 class ThemedHost(ModalHost):
     def get_theme_variable_defaults(self) -> dict[str, str]:
@@ -632,11 +618,6 @@ async def test_settings_theme_previews_live_and_cancel_restores_it() -> None:
 
 # -- SearchScreen ----------------------------------------------------------------------------
 
-from pathlib import Path
-
-from glmchat.store import SearchHit, Store
-from glmchat.ui.screens.search import SearchScreen, hit_prompt
-
 
 def filled_store(folder: Path) -> tuple[Store, dict[str, str]]:
     """A store with two sessions; returns it and the ids of the interesting turns."""
@@ -734,11 +715,6 @@ def test_hit_prompt_marks_matches_and_keeps_offsets_with_control_characters() ->
 
 # -- HelpScreen ------------------------------------------------------------------------------
 
-from textual.binding import Binding
-from textual.screen import Screen
-
-from glmchat.ui.screens.help import HelpScreen, collect_help, format_key, nodes_of
-
 
 class BoundScreen(Screen[None]):
     BINDINGS = [
@@ -829,9 +805,6 @@ async def test_help_lists_every_key_of_the_real_app_bindings() -> None:
 
 def test_screenshot_script_draws_folded_and_unfolded_reasoning(tmp_path: Path) -> None:
     """docs/make_screenshots.py keeps working: it draws the three README pictures."""
-    import subprocess
-    import sys
-
     repo = Path(__file__).resolve().parents[1]
     run = subprocess.run(
         [sys.executable, str(repo / "docs" / "make_screenshots.py"), "--out", str(tmp_path)],

@@ -8,7 +8,6 @@ polled (never fixed sleeps); the server's record says what went over the wire.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -184,7 +184,7 @@ class SearchScreen(ModalScreen["tuple[str, str] | None"]):
         else:
             self.run_search(query)
 
-    def on_key(self, event) -> None:  # noqa: ANN001 - textual.events.Key
+    def on_key(self, event: events.Key) -> None:
         options = self.query_one("#hits", OptionList)
         if event.key == "down" and self.query_one("#query", Input).has_focus and options.option_count:
             event.stop()

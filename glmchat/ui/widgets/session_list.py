@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -327,7 +327,7 @@ class SessionList(Widget):
         event.stop()
         self.request_delete()
 
-    def on_key(self, event) -> None:  # noqa: ANN001 - textual.events.Key
+    def on_key(self, event: events.Key) -> None:
         # From the search field, Down moves into the list and Escape clears the filter.
         search = self.query_one("#session-search", Input)
         if not search.has_focus:
