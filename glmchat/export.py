@@ -168,20 +168,16 @@ def _parser() -> Any:
     return md
 
 
-def _renders_safely(markdown: str) -> bool:
-    """Whether a CommonMark parser finds no raw HTML, no unsafe link, and nothing left open."""
-    md = _parser()
-    if md is None:
-        return False
-    tokens = md.parse(markdown + "\n\n" + _SENTINEL + "\n")
-    if len(tokens) < 3 or tokens[-2].content != _SENTINEL or tokens[-3].type != "paragraph_open" or tokens[-3].level:
-        return False  # the text swallowed what follows it
+def _links_and_html_safe(tokens: list[Any], env: dict[str, Any], allowed_html: tuple[str, ...] = ()) -> bool:
+    """No raw HTML (but `allowed_html`), no heading above level 3 but ours, no unsafe link or definition."""
+    for ref in env.get("references", {}).values():
+        # A definition in one text could serve a link in another: judge it alone.
+        if not _clickable(str(ref.get("href") or "")):
+            return False
     stack = list(tokens)
     while stack:
         token = stack.pop()
-        if token.type in ("html_block", "html_inline"):
-            return False
-        if token.type == "heading_open" and token.tag in ("h1", "h2"):
+        if token.type in ("html_block", "html_inline") and not token.content.startswith(allowed_html or ("\0",)):
             return False
         if token.type == "link_open" and not _clickable(str(token.attrGet("href") or "")):
             return False
@@ -192,10 +188,45 @@ def _renders_safely(markdown: str) -> bool:
     return True
 
 
-def _markdown_block(text: str) -> str:
+def _renders_safely(markdown: str) -> bool:
+    """Whether a CommonMark parser finds no raw HTML, no unsafe link, no big heading, nothing left open."""
+    md = _parser()
+    if md is None:
+        return False
+    env: dict[str, Any] = {}
+    tokens = md.parse(markdown + "\n\n" + _SENTINEL + "\n", env)
+    if len(tokens) < 3 or tokens[-2].content != _SENTINEL or tokens[-3].type != "paragraph_open" or tokens[-3].level:
+        return False  # the text swallowed what follows it
+    if any(t.type == "heading_open" and t.tag in ("h1", "h2") for t in tokens):
+        return False
+    return _links_and_html_safe(tokens, env)
+
+
+def _markdown_block(text: str, literal: bool = False) -> str:
     """Model text as Markdown that cannot break the document around it (fenced if in doubt)."""
-    safe = _sanitize_markdown(text)
-    return safe + "\n" if _renders_safely(safe) else _fence(text)
+    if not literal:
+        safe = _sanitize_markdown(text)
+        if _renders_safely(safe):
+            return safe + "\n"
+    return _fence(text)
+
+
+_OUR_HTML = ("<details>\n<summary>Thinking (", "</details>")
+
+
+def _document_is_sound(markdown: str, turns: int) -> bool:
+    """The whole document parses as we built it: our headings and folds only, safe links only."""
+    md = _parser()
+    if md is None:
+        return False
+    env: dict[str, Any] = {}
+    tokens = md.parse(markdown, env)
+    headings = [
+        (t.tag, tokens[i + 1].content) for i, t in enumerate(tokens) if t.type == "heading_open" and t.tag in ("h1", "h2")
+    ]
+    if not headings or headings[0][0] != "h1" or headings[1:] != [("h2", f"Turn {n}") for n in range(1, turns + 1)]:
+        return False
+    return _links_and_html_safe(tokens, env, _OUR_HTML)
 
 
 def _quote(block: str) -> str:
@@ -262,7 +293,7 @@ def _thinking_summary(turn: Turn) -> str:
     return f"Thinking ({tokens} · {seconds:.1f} s)" if seconds is not None else f"Thinking ({tokens})"
 
 
-def _turn_markdown(number: int, turn: Turn, session: Session) -> str:
+def _turn_markdown(number: int, turn: Turn, session: Session, literal: bool) -> str:
     parts = [f"## Turn {number}\n"]
     facts = ["thinking on" if turn.thinking else "thinking off"]
     if (turn.host, turn.model) != (session.host, session.model) and (turn.host or turn.model):
@@ -277,12 +308,12 @@ def _turn_markdown(number: int, turn: Turn, session: Session) -> str:
         # <details> early.
         parts.append(
             f"<details>\n<summary>{_thinking_summary(turn)}</summary>\n\n"
-            f"{_quote(_markdown_block(turn.reasoning))}\n</details>\n"
+            f"{_quote(_markdown_block(turn.reasoning, literal))}\n</details>\n"
         )
     if turn.content or turn.tool_calls:
         parts.append("**Assistant:**\n")
     if turn.content:
-        parts.append(_markdown_block(turn.content))
+        parts.append(_markdown_block(turn.content, literal))
     for call in turn.tool_calls:
         name = " ".join(_readable(call.name or "?").split()).replace("`", "'")
         parts.append(f"Tool call `{name}`:\n")
@@ -298,8 +329,17 @@ def to_markdown(session: Session) -> str:
 
     Reasoning is folded in ``<details>``; the user's text is a literal block; the
     answer is Markdown made inert (fenced literally when a CommonMark check of it
-    fails).
+    fails). A final check of the whole document falls back to literal blocks
+    for every model text if texts interact (say, a link definition in one turn
+    used by another).
     """
+    document = _markdown_document(session, literal=False)
+    if _document_is_sound(document, len(session.turns)):
+        return document
+    return _markdown_document(session, literal=True)
+
+
+def _markdown_document(session: Session, literal: bool) -> str:
     turns = session.turns
     lines = [f"# {_inline(session.title or 'Untitled chat')}\n"]
     meta = [
@@ -322,7 +362,7 @@ def to_markdown(session: Session) -> str:
         lines.append(_fence(session.system_prompt, "text"))
     for number, turn in enumerate(turns, 1):
         lines.append("---\n")
-        lines.append(_turn_markdown(number, turn, session))
+        lines.append(_turn_markdown(number, turn, session, literal))
     return "\n".join(lines)
 
 

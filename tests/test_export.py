@@ -198,6 +198,27 @@ def test_hostile_text_cannot_break_the_document(text: str) -> None:
     assert [h for h in shape["html"] if not h.startswith("<details>")] == ["</details>\n", "</details>\n"]
 
 
+def test_link_definition_in_one_turn_cannot_serve_another() -> None:
+    session = Session(title="t")
+    turn_with(session, "q", "", "define\n\n[r]:\n  javascript:alert(1)\n")
+    turn_with(session, "q", "", "use [click][r]")
+    assert structure(to_markdown(session))["links"] == []
+
+
+def test_whole_document_check_catches_what_the_text_check_missed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the per-text check had a gap, the check of the whole document still falls back to literal blocks."""
+    monkeypatch.setattr(export, "_renders_safely", lambda markdown: True)
+    session = Session(title="t")
+    hostile = "a ` b\n` <details> `\n\n[x](\njavascript:alert(1))"  # beyond the line-by-line sanitizer
+    turn_with(session, "q", "", hostile)
+    turn_with(session, "q2", "r", "fine")
+    md = to_markdown(session)
+    shape = structure(md)
+    assert shape["h2"] == ["Turn 1", "Turn 2"] and shape["links"] == []
+    assert all(h.startswith(("<details>\n<summary>Thinking (", "</details>")) for h in shape["html"])
+    assert "```\nfine\n```" in md  # every model text went literal, the harmless one too
+
+
 # Text built from the pieces that break Markdown documents.
 HOSTILE = ["`", "```", "````", "~~~", "\n", "\n\n", "    ", "- ", "> ", "1. ", "</details>", "<details>", "<summary>",
            "<", ">", "[", "](", "]: ", "javascript:alert(1)", "file:///etc/passwd", "#", "\\", "&#x61;", "<!--",
