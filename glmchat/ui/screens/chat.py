@@ -76,7 +76,7 @@ class ChatScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "stop", "Stop", tooltip="Stop the answer and keep what arrived.", id="stop", priority=True),
-        Binding("ctrl+t", "toggle_thinking", "Thinking", tooltip="Thinking on/off for the next turn.", id="toggle-thinking"),
+        Binding("ctrl+t", "toggle_thinking", "Thinking", tooltip="Thinking on/off for the next turn.", id="toggle-thinking", priority=True),
         Binding("ctrl+b", "toggle_sidebar", "Sessions", tooltip="Show or hide the session list.", id="toggle-sidebar"),
         Binding("ctrl+n", "new_session", "New", tooltip="Start a new session.", id="new-session"),
         Binding("ctrl+r", "retry", "Retry", tooltip="Retry the last turn, or regenerate its answer.", id="retry"),
