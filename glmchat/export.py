@@ -222,7 +222,9 @@ def _document_is_sound(markdown: str, turns: int) -> bool:
     env: dict[str, Any] = {}
     tokens = md.parse(markdown, env)
     headings = [
-        (t.tag, tokens[i + 1].content) for i, t in enumerate(tokens) if t.type == "heading_open" and t.tag in ("h1", "h2")
+        (t.tag, tokens[i + 1].content)
+        for i, t in enumerate(tokens)
+        if t.type == "heading_open" and t.tag in ("h1", "h2")
     ]
     if not headings or headings[0][0] != "h1" or headings[1:] != [("h2", f"Turn {n}") for n in range(1, turns + 1)]:
         return False
@@ -529,7 +531,9 @@ def _json_type(value: Any) -> str:
 
 def _check(obj: Any, spec: dict[str, tuple[type, ...]], required: tuple[str, ...], where: str) -> None:
     if not isinstance(obj, dict):
-        raise SessionImportError(f"Not a valid glmchat session file: {where} should be an object, not {_json_type(obj)}.")
+        raise SessionImportError(
+            f"Not a valid glmchat session file: {where} should be an object, not {_json_type(obj)}."
+        )
     for name in required:
         if name not in obj:
             raise SessionImportError(f"Not a valid glmchat session file: {where} has no \"{name}\".")
@@ -606,7 +610,9 @@ def from_json(text: str | bytes) -> Session:
         raise SessionImportError(f'Not a glmchat session file: it has no "format": "{FORMAT}".')
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise SessionImportError(f"Not a valid glmchat session file: version should be a whole number ≥ 1, not {version!r}.")
+        raise SessionImportError(
+            f"Not a valid glmchat session file: version should be a whole number ≥ 1, not {version!r}."
+        )
     if version > VERSION:
         raise SessionImportError(
             f"This session file comes from a newer glmchat (format version {version}; this glmchat reads up to "

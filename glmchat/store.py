@@ -587,7 +587,8 @@ class Store:
         if version > schema_version():
             conn.close()
             raise _BadDatabase(
-                "newer", f"it was written by a newer glmchat (schema {version}; this one reads up to {schema_version()})"
+                "newer",
+                f"it was written by a newer glmchat (schema {version}; this one reads up to {schema_version()})",
             )
         if version == 0 and {n for n in names if not n.startswith("sqlite_")}:
             conn.close()
@@ -922,7 +923,8 @@ class Store:
     def session_number(self, session_id: str) -> int:
         """The short number of a session."""
         row = self._read(
-            "find the session", lambda c: c.execute("SELECT number FROM sessions WHERE id = ?", (session_id,)).fetchone()
+            "find the session",
+            lambda c: c.execute("SELECT number FROM sessions WHERE id = ?", (session_id,)).fetchone(),
         )
         if row is None:
             raise SessionNotFoundError(f"No session '{session_id}'.")

@@ -9,7 +9,14 @@ import pytest
 
 from glmchat import store as store_module
 from glmchat.errors import StorageError
-from glmchat.protocol.events import ContentDelta, Finish, ReasoningDelta, ReasoningDetailsDelta, ToolCallDelta, UsageUpdate
+from glmchat.protocol.events import (
+    ContentDelta,
+    Finish,
+    ReasoningDelta,
+    ReasoningDetailsDelta,
+    ToolCallDelta,
+    UsageUpdate,
+)
 from glmchat.session import COMPLETE, ERROR, INTERRUPTED, STREAMING, TRUNCATED, Session, Turn, Usage
 from glmchat.store import DB_NAME, SessionNotFoundError, Store
 
