@@ -141,6 +141,19 @@ def test_numbers_are_not_reused_after_delete(store: Store) -> None:
     assert store.session_number(c.id) == 3
 
 
+def test_numbers_have_no_gaps_after_many_turns(store: Store) -> None:
+    """Updating a session row (every begin_turn) must not use up session numbers."""
+    first = Session(title="first")
+    save_all(store, first)
+    for _ in range(3):
+        save_all(store, Session.from_dict(first.to_dict()))
+        finished_turn(first, "more")
+        store.begin_turn(first, first.turns[-1])
+    second = Session(title="second")
+    store.save_session(second)
+    assert store.session_number(second.id) == 2
+
+
 def test_resolve_id(store: Store) -> None:
     a = Session(id="abcd" + "0" * 28)
     b = Session(id="abce" + "0" * 28)
