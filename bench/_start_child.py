@@ -2,6 +2,7 @@
 
     python bench/_start_child.py bare      # a bare Textual app showing one Static
     python bench/_start_child.py glmchat   # `glmchat` itself: glmchat.cli.main([]) with GLMCHAT_HOME
+    python bench/_start_child.py glmchat --settle   # ... and wait until the whole session is loaded
 
 Both run `App.run(headless=True, size=(120, 40))`. Textual is patched only to
 (1) force headless mode, (2) do the escape-sequence encoding of each frame that
@@ -13,18 +14,22 @@ focused: config loaded, store opened, session list and last session shown.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
 SIZE = (120, 40)
+STATE: dict = {"done": False}
 
 
-def patch_textual(ready) -> None:
+def patch_textual(ready, settled=None) -> None:
+    """Make every App headless; print FRAME at the first ready frame (and SETTLED once `settled` holds)."""
     from textual.app import App
 
     original_run = App.run
     original_display = App._display
-    state = {"done": False}
+    state = STATE
+    state["settled"] = settled is None
 
     def run(self, *args, **kwargs):
         kwargs["headless"] = True
@@ -36,11 +41,22 @@ def patch_textual(ready) -> None:
         if real:
             renderable.render_segments(self.console)
         original_display(self, screen, renderable)
-        if real and not state["done"] and ready(self):
+        if not real:
+            return
+        if not state["done"] and ready(self):
             state["done"] = True
-            t = time.monotonic()
-            sys.stdout.write(f"FRAME {t!r}\n")
+            state["frame"] = time.monotonic()
+            sys.stdout.write(f"FRAME {state['frame']!r}\n")
             sys.stdout.flush()
+            if settled is not None:
+                # Keep frames coming while the rest loads, to see when it is done.
+                self.set_interval(0.02, self.refresh)
+        elif state["done"] and not state["settled"] and settled(self):
+            state["settled"] = True
+            state["settled_at"] = time.monotonic()
+            sys.stdout.write(f"SETTLED {state['settled_at']!r}\n")
+            sys.stdout.flush()
+        if state["done"] and state["settled"]:
             self.exit(0)
 
     App.run = run
@@ -72,8 +88,13 @@ def glmchat_ready(app) -> bool:
     return log.session is not None and focused is not None and focused.id == "prompt"
 
 
-def glmchat() -> int:
-    patch_textual(glmchat_ready)
+def glmchat_settled(app) -> bool:
+    """The whole session is loaded (the app loads the older turns after its first frame)."""
+    return not app.chat._partial
+
+
+def glmchat(settle: bool = False) -> int:
+    patch_textual(glmchat_ready, glmchat_settled if settle else None)
     from glmchat.cli import main
 
     return main([])
@@ -81,4 +102,7 @@ def glmchat() -> int:
 
 if __name__ == "__main__":
     mode = sys.argv[1]
-    sys.exit(bare() if mode == "bare" else glmchat())
+    code = bare() if mode == "bare" else glmchat("--settle" in sys.argv)
+    result = {"frame": STATE.get("frame"), "settled": STATE.get("settled_at", STATE.get("frame"))}
+    sys.stdout.write("RESULT " + json.dumps(result) + "\n")
+    sys.exit(code)
