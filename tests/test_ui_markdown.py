@@ -14,7 +14,7 @@ from glmchat.ui.markdown_render import (
     layout_blocks,
     parse_blocks,
 )
-from glmchat.ui.widgets.answer import FREEZE_CHARS, AnswerView, split_at_line
+from glmchat.ui.widgets.answer import CHUNK_CHARS, FREEZE_CHARS, AnswerView, split_at_line
 
 
 def plain(source: str, width: int = 60) -> list[str]:
@@ -125,7 +125,7 @@ class AnswerApp(App[None]):
 
 def _long_answer() -> str:
     parts = []
-    for i in range(200):
+    for i in range(300):
         parts.append(f"## Part {i}\n\nSome text for part {i} with **bold** and `code`.\n\n")
         if i % 5 == 0:
             parts.append(f"```python\nprint({i})\n```\n\n")
@@ -136,7 +136,7 @@ def _long_answer() -> str:
 
 async def test_streamed_answer_is_cut_into_settled_chunks_and_reads_the_same():
     answer = _long_answer()
-    assert len(answer) > 3 * FREEZE_CHARS
+    assert len(answer) > 2 * CHUNK_CHARS
     view = AnswerView(live=True)
     app = AnswerApp(view)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -145,7 +145,8 @@ async def test_streamed_answer_is_cut_into_settled_chunks_and_reads_the_same():
         view.finish()
         await pilot.pause()
         assert view.source == answer
-        assert view.chunk_count >= 3, "long answers settle into chunks"
+        assert view.chunk_count >= 2, "long answers settle into chunks"
+        assert view.chunk_count <= len(answer) // (CHUNK_CHARS // 2) + 1, "settled blocks join chunks"
         assert len(view._tail_source) < FREEZE_CHARS + 200, "the re-parsed tail stays small"
         shown = []
         from glmchat.ui.widgets.answer import MarkdownView

@@ -140,6 +140,8 @@ class Code(Block):
     code: Content = field(default_factory=Content)
     language: str = ""
     light: bool = False
+    highlighted: bool = True
+    """False when highlighting was skipped while streaming (it is done once the code is complete)."""
 
     def layout(self, width: int) -> list[Content]:
         style = STYLE_CODE_BLOCK_LIGHT if self.light else STYLE_CODE_BLOCK
@@ -347,7 +349,10 @@ def _block(node: SyntaxTreeNode, options: RenderOptions, depth: int) -> Block | 
     if kind in ("fence", "code_block"):
         language = (node.info or "").strip().split(maxsplit=1)[0] if node.info else ""
         code = node.content.rstrip("\n")
-        return Code(code=_highlight(code, language, options), language=language, light=options.light)
+        skipped = options.live and len(code) > LIVE_HIGHLIGHT_LIMIT
+        return Code(
+            code=_highlight(code, language, options), language=language, light=options.light, highlighted=not skipped
+        )
     if kind in ("bullet_list", "ordered_list"):
         items: list[list[Block]] = []
         tight = True
@@ -470,8 +475,23 @@ def _link_style(href: str) -> Style | str:
     return Style(underline=True) + Style.from_meta({"@click": f"link({href!r})"})
 
 
+@lru_cache(maxsize=1)
+def _builtin_languages() -> frozenset[str]:
+    """Every alias of pygments' built-in lexers.
+
+    An alias pygments does not know makes it search installed plugins, which
+    imports whatever packages registered one (IPython costs half a second); a
+    streaming fence shows partial names like "pyt" on the way to "python".
+    """
+    from pygments.lexers._mapping import LEXERS
+
+    return frozenset(alias.lower() for _module, _name, aliases, _files, _mimes in LEXERS.values() for alias in aliases)
+
+
 def _highlight(code: str, language: str, options: RenderOptions) -> Content:
     if not language or (options.live and len(code) > LIVE_HIGHLIGHT_LIMIT):
+        return Content(code)
+    if language.lower() not in _builtin_languages():
         return Content(code)
     # Lazy import: pygments is loaded with the first fenced code block.
     from textual.highlight import HighlightTheme, highlight

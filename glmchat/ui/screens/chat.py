@@ -93,8 +93,8 @@ class ChatScreen(Screen[None]):
         Binding("shift+pagedown", "scroll_log(1)", "Scroll down", tooltip="Scroll the chat down.", id="scroll-down", show=False),
     ]
 
-    streaming: var[bool] = var(False, toggle_class="-streaming", bindings=True)
-    """A turn of the open session is streaming."""
+    streaming: var[bool] = var(False, bindings=True)
+    """A turn of the open session is streaming (no CSS class: restyling the screen costs O(widgets))."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -135,7 +135,7 @@ class ChatScreen(Screen[None]):
                 log.clock = self.gapp.clock
                 yield log
                 yield Composer(id="composer")
-                yield StatusLine(id="status")
+        yield StatusLine(id="status")
         yield Footer()
 
     async def on_mount(self) -> None:

@@ -16,10 +16,17 @@ from textual.geometry import Size
 from textual.widget import Widget
 
 from glmchat.sanitize import safe_link
-from glmchat.ui.markdown_render import Block, RenderOptions, layout_blocks, parse_blocks
+from glmchat.ui.lines_visual import LineCache, LinesVisual
+from glmchat.ui.markdown_render import Block, Code, RenderOptions, layout_blocks, parse_blocks
 
-FREEZE_CHARS = 3_000
-"""A streaming tail longer than this is split: its settled blocks become a chunk."""
+FREEZE_CHARS = 800
+"""A streaming tail longer than this is split: its settled blocks move to a chunk.
+
+The tail is re-parsed and re-drawn on every flush, so it is kept short."""
+
+CHUNK_CHARS = 8_000
+"""Settled blocks join the previous chunk until it holds this much, so a long
+answer is a few dozen widgets, not hundreds."""
 
 
 def split_at_line(text: str, line: int) -> tuple[str, str]:
@@ -72,6 +79,9 @@ class MarkdownView(Widget):
         self._live = live
         self._light: bool | None = None
         self._lines_cache: tuple[int, list[Content]] | None = None
+        self._strips = LineCache()
+        # Hover-highlighting links re-styles every line on every repaint; clicks work without it.
+        self.auto_links = False
 
     @property
     def source(self) -> str:
@@ -119,10 +129,13 @@ class MarkdownView(Widget):
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return len(self._lines(width)) if self._source else 0
 
-    def render(self) -> Content:
-        if not self._source:
-            return Content()
-        return Content("\n").join(self._lines(self.content_size.width or self.size.width))
+    def render(self) -> LinesVisual:
+        lines = self._lines(self.content_size.width or self.size.width) if self._source else []
+        return LinesVisual(lines, self._strips, self.app.theme)
+
+    def get_selection(self, selection):  # type: ignore[no-untyped-def]
+        lines = self._lines(self.content_size.width or self.size.width) if self._source else []
+        return selection.extract("\n".join(line.plain for line in lines)), "\n"
 
     def notify_style_update(self) -> None:
         # A switch between light and dark themes changes code and inline-code colours.
@@ -161,6 +174,7 @@ class AnswerView(Vertical):
         self._live = live
         self._settled: list[str] = []
         """Sources of the chunks that can no longer change."""
+        self._chunks: list[MarkdownView] = []
         self._tail_source = "" if live else source
         self._tail = MarkdownView(self._tail_source, live=live)
 
@@ -189,16 +203,26 @@ class AnswerView(Vertical):
             # Every block but the last is complete: the next text can only change the last one.
             settled, source = split_at_line(source, blocks[-1].start_line)
             if settled:
-                self._settle(settled)
+                self._settle(settled, blocks[:-1])
                 blocks = blocks[-1:]
                 blocks[0].start_line = 0
         self._tail_source = source
         self._tail.set_source(source, blocks, live=True)
 
-    def _settle(self, source: str) -> None:
+    def _settle(self, source: str, blocks: list[Block]) -> None:
+        # Code left plain while it streamed is highlighted now, by parsing it once more.
+        if not all(not isinstance(b, Code) or b.highlighted for b in blocks):
+            options = self._tail._options()
+            blocks = parse_blocks(source, options)
+        previous = self._chunks[-1] if self._chunks else None
+        if previous is not None and len(previous.source) + len(source) <= CHUNK_CHARS:
+            # Join the previous chunk: its blocks keep their layout, so this costs O(lines).
+            self._settled[-1] += source
+            previous.set_source(previous.source + source, previous.blocks() + blocks)
+            return
         self._settled.append(source)
-        # Parsed again without the live shortcut, so its code is highlighted once, now.
-        chunk = MarkdownView(source, classes="-chunk")
+        chunk = MarkdownView(source, blocks=blocks, classes="-chunk")
+        self._chunks.append(chunk)
         self.mount(chunk, before=self._tail)
 
     def finish(self) -> None:
@@ -212,5 +236,6 @@ class AnswerView(Vertical):
             if chunk is not self._tail:
                 chunk.remove()
         self._settled.clear()
+        self._chunks.clear()
         self._tail_source = source
         self._tail.set_source(source, None, live=False)

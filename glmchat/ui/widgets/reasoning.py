@@ -18,6 +18,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from glmchat.ui.lines_visual import LineCache, LinesVisual
+
 TAIL_CHARS = 4_000
 """How much of the live reasoning is kept for the live view (enough for LIVE_LINES of any width)."""
 
@@ -33,6 +35,18 @@ def format_seconds(seconds: float | None) -> str:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(int(round(seconds)), 60)
     return f"{minutes} min {rest} s"
+
+
+def live_tail(text: str, width: int) -> str:
+    """Enough of the end of `text` to fill LIVE_LINES wrapped lines of `width` (wrapping all of it costs O(text))."""
+    budget = (LIVE_LINES + 1) * max(width, 1)
+    tail = text[-budget:]
+    if len(tail) < len(text):
+        # Start at a line break when there is one, so the first shown line is not cut mid-word.
+        cut = tail.find("\n")
+        if 0 <= cut < len(tail) - 1:
+            tail = tail[cut + 1 :]
+    return tail
 
 
 class ReasoningPane(Widget, can_focus=True):
@@ -95,6 +109,7 @@ class ReasoningPane(Widget, can_focus=True):
         self._live = live
         self._tail = ""
         self._lines_cache: tuple[tuple[int, bool, bool], list[Content]] | None = None
+        self._strips = LineCache()
         self.set_reactive(ReasoningPane.expanded, expanded)
 
     # -- content -------------------------------------------------------------------------
@@ -124,12 +139,12 @@ class ReasoningPane(Widget, can_focus=True):
         self._tail = tail
         self._full = None
         if self.expanded:
+            # Once the live view is full (title + LIVE_LINES), its height no longer
+            # changes: a repaint will do, without a layout of the whole screen.
+            cache = self._lines_cache
+            full = cache is not None and len(cache[1]) >= LIVE_LINES + 1
             self._lines_cache = None
-            self.refresh(layout=self._live_height_changes())
-
-    def _live_height_changes(self) -> bool:
-        cache = self._lines_cache
-        return cache is None or len(cache[1]) < LIVE_LINES + 1
+            self.refresh(layout=not full)
 
     def end_live(self, text: str | Callable[[], str] | None = None) -> None:
         """The stream ended: from now on the full text is shown when unfolded."""
@@ -169,7 +184,7 @@ class ReasoningPane(Widget, can_focus=True):
         if self.expanded:
             inner = max(width - 2, 4)
             body_style = "$reasoning-foreground"
-            text = self._tail if self._live else self._full_text()
+            text = live_tail(self._tail, inner) if self._live else self._full_text()
             if text:
                 body = Content.styled(text.rstrip("\n"), body_style).wrap(inner)
                 if self._live:
@@ -181,8 +196,12 @@ class ReasoningPane(Widget, can_focus=True):
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return len(self._lines(width))
 
-    def render(self) -> Content:
-        return Content("\n").join(self._lines(self.content_size.width or self.size.width))
+    def render(self) -> LinesVisual:
+        return LinesVisual(self._lines(self.content_size.width or self.size.width), self._strips, self.app.theme)
+
+    def get_selection(self, selection):  # type: ignore[no-untyped-def]
+        lines = self._lines(self.content_size.width or self.size.width)
+        return selection.extract("\n".join(line.plain for line in lines)), "\n"
 
     def watch_expanded(self, expanded: bool) -> None:
         self._lines_cache = None
