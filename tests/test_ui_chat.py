@@ -329,9 +329,12 @@ async def test_newline_keys_insert_a_newline_and_enter_sends(glm_server):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("a", "ctrl+j", "b", "shift+enter", "c", "alt+enter", "d")
         assert app.chat.composer.text == "a\nb\nc\nd"
-        await pilot.press("enter")
+        # Keys typed right after Enter, before the app handled it, stay for the next message.
+        await pilot.press("enter", "e")
         await app.workers.wait_for_complete()
+        await pilot.pause()
         assert user_messages(glm_server.last) == ["a\nb\nc\nd"]
+        assert app.chat.composer.text == "e"
 
 
 async def test_escape_sequences_from_the_model_are_shown_inert(glm_server):

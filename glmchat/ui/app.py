@@ -85,6 +85,7 @@ class GlmChatApp(App[int]):
         self.clock = clock
         self.probe = probe
         self.chat = ChatScreen()
+        self._saved_state = (self.config.last_session, self.config.sidebar)
         self._theme_failures: list[str] = []
         self._register_themes()
 
@@ -122,6 +123,12 @@ class GlmChatApp(App[int]):
         host = self.chat.current_host()
         if host is not None and self.needs_key(host):
             self.action_setup()
+        # Once the first frame is up, load what the first send needs (httpx, the
+        # protocol, the Markdown parser) while the user types.
+        self.set_timer(0.5, self._warm_up)
+
+    def _warm_up(self) -> None:
+        self.run_worker(_warm_imports, thread=True, group="warm-up", exit_on_error=False)
 
     def _open_store(self) -> None:
         if self.store is None:
@@ -338,6 +345,7 @@ class GlmChatApp(App[int]):
     async def on_unmount(self) -> None:
         if self.store is not None and self.chat.session.turns:
             self.config.last_session = self.chat.session.id
+        if (self.config.last_session, self.config.sidebar) != self._saved_state:
             self._save_config_quietly()
         if self._client is not None and self._own_client:
             try:
@@ -352,6 +360,17 @@ class GlmChatApp(App[int]):
             save_config(self.config, self.paths)
         except ConfigError:
             pass
+
+
+def _warm_imports() -> None:
+    """Import the modules of the first send ahead of it (in a thread, off the event loop)."""
+    import glmchat.chat  # noqa: F401
+    import glmchat.client  # noqa: F401
+    import glmchat.protocol  # noqa: F401
+    import httpx  # noqa: F401
+    from glmchat.ui.markdown_render import parse_blocks
+
+    parse_blocks("warm `up` **now**\n\n- a\n\n| a |\n|---|\n| 1 |\n")
 
 
 def run_app(options: AppOptions | None = None) -> int:

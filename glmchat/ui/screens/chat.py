@@ -312,7 +312,7 @@ class ChatScreen(Screen[None]):
         await self.log_view.add_view(view)
         self.live = LiveTurn(session=session, turn=turn, view=view, text=text)
         self.streaming = True
-        self.composer.clear()
+        self.composer.take(text)
         self.refresh_status()
         self.generate(self.live, host)
         return True
@@ -671,9 +671,12 @@ class ChatScreen(Screen[None]):
     async def reveal_turn(self, turn_id: str) -> None:
         """Scroll to a turn, paging it in if it is not mounted."""
         self.ensure_full_session()
-        view = await self.log_view.reveal(turn_id)
+        log = self.log_view
+        view = await log.reveal(turn_id)
         if view is not None:
-            self.log_view.scroll_to_widget(view, animate=False, top=True)
+            # Stop following the bottom, or the next layout would scroll away from the hit.
+            log.anchor(False)
+            log.call_after_refresh(log.scroll_to_widget, view, animate=False, top=True)
 
     # -- export ----------------------------------------------------------------------------
 

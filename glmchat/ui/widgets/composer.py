@@ -1,9 +1,9 @@
 """The composer: a multi-line prompt, the thinking switch for the next turn, and key hints.
 
-Enter sends. A newline is Shift+Enter where the terminal reports it (kitty,
-foot, WezTerm, Ghostty: Textual asks for the kitty keyboard protocol), and
-Ctrl+J or Alt+Enter everywhere (xterm, tmux, the Linux console deliver those
-as distinct keys).
+Enter sends. Ctrl+J inserts a newline in every terminal (it is a distinct
+byte, "\n"). Shift+Enter and Alt+Enter do too where the terminal reports them
+(kitty, WezTerm, foot, Ghostty: Textual asks for the kitty keyboard protocol);
+xterm and tmux send both as a plain Enter, which Textual cannot tell apart.
 
 Nothing here reads the whole text on a keystroke: a 1 MB paste is one edit,
 and typing after it costs what TextArea's own edit costs.
@@ -19,10 +19,10 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Label, Switch, TextArea
 
-NEWLINE_KEYS = frozenset({"shift+enter", "ctrl+j", "alt+enter", "ctrl+enter"})
-"""Keys that insert a newline instead of sending."""
+NEWLINE_KEYS = frozenset({"ctrl+j", "shift+enter", "alt+enter", "ctrl+enter", "shift+\r"})
+"""Keys that insert a newline instead of sending ("shift+\r" is xterm's modifyOtherKeys Shift+Enter)."""
 
-SEND_HINT = "Enter send · Shift+Enter or Ctrl+J newline"
+SEND_HINT = "Enter send · Ctrl+J newline"
 
 
 class PromptArea(TextArea):
@@ -30,6 +30,11 @@ class PromptArea(TextArea):
 
     class SubmitRequested(Message):
         """Enter was pressed."""
+
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+            """The prompt when Enter was pressed (keys typed after it are not part of it)."""
 
     class EditLastRequested(Message):
         """Up was pressed in an empty prompt: edit the last message."""
@@ -43,7 +48,7 @@ class PromptArea(TextArea):
         if key == "enter":
             event.stop()
             event.prevent_default()
-            self.post_message(self.SubmitRequested())
+            self.post_message(self.SubmitRequested(self.text))
             return
         if key in NEWLINE_KEYS:
             event.stop()
@@ -65,7 +70,7 @@ class Composer(Vertical):
     | Key(s) | Description |
     | :- | :- |
     | enter | Send the message. |
-    | shift+enter, ctrl+j, alt+enter | Insert a newline. |
+    | ctrl+j (shift+enter, alt+enter where reported) | Insert a newline. |
     | up (empty prompt) | Edit the last message. |
     """
 
@@ -151,6 +156,14 @@ class Composer(Vertical):
     def clear(self) -> None:
         self.prompt.load_text("")
 
+    def take(self, sent: str) -> None:
+        """Remove the text that was sent, keeping anything typed after Enter."""
+        text = self.prompt.text
+        if text == sent:
+            self.clear()
+        elif text.startswith(sent):
+            self.set_text(text[len(sent) :].lstrip("\n"))
+
     def focus_prompt(self) -> None:
         self.prompt.focus()
 
@@ -216,7 +229,7 @@ class Composer(Vertical):
     @on(PromptArea.SubmitRequested)
     def _submit(self, event: PromptArea.SubmitRequested) -> None:
         event.stop()
-        text = self.prompt.text
+        text = event.text
         if not text.strip():
             return
         self.post_message(self.Submitted(self, text, self.thinking))

@@ -349,8 +349,8 @@ class TurnView(Vertical):
             parts.append(("⚠ interrupted: glmchat ended during this answer", "$text-warning"))
             action("retry", "retry")
         elif status == TRUNCATED:
-            reason = turn.finish_reason or "cut short"
-            parts.append((f"⚠ the host ended the answer early ({reason})", "$text-warning"))
+            reason = turn.error or f"the host ended the answer early ({turn.finish_reason or 'cut short'})"
+            parts.append((f"⚠ {reason}", "$text-warning"))
             action("retry", "retry")
         else:
             parts.append(("✓", "$text-success"))

@@ -1,0 +1,274 @@
+"""Sessions in the TUI: new, switch (also while streaming), rename, delete, search, first run, export paths.
+
+The dialogs belong to their own tests (test_ui_shell.py); here they are answered
+the way a person would, and what the chat screen does with the answer is checked.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from glmchat.config import AppOptions, Paths, load_config
+from glmchat.session import STOPPED
+from tests.glm_server import Reply
+from tests.ui_support import (
+    SIZE,
+    make_app,
+    make_config,
+    open_store,
+    screen_text,
+    stored_session,
+    stored_turn,
+    wait_for,
+)
+
+
+async def send(pilot, text: str) -> None:
+    pilot.app.chat.composer.set_text(text)
+    await pilot.press("enter")
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def test_new_session_is_titled_by_its_first_line_and_listed(glm_server):
+    store = open_store()
+    old = stored_session(store, "Older chat", [stored_turn(1)])
+    app = make_app(glm_server, store=store)
+    async with app.run_test(size=SIZE) as pilot:
+        chat = app.chat
+        assert chat.session.id == old.id
+        await pilot.press("ctrl+n")
+        assert chat.session.id != old.id
+        assert chat.log_view.mounted_views == []
+        await send(pilot, "  Plan a trip to Kyoto\nwith details")
+        assert chat.session.title == "Plan a trip to Kyoto"
+        titles = [s.title for s in chat.sidebar.summaries]
+        assert titles == ["Plan a trip to Kyoto", "Older chat"]
+        assert "Plan a trip to Kyoto" in screen_text(app)
+
+
+async def test_an_unsent_new_session_is_not_saved(glm_server):
+    app = make_app(glm_server)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+n")
+        await pilot.press("ctrl+n")
+    assert open_store().list_sessions() == []
+
+
+async def test_last_session_reopens_on_launch(glm_server):
+    app = make_app(glm_server)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "remember me")
+        session_id = app.chat.session.id
+    assert load_config().last_session == session_id
+    again = make_app(glm_server, config=load_config())
+    again.config.hosts = make_config(glm_server).hosts
+    async with again.run_test(size=SIZE) as pilot:
+        assert again.chat.session.id == session_id
+        assert "remember me" in screen_text(again)
+
+
+async def test_options_open_a_given_session_or_a_new_one(glm_server):
+    store = open_store()
+    first = stored_session(store, "First", [stored_turn(1)], number_hint=1)
+    stored_session(store, "Second", [stored_turn(2)], number_hint=2)
+    app = make_app(glm_server, store=store, options=AppOptions(session=first.id[:8]))
+    async with app.run_test(size=SIZE):
+        assert app.chat.session.id == first.id
+    app = make_app(glm_server, store=open_store(), options=AppOptions(new=True))
+    async with app.run_test(size=SIZE):
+        assert app.chat.session.turns == []
+
+
+async def test_rename_from_the_keyboard(glm_server):
+    from glmchat.ui.screens.prompt import PromptScreen
+
+    store = open_store()
+    session = stored_session(store, "Untitled thoughts", [stored_turn(1)])
+    app = make_app(glm_server, store=store)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f2")
+        await pilot.pause()
+        assert isinstance(app.screen, PromptScreen)
+        app.screen.dismiss("Kyoto itinerary")
+        await pilot.pause()
+        assert app.chat.session.title == "Kyoto itinerary"
+        assert open_store().load_session(session.id).title == "Kyoto itinerary"
+        assert "Kyoto itinerary" in screen_text(app)
+
+
+async def test_delete_asks_then_opens_the_next_session(glm_server):
+    from glmchat.ui.screens.confirm import ConfirmScreen
+
+    store = open_store()
+    keep = stored_session(store, "Keep me", [stored_turn(1)], number_hint=1)
+    doomed = stored_session(store, "Delete me", [stored_turn(2)], number_hint=2)
+    app = make_app(glm_server, store=store)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.chat.session.id == doomed.id
+        await pilot.press("alt+d")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "Delete me" in screen_text(app)
+        app.screen.dismiss(False)
+        await pilot.pause()
+        assert [s.id for s in open_store().list_sessions()] == [doomed.id, keep.id]
+
+        await pilot.press("alt+d")
+        await pilot.pause()
+        app.screen.dismiss(True)
+        await pilot.pause()
+        assert [s.id for s in open_store().list_sessions()] == [keep.id]
+        assert app.chat.session.id == keep.id
+
+
+async def test_search_result_opens_its_session_at_its_turn(glm_server):
+    from glmchat.ui.screens.search import SearchScreen
+
+    store = open_store()
+    turns = [stored_turn(n, user=f"Question {n}") for n in range(1, 31)]
+    turns[2].content = "The answer mentions a zebra."
+    target = stored_session(store, "Animals", turns, number_hint=1)
+    stored_session(store, "Other", [stored_turn(40)], number_hint=2)
+    app = make_app(glm_server, store=store)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+f")
+        await pilot.pause()
+        assert isinstance(app.screen, SearchScreen)
+        hits = store.search("zebra")
+        assert hits and hits[0].turn_id == turns[2].id
+        app.screen.dismiss((hits[0].session_id, hits[0].turn_id))
+        await pilot.pause()
+        chat = app.chat
+        assert chat.session.id == target.id
+        view = chat.log_view.view_for(turns[2].id)
+        assert view is not None, "the turn was paged in"
+        await pilot.pause()
+        assert "zebra" in screen_text(app)
+
+
+async def test_switching_away_from_a_streaming_session_and_back(glm_server):
+    store = open_store()
+    other = stored_session(store, "Other", [stored_turn(1)], number_hint=1)
+    glm_server.enqueue(Reply(reasoning="", content="streaming along " * 40, stall_after=6))
+    app = make_app(glm_server, store=store)
+    async with app.run_test(size=SIZE) as pilot:
+        chat = app.chat
+        await pilot.press("ctrl+n")
+        chat.composer.set_text("long one")
+        await pilot.press("enter")
+        live_session = chat.session
+        await wait_for(pilot, lambda: "streaming along" in chat.log_view.mounted_views[-1].answer.source)
+
+        await chat.switch_to(other.id)
+        await pilot.pause()
+        assert chat.session.id == other.id
+        assert chat.live is not None, "the stream goes on in the background"
+        assert "streaming along" not in screen_text(app)
+
+        await chat.switch_to(live_session.id)
+        await pilot.pause()
+        view = chat.log_view.mounted_views[-1]
+        assert view.live and view.turn is chat.live.turn
+        await wait_for(pilot, lambda: "streaming along" in view.answer.source)
+        await pilot.press("escape")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert live_session.turns[-1].status == STOPPED
+        assert "■ stopped" in screen_text(app)
+
+
+async def test_first_run_without_a_key_shows_setup_and_saves_the_key(glm_server):
+    from glmchat.ui.screens.setup import SetupResult, SetupScreen
+
+    config = make_config(glm_server)
+    config.keys = {}
+    app = make_app(glm_server, config=config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, SetupScreen)
+        app.screen.dismiss(SetupResult("zai", "sk-pasted-key-0123456789"))
+        await pilot.pause()
+        assert app.config.keys["zai"] == "sk-pasted-key-0123456789"
+        path = app.paths.config_file
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        assert "sk-pasted-key-0123456789" not in screen_text(app)
+        await send(pilot, "now it works")
+        assert glm_server.last.header("Authorization") == "Bearer sk-pasted-key-0123456789"
+
+
+async def test_sending_without_a_key_opens_setup_and_keeps_the_text(glm_server):
+    from glmchat.ui.screens.setup import SetupScreen
+
+    config = make_config(glm_server)
+    config.keys = {}
+    app = make_app(glm_server, config=config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.screen.dismiss(None)
+        await pilot.pause()
+        app.chat.composer.set_text("hello?")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, SetupScreen)
+        assert app.chat.composer.text == "hello?"
+        assert glm_server.chat_requests() == []
+
+
+async def test_the_app_starts_when_the_data_folder_is_unusable(glm_server, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the data folder should be")
+    paths = Paths(
+        config_file=tmp_path / "config.toml",
+        data_dir=blocker / "data",
+        themes_dir=tmp_path / "themes",
+        log_file=tmp_path / "glmchat.log",
+    )
+    from glmchat.client import GlmClient
+    from glmchat.ui.app import GlmChatApp
+
+    app = GlmChatApp(paths=paths, config=make_config(glm_server), client=GlmClient(max_retries=0), probe=False)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.store is None
+        assert any("will not be saved" in n.message for n in app._notifications)
+        await send(pilot, "still chatting")
+        assert app.chat.session.turns[-1].content
+        assert len(glm_server.chat_requests()) == 1
+
+
+async def test_every_action_is_in_the_command_palette(glm_server):
+    app = make_app(glm_server)
+    async with app.run_test(size=SIZE):
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        for title in (
+            "New session",
+            "Toggle thinking",
+            "Stop",
+            "Retry / regenerate",
+            "Edit last message",
+            "Fold / unfold all reasoning",
+            "Copy last answer",
+            "Copy code blocks",
+            "Export to Markdown",
+            "Export to JSON",
+            "Rename session",
+            "Delete session",
+            "Search sessions",
+            "Toggle sidebar",
+            "Settings",
+            "Help",
+        ):
+            assert title in titles
+        for binding in [*app.chat.BINDINGS, *app.BINDINGS]:
+            assert binding.id and binding.tooltip  # type: ignore[union-attr]
+
+
+async def test_sidebar_hides_and_the_choice_is_remembered(glm_server):
+    app = make_app(glm_server)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.chat.sidebar.display
+        await pilot.press("ctrl+b")
+        assert not app.chat.sidebar.display
+        assert app.focused is app.chat.composer.prompt
+    assert load_config().sidebar is False
