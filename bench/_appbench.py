@@ -40,6 +40,13 @@ class Probe:
     """(time after the flush, turn id, characters of that turn drawn so far)."""
     flush_seconds: list[float] = field(default_factory=list)
     drawn: dict[str, int] = field(default_factory=dict)
+    gc_pauses: list[tuple[float, float, int]] = field(default_factory=list)
+    """(monotonic start, seconds, generation) of each garbage collection."""
+
+    def gc_between(self, start: float, end: float) -> tuple[float, float, int]:
+        """Total and longest GC pause between two times, and how many were of generation 2."""
+        pauses = [(d, g) for t, d, g in self.gc_pauses if start <= t <= end]
+        return sum(d for d, _ in pauses), max((d for d, _ in pauses), default=0.0), sum(1 for _, g in pauses if g == 2)
 
     def frame_after(self, t: float) -> int | None:
         """Index of the first frame displayed after time t."""
@@ -68,6 +75,21 @@ class Probe:
 
 
 PROBE = Probe()
+
+
+def install_gc_probe(probe: Probe = PROBE) -> None:
+    """Time every garbage collection (they stop the event loop)."""
+    import gc
+
+    started: list[float] = [0.0]
+
+    def callback(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[0] = time.monotonic()
+        else:
+            probe.gc_pauses.append((started[0], time.monotonic() - started[0], info.get("generation", -1)))
+
+    gc.callbacks.append(callback)
 
 
 def install_flush_probe(probe: Probe = PROBE) -> None:
@@ -120,6 +142,7 @@ def make_app(probe: Probe = PROBE, **kwargs: Any) -> Any:
     from glmchat.config import AppOptions
 
     install_flush_probe(probe)
+    install_gc_probe(probe)
     options = kwargs.pop("options", None) or AppOptions(new=True)
     return bench_app_class(probe)(options, probe=False, **kwargs)
 
@@ -143,9 +166,42 @@ class TurnRun:
     status: str
 
 
-async def send_turn(app: Any, prompt: str, thinking: bool, *, timeout: float = 600.0, settle: float = 0.25) -> TurnRun:
+PROFILE_ENV = "GLMCHAT_BENCH_PROFILE"
+"""Set to a folder to profile each measured turn with pyinstrument (one text report per turn)."""
+
+
+class _TurnProfiler:
+    """pyinstrument over one turn, when GLMCHAT_BENCH_PROFILE names a folder (else does nothing)."""
+
+    count = 0
+
+    def __init__(self, label: str) -> None:
+        import os
+
+        folder = os.environ.get(PROFILE_ENV)
+        self.profiler = None
+        if folder:
+            from pyinstrument import Profiler
+
+            _TurnProfiler.count += 1
+            self.path = Path(folder) / f"{label}-turn{_TurnProfiler.count:02d}.txt"
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.profiler = Profiler(interval=0.001, async_mode="disabled")
+            self.profiler.start()
+
+    def stop(self) -> None:
+        if self.profiler is not None:
+            self.profiler.stop()
+            self.path.write_text(self.profiler.output_text(unicode=True, color=False, show_all=False))
+            # The whole session too, to look again with other options: pyinstrument --load FILE --show-all
+            self.profiler.last_session.save(str(self.path.with_suffix(".pyisession")))
+
+
+async def send_turn(app: Any, prompt: str, thinking: bool, *, timeout: float = 600.0, settle: float = 0.25,
+                    label: str = "turn") -> TurnRun:
     """Send a prompt the way Enter does (ChatScreen.send) and wait for the turn to finish on screen."""
     chat = app.chat
+    profiler = _TurnProfiler(label)
     t_send = time.monotonic()
     cpu_send = time.process_time()
     started = await chat.send(prompt, thinking)
@@ -156,6 +212,7 @@ async def send_turn(app: Any, prompt: str, thinking: bool, *, timeout: float = 6
         raise TimeoutError("the turn did not finish")
     # Let the frame that shows the end be drawn.
     await asyncio.sleep(settle)
+    profiler.stop()
     return TurnRun(turn.id, t_send, cpu_send, turn.status)
 
 
@@ -182,6 +239,7 @@ def analyse_turn(probe: Probe, run: TurnRun, record: dict[str, Any], marks: list
     cpu = probe.cpu_at(t_last) - run.cpu_send
     first_chunk, last_chunk = chunk_times[0], chunk_times[-1]
     in_turn = [t for t in probe.frames if run.t_send <= t <= t_last]
+    gc_total, gc_max, gc_full = probe.gc_between(run.t_send, t_last)
     gaps = [b - a for a, b in zip(in_turn, in_turn[1:])]
     return {
         "status": run.status,
@@ -204,6 +262,9 @@ def analyse_turn(probe: Probe, run: TurnRun, record: dict[str, Any], marks: list
         "max_frame_gap": max(gaps) if gaps else 0.0,
         "flushes": sum(1 for _, tid, _ in probe.flushes if tid == run.turn_id),
         "max_flush": max(probe.flush_seconds) if probe.flush_seconds else 0.0,
+        "gc_seconds": gc_total,
+        "gc_max": gc_max,
+        "gc_full": gc_full,
     }
 
 

@@ -37,6 +37,7 @@ SIZE = (120, 40)
 """Terminal size of every headless app run."""
 
 RESULT_PREFIX = "RESULT "
+PYCACHE = os.path.join(tempfile.gettempdir(), "glmchat-bench-pycache")
 
 
 # -- the corpus ------------------------------------------------------------------------------------
@@ -161,6 +162,9 @@ def child_env(home: Path | None = None, **extra: str) -> dict[str, str]:
     """Environment of a child: the repo importable, a private home, no animations, no real keys."""
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     env["PYTHONPATH"] = str(ROOT)
+    # Run from compiled bytecode, as an installed package does, without writing into the repo.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = PYCACHE
     env["TEXTUAL_ANIMATIONS"] = "none"
     env.pop("TEXTUAL", None)
     if home is not None:

@@ -69,7 +69,7 @@ def child_live(args: argparse.Namespace) -> None:
         for i in range(args.turns):
             server.reset()
             server.enqueue(reply(reasoning, content, chunk=3))
-            run = await ab.send_turn(app, f"bench: turn {i + 1}", True)
+            run = await ab.send_turn(app, f"bench: turn {i + 1}", True, label="live")
             result = ab.analyse_turn(ab.PROBE, run, server.last(), marks, len(reasoning) + len(content))
             result["mounted"] = len(app.chat.log_view.mounted_views)
             result["widgets"] = len(list(app.screen.walk_children()))
@@ -144,7 +144,8 @@ def live(report: Report, server: Server, n: int) -> None:
         if 0 <= i < n:
             t = turns[i]
             report.figure(f"turn {i + 1}: wall send -> last token on screen / app CPU", f"{t['end_to_end'] * 1000:.0f} / {t['cpu'] * 1000:.0f}",
-                          "ms", f"send->request {t['send_to_request'] * 1000:.0f} ms, {t['widgets']} widgets")
+                          "ms", f"send->request {t['send_to_request'] * 1000:.0f} ms, {t['widgets']} widgets, "
+                          f"GC {t['gc_seconds'] * 1000:.0f} ms ({t['gc_full']} full)")
     report.figure("child peak RSS after all turns", child.maxrss_mb, "MB")
 
     def ratio(key: str, first: slice, last: slice) -> float:

@@ -12,6 +12,9 @@
 4. long answer: a 40,000-token answer, unthrottled. Bars: >= 5,000 tokens/s;
    time per token over the last tenth <= 1.5x the first tenth; peak RSS <= 150 MB.
 
+Set GLMCHAT_BENCH_PROFILE=DIR to get a pyinstrument report of each measured
+turn in DIR (the figures are then slowed by the profiler).
+
 The server is its own process; each app run is a fresh child process running
 GlmChatApp headless (120x40) with its config and store in a private
 GLMCHAT_HOME, sending through ChatScreen.send (what Enter does). See
@@ -65,7 +68,7 @@ def child_app(args: argparse.Namespace) -> None:
         app.get_client()
         server.reset()
         server.enqueue(reply(reasoning, content, pace=args.pace or None, chunk=args.chunk))
-        run = await ab.send_turn(app, "bench: stream this", args.thinking)
+        run = await ab.send_turn(app, "bench: stream this", args.thinking, label=args.label)
         return run
 
     run = ab.run_headless(drive, app)
@@ -86,10 +89,11 @@ def child_app(args: argparse.Namespace) -> None:
 # -- parent ----------------------------------------------------------------------------------------
 
 
-def run_app(server: Server, reasoning: int, content: int, pace: float, *, thinking: bool = True, tenths: bool = False):
+def run_app(server: Server, reasoning: int, content: int, pace: float, *, thinking: bool = True, tenths: bool = False,
+            label: str = "stream"):
     home = make_home(server.url)
     argv = [HERE, "--child", "app", "--url", server.url, "--reasoning", str(reasoning), "--content", str(content),
-            "--pace", str(pace), "--chunk", "3"]
+            "--pace", str(pace), "--chunk", "3", "--label", label]
     if thinking:
         argv.append("--thinking")
     if tenths:
@@ -115,7 +119,7 @@ def run_floor(server: Server, reasoning: int, content: int) -> dict:
 
 def host_speed(report: Report, server: Server) -> None:
     report.section("2. host speed: 4,000 reasoning + 4,000 answer tokens at 1,000 tok/s, 3-token chunks")
-    child = run_app(server, 4000, 4000, 1000)
+    child = run_app(server, 4000, 4000, 1000, label="host-speed")
     r = child.result
     report.figure("stream duration at the server (first to last chunk)", r["stream_seconds"], "s")
     report.figure("send -> request at the server", r["send_to_request"] * 1000, "ms")
@@ -136,7 +140,7 @@ def unthrottled(report: Report, server: Server, runs: int) -> None:
     apps, floors = [], []
     for _ in range(runs):
         floors.append(run_floor(server, 4000, 4000))
-        apps.append(run_app(server, 4000, 4000, 0).result)
+        apps.append(run_app(server, 4000, 4000, 0, label="unthrottled").result)
     app_s = median(r["end_to_end"] for r in apps)
     floor_s = median(f["seconds"] for f in floors)
     report.figure("app: send -> last token on screen", app_s, "s")
@@ -154,7 +158,7 @@ def unthrottled(report: Report, server: Server, runs: int) -> None:
 
 def long_answer(report: Report, server: Server) -> None:
     report.section("4. long answer: 40,000 answer tokens, unthrottled, thinking off")
-    child = run_app(server, 0, 40_000, 0, thinking=False, tenths=True)
+    child = run_app(server, 0, 40_000, 0, thinking=False, tenths=True, label="long-answer")
     r = child.result
     floor = run_floor(server, 0, 40_000)
     tenth = r["tenth_tokens"]
@@ -190,6 +194,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=3, help=argparse.SUPPRESS)
     parser.add_argument("--thinking", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tenths", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--label", default="stream", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "app":
         child_app(args)
