@@ -152,6 +152,11 @@ def live(report: Report, server: Server, n: int) -> None:
         return median(t[key] for t in turns[last]) / median(t[key] for t in turns[first])
 
     head, warm, tail = slice(0, 3), slice(1, 4), slice(n - 3, n)
+    for t in turns:
+        t["cpu_no_gc"] = t["cpu"] - t["gc_seconds"]
+    report.figure("longest GC pause, turns 1-3", max(t["gc_max"] for t in turns[head]) * 1000, "ms")
+    report.figure(f"longest GC pause, turns {n - 2}-{n}", max(t["gc_max"] for t in turns[tail]) * 1000, "ms")
+    report.figure(f"turn {n} / turn 1, app CPU without GC (medians of 3)", ratio("cpu_no_gc", head, tail), "x")
     report.bar(f"turn {n} / turn 1, app CPU (medians of 3)", ratio("cpu", head, tail), 1.1, "x")
     report.bar(f"turn {n} / turn 1, wall time (medians of 3)", ratio("end_to_end", head, tail), 1.1, "x")
     report.bar(f"turn {n} / turn 2-4, app CPU (medians of 3)", ratio("cpu", warm, tail), 1.1, "x")
