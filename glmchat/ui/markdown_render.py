@@ -311,6 +311,8 @@ class RenderOptions:
     """The text is still streaming: skip highlighting very long code."""
     ansi: bool = False
     """The app uses the terminal's own ANSI colours."""
+    highlight: bool = True
+    """Highlight code at all (off for a first frame that must come fast; see MarkdownView)."""
 
 
 def parse_blocks(source: str, options: RenderOptions | None = None) -> list[Block]:
@@ -349,7 +351,7 @@ def _block(node: SyntaxTreeNode, options: RenderOptions, depth: int) -> Block | 
     if kind in ("fence", "code_block"):
         language = (node.info or "").strip().split(maxsplit=1)[0] if node.info else ""
         code = node.content.rstrip("\n")
-        skipped = options.live and len(code) > LIVE_HIGHLIGHT_LIMIT
+        skipped = (options.live and len(code) > LIVE_HIGHLIGHT_LIMIT) or (not options.highlight and bool(language))
         return Code(
             code=_highlight(code, language, options), language=language, light=options.light, highlighted=not skipped
         )
@@ -489,7 +491,7 @@ def _builtin_languages() -> frozenset[str]:
 
 
 def _highlight(code: str, language: str, options: RenderOptions) -> Content:
-    if not language or (options.live and len(code) > LIVE_HIGHLIGHT_LIMIT):
+    if not language or not options.highlight or (options.live and len(code) > LIVE_HIGHLIGHT_LIMIT):
         return Content(code)
     if language.lower() not in _builtin_languages():
         return Content(code)

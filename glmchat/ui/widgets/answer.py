@@ -44,6 +44,19 @@ def split_at_line(text: str, line: int) -> tuple[str, str]:
     return text[:index], text[index:]
 
 
+def _walk(blocks: list[Block]):
+    """Every block, nested ones (in lists and quotes) included."""
+    from glmchat.ui.markdown_render import ListBlock, Quote
+
+    for block in blocks:
+        yield block
+        if isinstance(block, ListBlock):
+            for item in block.items:
+                yield from _walk(item)
+        elif isinstance(block, Quote):
+            yield from _walk(block.children)
+
+
 class MarkdownView(Widget):
     """Markdown shown as one widget: parsed once, laid out per width."""
 
@@ -63,6 +76,7 @@ class MarkdownView(Widget):
         *,
         blocks: list[Block] | None = None,
         live: bool = False,
+        defer_highlight: bool = False,
         id: str | None = None,
         classes: str | None = None,
     ) -> None:
@@ -72,11 +86,14 @@ class MarkdownView(Widget):
             source: Markdown text, already made inert for the terminal.
             blocks: Blocks already parsed from `source` (saves parsing it again).
             live: The text is still streaming (very long code is not highlighted yet).
+            defer_highlight: Show code plain in the first frame and highlight it
+                right after (loading pygments costs more than the rest of a frame).
         """
         super().__init__(id=id, classes=classes)
         self._source = source
         self._blocks = blocks
         self._live = live
+        self._defer_highlight = defer_highlight
         self._light: bool | None = None
         self._lines_cache: tuple[int, list[Content]] | None = None
         self._strips = LineCache()
@@ -100,10 +117,21 @@ class MarkdownView(Widget):
         """The parsed blocks (parsing on first use and after a light/dark switch)."""
         options = self._options()
         if self._blocks is None or self._light != options.light:
+            if self._defer_highlight:
+                self._defer_highlight = False
+                options.highlight = False
             self._blocks = parse_blocks(self._source, options) if self._source else []
             self._light = options.light
             self._lines_cache = None
+            if not options.highlight and any(isinstance(b, Code) and not b.highlighted for b in _walk(self._blocks)):
+                self.call_after_refresh(self._highlight_now)
         return self._blocks
+
+    def _highlight_now(self) -> None:
+        # Same text, same lines: a repaint, not a layout.
+        self._blocks = parse_blocks(self._source, self._options())
+        self._lines_cache = None
+        self.refresh()
 
     def set_source(self, source: str, blocks: list[Block] | None = None, *, live: bool | None = None) -> None:
         """Show new text (blocks may be passed when the caller has parsed it already)."""
@@ -176,7 +204,7 @@ class AnswerView(Vertical):
         """Sources of the chunks that can no longer change."""
         self._chunks: list[MarkdownView] = []
         self._tail_source = "" if live else source
-        self._tail = MarkdownView(self._tail_source, live=live)
+        self._tail = MarkdownView(self._tail_source, live=live, defer_highlight=not live)
 
     def compose(self):
         yield self._tail

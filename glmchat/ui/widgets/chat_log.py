@@ -21,7 +21,11 @@ from glmchat.session import Session, Turn
 from glmchat.ui.widgets.turn import TurnView
 
 PAGE = 12
-"""Turns mounted when a session opens, and per page scrolled in."""
+"""Turns mounted per page scrolled in."""
+
+FIRST_PAGE = 4
+"""Turns mounted when a session opens: enough for the first frame; more follow
+right after it if they do not fill the screen."""
 
 
 class EarlierMarker(Static):
@@ -85,7 +89,7 @@ class ChatLog(VerticalScroll, can_focus=False):
         """
         self.session = session
         turns = session.turns[:-1] if skip_last else session.turns
-        self._first_mounted = max(len(turns) - PAGE, 0)
+        self._first_mounted = max(len(turns) - FIRST_PAGE, 0)
         last_id = session.turns[-1].id if session.turns else None
         views = [self.make_view(t, last=t.id == last_id) for t in turns[self._first_mounted :]]
         with self.app.batch_update():
@@ -97,6 +101,12 @@ class ChatLog(VerticalScroll, can_focus=False):
                 await self.mount_all(views)
         self.scroll_end(animate=False, immediate=True)
         self.anchor()
+        self.call_after_refresh(self._fill_screen)
+
+    def _fill_screen(self) -> None:
+        """Page in older turns while the log does not fill its height yet."""
+        if self.has_earlier and self.virtual_size.height <= self.size.height:
+            self.load_earlier()
 
     def _marker_text(self) -> Content:
         count = self._first_mounted
@@ -168,6 +178,7 @@ class ChatLog(VerticalScroll, can_focus=False):
                 added = self.virtual_size.height - before_height
                 self.scroll_to(y=old_y + max(added, 0), animate=False, immediate=True)
                 self._loading = False
+                self._fill_screen()
 
             self.call_after_refresh(keep_position)
         except Exception:
