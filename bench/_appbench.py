@@ -224,7 +224,17 @@ def pct(values: list[float], q: float) -> float:
     return values[i]
 
 
-def analyse_turn(probe: Probe, run: TurnRun, record: dict[str, Any], marks: list[int], ntokens: int) -> dict[str, Any]:
+def phase_cost(probe: Probe, start: float, end: float) -> tuple[int, float]:
+    """Frames displayed in (start, end] and the process CPU seconds per frame over them."""
+    i = bisect.bisect_right(probe.frames, start)
+    j = bisect.bisect_right(probe.frames, end)
+    if j - i < 2:
+        return j - i, float("nan")
+    return j - i, (probe.frame_cpu[j - 1] - probe.frame_cpu[i]) / (j - 1 - i)
+
+
+def analyse_turn(probe: Probe, run: TurnRun, record: dict[str, Any], marks: list[int], ntokens: int,
+                 reasoning_chars: int = 0) -> dict[str, Any]:
     """Latency of every chunk (server send -> first frame showing it), CPU and rates of one turn."""
     chunk_times = record["chunk_times"]
     if len(chunk_times) != len(marks):
@@ -241,7 +251,16 @@ def analyse_turn(probe: Probe, run: TurnRun, record: dict[str, Any], marks: list
     in_turn = [t for t in probe.frames if run.t_send <= t <= t_last]
     gc_total, gc_max, gc_full = probe.gc_between(run.t_send, t_last)
     gaps = [b - a for a, b in zip(in_turn, in_turn[1:])]
+    phases = {}
+    if reasoning_chars and reasoning_chars < marks[-1]:
+        k = next(i for i, m in enumerate(marks) if m > reasoning_chars)
+        split = shown[k - 1] if k > 0 and shown[k - 1] is not None else chunk_times[k]
+        phases = {"reasoning_phase": phase_cost(probe, chunk_times[0], split),
+                  "answer_phase": phase_cost(probe, split, t_last)}
+    else:
+        phases = {"answer_phase": phase_cost(probe, chunk_times[0], t_last)}
     return {
+        **phases,
         "status": run.status,
         "tokens": ntokens,
         "chars": marks[-1],

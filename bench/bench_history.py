@@ -70,6 +70,13 @@ def child_live(args: argparse.Namespace) -> None:
             server.reset()
             server.enqueue(reply(reasoning, content, chunk=3))
             run = await ab.send_turn(app, f"bench: turn {i + 1}", True, label="live")
+            if args.gc_freeze:
+                # What-if (not what the app does): move what the finished turns left alive out of
+                # the collector's reach, as an app could after each turn.
+                import gc
+
+                gc.collect()
+                gc.freeze()
             result = ab.analyse_turn(ab.PROBE, run, server.last(), marks, len(reasoning) + len(content))
             result["mounted"] = len(app.chat.log_view.mounted_views)
             result["widgets"] = len(list(app.screen.walk_children()))
@@ -135,10 +142,14 @@ def child_scroll(args: argparse.Namespace) -> None:
 # -- parent ----------------------------------------------------------------------------------------
 
 
-def live(report: Report, server: Server, n: int) -> None:
+def live(report: Report, server: Server, n: int, gc_freeze: bool = False) -> None:
     report.section(f"live session: {n} turns of {LIVE_TOKENS:,} + {LIVE_TOKENS:,} tokens, unthrottled")
     home = make_home(server.url)
-    child = run_child([HERE, "--child", "live", "--url", server.url, "--turns", str(n)], env=child_env(home))
+    argv = [HERE, "--child", "live", "--url", server.url, "--turns", str(n)]
+    if gc_freeze:
+        argv.append("--gc-freeze")
+        report.figure("what-if: gc.collect() + gc.freeze() after each turn", "on")
+    child = run_child(argv, env=child_env(home))
     turns = child.result["turns"]
     for i in sorted({0, 1, 2, 4, 9, 14, n - 3, n - 2, n - 1}):
         if 0 <= i < n:
@@ -227,6 +238,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--cap", type=float, default=180.0, help="give up scrolling up after this many seconds")
     parser.add_argument("--json")
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="what-if for the live scenario: gc.collect() + gc.freeze() after each turn")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -241,7 +254,7 @@ def main() -> None:
     report = Report("Long history (issue 4 §5)")
     with Server() as server:
         if "live" in only:
-            live(report, server, args.turns)
+            live(report, server, args.turns, args.gc_freeze)
         if only & {"open", "scroll"}:
             home = big_home(server.url)
             if "open" in only:

@@ -73,7 +73,7 @@ def child_app(args: argparse.Namespace) -> None:
 
     run = ab.run_headless(drive, app)
     record = server.last()
-    result = ab.analyse_turn(ab.PROBE, run, record, marks, len(reasoning) + len(content))
+    result = ab.analyse_turn(ab.PROBE, run, record, marks, len(reasoning) + len(content), sum(map(len, reasoning)))
     if args.tenths and content:
         n = len(content)
         tenth = n // 10
@@ -129,6 +129,11 @@ def host_speed(report: Report, server: Server) -> None:
     report.figure("frames drawn during the turn", r["frames"])
     report.figure("longest gap between frames during the turn", r["max_frame_gap"] * 1000, "ms")
     report.figure("longest TurnView.flush", r["max_flush"] * 1000, "ms")
+    for phase in ("reasoning_phase", "answer_phase"):
+        if phase in r:
+            frames, per_frame = r[phase]
+            report.figure(f"{phase.replace('_', ' ')}: frames / app CPU per frame", f"{frames} / {per_frame * 1000:.1f}", "ms")
+    report.figure("GC pauses during the turn (longest)", r["gc_seconds"] * 1000, "ms", f"{r['gc_max'] * 1000:.0f} ms")
     report.figure("app CPU from send to the last token on screen", r["cpu"], "s")
     report.figure("child peak RSS", child.maxrss_mb, "MB")
     report.bar("last token on screen after the server sent it", r["last_latency"] * 1000, 100, "ms")
