@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,12 @@ if TYPE_CHECKING:
 
     from glmchat.hosts import Host
     from glmchat.protocol import Request
+
+if "httpx" not in sys.modules:
+    # httpx imports its command-line tool (click, pygments, rich: about 50 ms) whenever
+    # those are installed; a None entry makes that import fail, and httpx then goes
+    # without its CLI, which glmchat never uses. Only done before httpx is loaded.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 USER_AGENT = f"glmchat/{__version__}"
 MAX_ERROR_BODY = 256 * 1024
