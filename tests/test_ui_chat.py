@@ -440,6 +440,25 @@ async def test_long_session_mounts_a_page_and_loads_older_turns_on_scroll(glm_se
         await wait_for(pilot, lambda: len(log.mounted_views) == mounted + PAGE)
         assert log.mounted_views[0].turn.id == turns[60 - mounted - PAGE].id
         assert log.scroll_y > 0, "the view stays where it was while older turns come in above"
+        # Far up in the history, turns at the bottom are unmounted: the log stays bounded.
+        from glmchat.ui.widgets.chat_log import MAX_MOUNTED
+
+        for _ in range(6):
+            log.scroll_to(y=0, animate=False, immediate=True)
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        assert len(log.mounted_views) <= MAX_MOUNTED
+        assert log.has_later and not log.has_earlier
+        assert log.mounted_views[0].turn.id == turns[0].id
+        # Scrolling down pages the newer turns back in, and unmounts the oldest.
+        for _ in range(6):
+            log.scroll_end(animate=False, immediate=True)
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        assert not log.has_later and log.mounted_views[-1].turn.id == turns[-1].id
+        assert len(log.mounted_views) <= MAX_MOUNTED
         # A new turn replays the whole history, not just what is mounted.
         await send(pilot, "one more")
         assert len(user_messages(glm_server.last)) == 61

@@ -33,6 +33,8 @@ from glmchat.ui.themes import DEFAULT_THEME, THEME_VARIABLE_DEFAULTS, load_theme
 from glmchat.ui.widgets.chat_log import PAGE
 
 if TYPE_CHECKING:
+    from textual.timer import Timer
+
     from glmchat.client import GlmClient
     from glmchat.hosts import Host
     from glmchat.store import Store
@@ -86,6 +88,7 @@ class GlmChatApp(App[int]):
         self.probe = probe
         self.chat = ChatScreen()
         self._saved_state = (self.config.last_session, self.config.sidebar)
+        self._settle_timer: Timer | None = None
         self._theme_failures: list[str] = []
         self._register_themes()
 
@@ -125,10 +128,37 @@ class GlmChatApp(App[int]):
             self.action_setup()
         # Once the first frame is up, load what the first send needs (httpx, the
         # protocol, the Markdown parser) while the user types.
-        self.set_timer(0.5, self._warm_up)
+        self.call_after_refresh(self._warm_up)
 
     def _warm_up(self) -> None:
         self.run_worker(_warm_imports, thread=True, group="warm-up", exit_on_error=False)
+        self.request_settle(1.0)
+
+    def request_settle(self, delay: float = 2.0) -> None:
+        """Settle memory once the app has been quiet for `delay` seconds (see `settle_memory`)."""
+        if self._settle_timer is not None:
+            self._settle_timer.stop()
+        self._settle_timer = self.set_timer(delay, self.settle_memory)
+
+    def settle_memory(self) -> None:
+        """Collect garbage now (while idle) and exempt what survives from later collections.
+
+        A full collection walks every object the app holds (tens of thousands of
+        Textual objects): left to itself, Python runs one in the middle of a
+        stream and the screen stalls for ~80 ms. Frozen objects are skipped, so
+        the collections during a stream only walk what the stream created.
+        Frozen objects are thawed first, so widgets unmounted since the last
+        settle (paged-out turns, closed sessions) are collected too.
+        """
+        import gc
+
+        self._settle_timer = None
+        if self.chat.live is not None:
+            self.request_settle()
+            return
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
 
     def _open_store(self) -> None:
         if self.store is None:
@@ -343,6 +373,9 @@ class GlmChatApp(App[int]):
     # -- shutdown --------------------------------------------------------------------------
 
     async def on_unmount(self) -> None:
+        import gc
+
+        gc.unfreeze()  # what settle_memory exempted can be collected again once the app is gone
         if self.store is not None and self.chat.session.turns:
             self.config.last_session = self.chat.session.id
         if (self.config.last_session, self.config.sidebar) != self._saved_state:
@@ -367,7 +400,11 @@ def _warm_imports() -> None:
     import glmchat.chat  # noqa: F401
     import glmchat.client  # noqa: F401
     import glmchat.protocol  # noqa: F401
-    import httpx  # noqa: F401
+    import httpx
+
+    # The first client made loads httpcore's backends and the TLS defaults; this
+    # one is thrown away unused (it holds no connection).
+    httpx.AsyncClient()
     from glmchat.ui.markdown_render import parse_blocks
 
     parse_blocks("warm `up` **now**\n\n- a\n\n| a |\n|---|\n| 1 |\n")

@@ -178,6 +178,7 @@ class ChatScreen(Screen[None]):
         self.refresh_status()
         self.refresh_sidebar()
         self.gapp.remember_session(session)
+        self.gapp.request_settle()
         if partial:
             self.call_after_refresh(self.ensure_full_session)
 
@@ -370,6 +371,8 @@ class ChatScreen(Screen[None]):
             self.streaming = False
             self.refresh_status()
             self.refresh_sidebar()
+        # The turn's widgets are here to stay: move them out of the collector's way while idle.
+        self.gapp.request_settle()
 
     async def _storage_failed(self, live: LiveTurn, exc: StorageError) -> None:
         turn = live.turn

@@ -191,12 +191,21 @@ class AnswerView(Vertical):
     }
     """
 
-    def __init__(self, source: str = "", *, live: bool = False, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self,
+        source: str = "",
+        *,
+        live: bool = False,
+        defer_highlight: bool = False,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         """Create an answer view.
 
         Args:
             source: The (inert) answer text, for a finished turn.
             live: The answer is about to stream in through `append`.
+            defer_highlight: Highlight code right after the first frame (see MarkdownView).
         """
         super().__init__(id=id, classes=classes)
         self._live = live
@@ -204,7 +213,7 @@ class AnswerView(Vertical):
         """Sources of the chunks that can no longer change."""
         self._chunks: list[MarkdownView] = []
         self._tail_source = "" if live else source
-        self._tail = MarkdownView(self._tail_source, live=live, defer_highlight=not live)
+        self._tail = MarkdownView(self._tail_source, live=live, defer_highlight=defer_highlight and not live)
 
     def compose(self):
         yield self._tail

@@ -1,10 +1,13 @@
 """The chat log: turn views in a stream layout, the newest at the bottom.
 
 A frame costs time in proportion to the widgets mounted (textual-notes §1.4),
-so a session opens with only its last `PAGE` turns mounted; older ones are
-paged in, a page at a time, when the user scrolls to the top (or clicks the
-marker there). The log never takes focus: focusing a container restyles its
-whole subtree.
+so only a window of the session's turns is mounted: a session opens with its
+last few turns; scrolling to the top pages older turns in above, and once the
+window holds more than `MAX_MOUNTED` turns the ones furthest below are
+unmounted (and paged back in when the user scrolls down to them). However
+long the session, the log holds a bounded number of widgets.
+
+The log never takes focus: focusing a container restyles its whole subtree.
 """
 
 from __future__ import annotations
@@ -20,34 +23,56 @@ from textual.widgets import Static
 from glmchat.session import Session, Turn
 from glmchat.ui.widgets.turn import TurnView
 
-PAGE = 12
+PAGE = 8
 """Turns mounted per page scrolled in."""
 
 FIRST_PAGE = 4
 """Turns mounted when a session opens: enough for the first frame; more follow
 right after it if they do not fill the screen."""
 
+MAX_MOUNTED = 3 * PAGE
+"""Turns mounted at most; paging in beyond it unmounts turns at the other end."""
 
-class EarlierMarker(Static):
-    """The line at the top of a log with unmounted older turns."""
+
+class PageMarker(Static):
+    """The line above (or below) the mounted turns when more turns are there, unmounted."""
 
     DEFAULT_CSS = """
-    EarlierMarker {
+    PageMarker {
         height: 1;
         width: 1fr;
         content-align: center middle;
     }
     """
 
+    def __init__(self, *, later: bool, id: str) -> None:
+        super().__init__("", id=id)
+        self.later = later
+        self.display = False
+
+    def show_count(self, count: int) -> None:
+        self.display = count > 0
+        if count:
+            arrow, where, how = ("▼", "later", "down") if self.later else ("▲", "earlier", "up")
+            self.update(
+                Content.styled(
+                    f"{arrow} {count:,} {where} turn{'s' if count != 1 else ''} — scroll {how} or click to show more",
+                    "$text-muted",
+                )
+            )
+
     def on_click(self, event: Click) -> None:
         event.stop()
         log = self.parent
         if isinstance(log, ChatLog):
-            log.load_earlier()
+            if self.later:
+                log.load_later()
+            else:
+                log.load_earlier()
 
 
 class ChatLog(VerticalScroll, can_focus=False):
-    """Turns of the open session."""
+    """Turns of the open session, a window of them mounted."""
 
     DEFAULT_CSS = """
     ChatLog {
@@ -61,7 +86,10 @@ class ChatLog(VerticalScroll, can_focus=False):
         self.session: Session | None = None
         self._first_mounted = 0
         """Index in session.turns of the oldest mounted turn."""
-        self._marker = EarlierMarker("", id="earlier")
+        self._end_mounted = 0
+        """Index in session.turns just past the newest mounted turn."""
+        self._earlier = PageMarker(later=False, id="earlier")
+        self._later = PageMarker(later=True, id="later")
         self._loading = False
         self.fold_state: dict[str, bool] = {}
         """Turn id -> the user's fold choice (shared with the screen, survives switching sessions)."""
@@ -70,7 +98,7 @@ class ChatLog(VerticalScroll, can_focus=False):
 
     # -- building ------------------------------------------------------------------------
 
-    def make_view(self, turn: Turn, *, live: bool = False, last: bool = False) -> TurnView:
+    def make_view(self, turn: Turn, *, live: bool = False, last: bool = False, first_frame: bool = False) -> TurnView:
         return TurnView(
             turn,
             live=live,
@@ -78,46 +106,64 @@ class ChatLog(VerticalScroll, can_focus=False):
             last=last,
             clock=self.clock,
             host_name=self.host_name,
+            defer_highlight=first_frame,
         )
 
+    def _is_last(self, turn: Turn) -> bool:
+        return self.session is not None and bool(self.session.turns) and self.session.turns[-1] is turn
+
     async def show_session(self, session: Session, *, skip_last: bool = False) -> None:
-        """Show a session: its last PAGE turns, and a marker if there are more.
+        """Show a session: its last few turns, and a marker if there are more.
 
         Args:
             session: The session to show.
             skip_last: Leave the last turn out (the caller mounts a live view for it).
         """
         self.session = session
-        turns = session.turns[:-1] if skip_last else session.turns
-        self._first_mounted = max(len(turns) - FIRST_PAGE, 0)
-        last_id = session.turns[-1].id if session.turns else None
-        views = [self.make_view(t, last=t.id == last_id) for t in turns[self._first_mounted :]]
-        with self.app.batch_update():
-            await self.remove_children()
-            self._marker = EarlierMarker(self._marker_text(), id="earlier")
-            self._marker.display = self._first_mounted > 0
-            await self.mount(self._marker)
-            if views:
-                await self.mount_all(views)
+        end = len(session.turns) - (1 if skip_last and session.turns else 0)
+        await self._show_window(max(end - FIRST_PAGE, 0), end, first_frame=True)
         self.scroll_end(animate=False, immediate=True)
         self.anchor()
         self.call_after_refresh(self._fill_screen)
+
+    async def _show_window(self, start: int, end: int, *, first_frame: bool = False) -> None:
+        assert self.session is not None
+        turns = self.session.turns
+        self._first_mounted, self._end_mounted = start, end
+        views = [self.make_view(t, last=self._is_last(t), first_frame=first_frame) for t in turns[start:end]]
+        with self.app.batch_update():
+            await self.remove_children()
+            self._earlier = PageMarker(later=False, id="earlier")
+            self._later = PageMarker(later=True, id="later")
+            await self.mount(self._earlier)
+            if views:
+                await self.mount_all(views)
+            await self.mount(self._later)
+            self._update_markers()
+
+    def _update_markers(self) -> None:
+        self._earlier.show_count(self._first_mounted)
+        self._later.show_count(self.later_count)
 
     def _fill_screen(self) -> None:
         """Page in older turns while the log does not fill its height yet."""
         if self.has_earlier and self.virtual_size.height <= self.size.height:
             self.load_earlier()
 
-    def _marker_text(self) -> Content:
-        count = self._first_mounted
-        return Content.styled(
-            f"▲ {count:,} earlier turn{'s' if count != 1 else ''} — scroll up or click to show more",
-            "$text-muted",
-        )
-
     @property
     def has_earlier(self) -> bool:
         return self._first_mounted > 0
+
+    @property
+    def later_count(self) -> int:
+        """Turns after the mounted ones that are not mounted (0 when the window reaches the end)."""
+        if self.session is None:
+            return 0
+        return max(len(self.session.turns) - self._end_mounted, 0)
+
+    @property
+    def has_later(self) -> bool:
+        return self.later_count > 0
 
     @property
     def mounted_views(self) -> list[TurnView]:
@@ -130,10 +176,16 @@ class ChatLog(VerticalScroll, can_focus=False):
         return None
 
     async def add_view(self, view: TurnView) -> TurnView:
-        """Mount a view at the bottom (a new turn) and follow it."""
+        """Mount the view of the session's newest turn at the bottom and follow it."""
+        index = len(self.session.turns) - 1 if self.session is not None else self._end_mounted
+        if self._end_mounted < index:
+            # The window is up in the history: come back to the end first.
+            await self._show_window(max(index - FIRST_PAGE, 0), index)
         for other in self.query_children(TurnView):
             other.set_last(False)
-        await self.mount(view)
+        await self.mount(view, before=self._later)
+        self._end_mounted = index + 1
+        self._update_markers()
         self.anchor()
         self.scroll_end(animate=False)
         return view
@@ -142,9 +194,12 @@ class ChatLog(VerticalScroll, can_focus=False):
         view = self.view_for(turn_id)
         if view is not None:
             await view.remove()
+            if self.session is not None:
+                self._end_mounted = min(self._end_mounted, len(self.session.turns))
         views = self.mounted_views
         if views:
-            views[-1].set_last(True)
+            views[-1].set_last(self._is_last(views[-1].turn))
+        self._update_markers()
 
     # -- paging --------------------------------------------------------------------------
 
@@ -153,7 +208,14 @@ class ChatLog(VerticalScroll, can_focus=False):
         if self._loading or not self.has_earlier or self.session is None:
             return
         self._loading = True
-        self.run_worker(self._load_earlier(), exclusive=True, group="page-earlier")
+        self.run_worker(self._load_earlier(), exclusive=True, group="page")
+
+    def load_later(self) -> None:
+        """Mount the next page of turns below the newest one shown."""
+        if self._loading or not self.has_later or self.session is None:
+            return
+        self._loading = True
+        self.run_worker(self._load_later(), exclusive=True, group="page")
 
     async def _load_earlier(self) -> None:
         try:
@@ -165,17 +227,16 @@ class ChatLog(VerticalScroll, can_focus=False):
             before_height = self.virtual_size.height
             old_y = self.scroll_y
             self._first_mounted = start
-            first = self.query_children(TurnView).first() if self.query_children(TurnView) else None
             with self.app.batch_update():
-                if first is not None:
-                    await self.mount_all(views, before=first)
-                else:
-                    await self.mount_all(views)
-                self._marker.update(self._marker_text())
-                self._marker.display = self.has_earlier
+                await self.mount_all(views, after=self._earlier)
+                await self._prune(from_top=False)
+                self._update_markers()
+            if self.has_later:
+                self.anchor(False)
 
             def keep_position() -> None:
-                added = self.virtual_size.height - before_height
+                # Everything above the old top moved down by what was added.
+                added = sum(view.outer_size.height for view in views)
                 self.scroll_to(y=old_y + max(added, 0), animate=False, immediate=True)
                 self._loading = False
                 self._fill_screen()
@@ -185,36 +246,83 @@ class ChatLog(VerticalScroll, can_focus=False):
             self._loading = False
             raise
 
+    async def _load_later(self) -> None:
+        try:
+            session = self.session
+            assert session is not None
+            start = self._end_mounted
+            end = min(start + PAGE, len(session.turns))
+            views = [self.make_view(t, last=self._is_last(t)) for t in session.turns[start:end]]
+            old_y = self.scroll_y
+            removed_height = 0
+            with self.app.batch_update():
+                await self.mount_all(views, before=self._later)
+                self._end_mounted = end
+                removed_height = await self._prune(from_top=True)
+                self._update_markers()
+
+            def keep_position() -> None:
+                self.scroll_to(y=max(old_y - removed_height, 0), animate=False, immediate=True)
+                self._loading = False
+                if not self.has_later:
+                    self.anchor()
+
+            self.call_after_refresh(keep_position)
+        except Exception:
+            self._loading = False
+            raise
+
+    async def _prune(self, *, from_top: bool) -> int:
+        """Unmount turns beyond MAX_MOUNTED at one end; returns the height removed (from the top)."""
+        views = self.mounted_views
+        excess = len(views) - MAX_MOUNTED
+        if excess <= 0:
+            return 0
+        doomed = views[:excess] if from_top else views[-excess:]
+        # A streaming turn stays mounted: its view is what the stream feeds.
+        doomed = [view for view in doomed if not view.live]
+        if not doomed:
+            return 0
+        height = sum(view.outer_size.height for view in doomed) if from_top else 0
+        if from_top:
+            self._first_mounted += len(doomed)
+        else:
+            self._end_mounted -= len(doomed)
+        await self.remove_children(doomed)
+        settle = getattr(self.app, "request_settle", None)
+        if settle is not None:
+            settle()
+        return height
+
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
-        if new_value <= 0 and old_value > 0 and self.has_earlier and not self._loading:
+        if self._loading:
+            return
+        if new_value <= 0 and old_value > 0 and self.has_earlier:
             self.load_earlier()
+        elif new_value >= self.max_scroll_y and old_value < new_value and self.has_later:
+            self.load_later()
 
     def rebase(self, added: int) -> None:
         """Older turns were put in front of session.turns (the rest of a partly loaded session)."""
         self._first_mounted += added
-        self._marker.update(self._marker_text())
-        self._marker.display = self.has_earlier
+        self._end_mounted += added
+        self._update_markers()
 
     async def reveal(self, turn_id: str) -> TurnView | None:
-        """The view of a turn, mounting it (and every turn after it) if it was paged out."""
+        """The view of a turn, moving the window of mounted turns to it if needed."""
         view = self.view_for(turn_id)
         if view is not None or self.session is None:
             return view
         index = next((i for i, t in enumerate(self.session.turns) if t.id == turn_id), None)
-        if index is None or index >= self._first_mounted:
+        if index is None:
             return None
-        views = [self.make_view(t) for t in self.session.turns[index : self._first_mounted]]
-        first = self.query_children(TurnView).first() if self.query_children(TurnView) else None
-        self._first_mounted = index
-        with self.app.batch_update():
-            if first is not None:
-                await self.mount_all(views, before=first)
-            else:
-                await self.mount_all(views)
-            self._marker.update(self._marker_text())
-            self._marker.display = self.has_earlier
-        return views[0]
+        start = max(index - PAGE // 2, 0)
+        end = min(start + PAGE, len(self.session.turns))
+        await self._show_window(start, end)
+        if self.has_later:
+            self.anchor(False)
+        return self.view_for(turn_id)
 
     # -- folding -------------------------------------------------------------------------
 

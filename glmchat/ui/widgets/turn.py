@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Static
 
-from glmchat.protocol.events import ContentDelta, Event, ReasoningDelta, Retrying, StreamFailed
+from glmchat.protocol.events import ContentDelta, Event, Finish, ReasoningDelta, Retrying, StreamFailed
 from glmchat.sanitize import inert
 from glmchat.session import (
     COMPLETE,
@@ -34,7 +34,18 @@ from glmchat.ui.widgets.answer import AnswerView
 from glmchat.ui.widgets.reasoning import ReasoningPane, format_seconds
 
 FLUSH_INTERVAL = 1 / 30
-"""Seconds between screen updates while streaming."""
+"""Seconds between timer ticks while streaming: the fastest the screen is updated."""
+
+SLOWEST_INTERVAL = 0.25
+"""The longest the screen waits between updates while text keeps arriving."""
+
+CPU_BUDGET = 0.16
+"""Share of one core the process may use while streaming before updates are spaced out.
+
+A frame costs about the same for one token as for a hundred (layout and
+scrolling dominate), so on a fast host fewer, fuller frames keep the app light;
+on a slow host frames stay at the fastest rate, since each one is cheap then.
+The last text of a turn is drawn at once when the stream ends, whatever the rate."""
 
 USER_TEXT_LIMIT = 6_000
 """Characters of a long user message shown in the log (the whole text is stored and sent)."""
@@ -135,6 +146,7 @@ class TurnView(Vertical):
         last: bool = False,
         clock: Callable[[], float] = time.time,
         host_name: str = "",
+        defer_highlight: bool = False,
     ) -> None:
         """Create the view of a turn.
 
@@ -146,6 +158,8 @@ class TurnView(Vertical):
             last: This is the session's last turn (offers regenerate and edit).
             clock: Wall-clock time source, the same clock as the turn's timestamps.
             host_name: Shown in messages such as "retrying".
+            defer_highlight: Highlight the answer's code right after the first frame
+                (for the turns shown when a session opens).
         """
         super().__init__(id=f"turn-{turn.id}")
         self.turn = turn
@@ -163,6 +177,9 @@ class TurnView(Vertical):
         self._retry: tuple[Retrying, float] | None = None
         self._status_dirty = False
         self._timer: Timer | None = None
+        self._interval = FLUSH_INTERVAL
+        self._next_draw = 0.0
+        self._last_draw: tuple[float, float] | None = None
         self.flushes = 0
         """How many flushes drew something (for benchmarks and tests)."""
 
@@ -179,7 +196,7 @@ class TurnView(Vertical):
                 expanded=bool(expanded),
             )
             self.reasoning.display = has_reasoning
-        self.answer = AnswerView("" if live else inert(turn.content), live=live)
+        self.answer = AnswerView("" if live else inert(turn.content), live=live, defer_highlight=defer_highlight)
         self.status = TurnStatus(self._status_content(), classes="status")
         self._apply_status_classes()
 
@@ -191,7 +208,29 @@ class TurnView(Vertical):
 
     def on_mount(self) -> None:
         if self._live:
-            self._timer = self.set_interval(FLUSH_INTERVAL, self.flush)
+            self._timer = self.set_interval(FLUSH_INTERVAL, self._tick)
+
+    def _tick(self) -> None:
+        """Timer: flush when due, and space the flushes out when the process runs hot."""
+        now = time.monotonic()
+        if now < self._next_draw:
+            return
+        if not (self._pending_reasoning or self._pending_answer):
+            # Nothing new: keep live titles and countdowns ticking, and start the budget afresh.
+            self.flush()
+            self._last_draw = None
+            return
+        cpu = time.process_time()
+        self.flush()
+        last = self._last_draw
+        if last is not None and now > last[0]:
+            share = (cpu - last[1]) / (now - last[0])
+            if share > CPU_BUDGET:
+                self._interval = min(self._interval * 1.5, SLOWEST_INTERVAL)
+            elif share < CPU_BUDGET / 2:
+                self._interval = max(self._interval / 1.5, FLUSH_INTERVAL)
+        self._last_draw = (now, cpu)
+        self._next_draw = now + self._interval - FLUSH_INTERVAL / 2
 
     # -- streaming -----------------------------------------------------------------------
 
@@ -216,6 +255,9 @@ class TurnView(Vertical):
             if kind is StreamFailed:
                 self._retry = None
             self._status_dirty = True
+            if kind is Finish and self.is_attached:
+                # The host is done: draw the rest now, before the turn is saved and settled.
+                self.flush()
 
     def feed_existing(self, turn: Turn) -> None:
         """Prime a live view with what the turn received before the view existed."""
