@@ -463,3 +463,14 @@ async def test_long_session_mounts_a_page_and_loads_older_turns_on_scroll(glm_se
         await send(pilot, "one more")
         assert len(user_messages(glm_server.last)) == 61
         assert len(open_store().load_session(session.id).turns) == 61
+
+
+async def test_an_error_quoting_the_host_is_shown_inert(glm_server):
+    glm_server.enqueue(Reply.error(400, {"error": {"code": "1210", "message": "bad \x1b]0;pwned\x07 param"}}))
+    app = make_app(glm_server)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "hi")
+        turn = app.chat.session.turns[-1]
+        assert turn.status == ERROR
+        shown = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+        assert "\x1b" not in shown and "\x07" not in shown

@@ -272,3 +272,54 @@ async def test_sidebar_hides_and_the_choice_is_remembered(glm_server):
         assert not app.chat.sidebar.display
         assert app.focused is app.chat.composer.prompt
     assert load_config().sidebar is False
+
+
+async def test_settings_change_the_session_host_and_the_theme(glm_server):
+    from glmchat.ui.screens.settings import SettingsResult, SettingsScreen
+
+    config = make_config(glm_server)
+    config.hosts["cerebras"] = {"base_url": glm_server.base_url("cerebras")}
+    config.keys["cerebras"] = "csk-test-0123456789abcdef"
+    app = make_app(glm_server, config=config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f4")
+        await pilot.pause()
+        assert isinstance(app.screen, SettingsScreen)
+        app.screen.dismiss(
+            SettingsResult({"host": "cerebras", "model": "zai-glm-4.7", "preserve_thinking": False, "theme": "glm-light"})
+        )
+        await pilot.pause()
+        session = app.chat.session
+        assert (session.host, session.model, session.preserve_thinking) == ("cerebras", "zai-glm-4.7", False)
+        assert app.theme == "glm-light" and load_config().theme == "glm-light"
+        text = screen_text(app)
+        assert "Cerebras · zai-glm-4.7" in text and "preserved thinking off" in text
+        await send(pilot, "hello cerebras")
+        assert glm_server.last.host_id == "cerebras"
+
+
+async def test_help_lists_the_chat_keys(glm_server):
+    from glmchat.ui.screens.help import HelpScreen
+
+    app = make_app(glm_server)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f1")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        text = screen_text(app)
+        for words in ("Thinking on/off for the next turn", "Fold or unfold every turn", "Ctrl+T"):
+            assert words in text
+
+
+async def test_escape_is_offered_only_when_there_is_something_to_stop(glm_server):
+    glm_server.enqueue(Reply(content="slow " * 50, stall_after=3))
+    app = make_app(glm_server)
+    async with app.run_test(size=SIZE) as pilot:
+        assert "esc Stop" not in screen_text(app)
+        app.chat.composer.set_text("go")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "esc Stop" in screen_text(app))
+        await pilot.press("escape")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "esc Stop" not in screen_text(app)

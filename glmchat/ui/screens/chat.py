@@ -23,6 +23,7 @@ from textual.widgets import Footer
 
 from glmchat.errors import ConfigError, GlmChatError, StorageError
 from glmchat.protocol.events import Event
+from glmchat.sanitize import inert
 from glmchat.session import ERROR, STREAMING, Session, Turn, estimate_request_tokens
 from glmchat.ui.markdown_render import code_blocks
 from glmchat.ui.widgets.chat_log import PAGE, ChatLog
@@ -309,6 +310,7 @@ class ChatScreen(Screen[None]):
         self._editing = None
         self.composer.set_editing(False)
         turn = session.new_turn(text, thinking)
+        self.refresh_bindings()
         view = self.log_view.make_view(turn, live=True, last=True)
         await self.log_view.add_view(view)
         self.live = LiveTurn(session=session, turn=turn, view=view, text=text)
@@ -417,7 +419,8 @@ class ChatScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
-            return True
+            # Shown (and taking Esc) only while there is something to stop or cancel.
+            return (self.live is not None and self.live.session is self.session) or self._editing is not None
         if action in ("retry", "edit_last"):
             return None if self.streaming or not self.session.turns else True
         return True
@@ -431,6 +434,7 @@ class ChatScreen(Screen[None]):
             self._editing = None
             self.composer.set_text(self._draft_before_edit)
             self.composer.set_editing(False)
+            self.refresh_bindings()
 
     def action_toggle_thinking(self) -> None:
         """Ctrl+T: thinking on/off for the next turn."""
@@ -479,6 +483,7 @@ class ChatScreen(Screen[None]):
         composer.set_text(last.user_text)
         composer.set_editing(True)
         composer.focus_prompt()
+        self.refresh_bindings()
 
     @on(Composer.EditLastRequested)
     def _edit_requested(self, event: Composer.EditLastRequested) -> None:
@@ -593,10 +598,10 @@ class ChatScreen(Screen[None]):
 
     def _title_of(self, session_id: str) -> str:
         if session_id == self.session.id:
-            return self.session.title or "New chat"
+            return inert(self.session.title or "New chat")
         for summary in self.sidebar.summaries:
             if summary.id == session_id:
-                return summary.title
+                return inert(summary.title)
         return "this session"
 
     def rename_session(self, session_id: str) -> None:

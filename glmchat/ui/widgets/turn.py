@@ -376,13 +376,14 @@ class TurnView(Vertical):
             event, at = self._retry
             left = max(0, int(round(at - self._clock())))
             where = f"{self._host_name}: " if self._host_name and self._host_name not in str(event.error) else ""
-            parts.append((f"⟳ {where}{_short(event.error)} — retrying in {left} s (attempt {event.attempt})", "$text-warning"))
+            parts.append((f"⟳ {where}{inert(_short(event.error))} — retrying in {left} s (attempt {event.attempt})", "$text-warning"))
             return Content.assemble(*parts)
         status = turn.status
         if self._live:
             return Content("")
         if status == ERROR:
-            parts.append((f"✖ {turn.error or 'the request failed'}", "$text-error"))
+            # The message may quote the host's reply: shown inert like model text.
+            parts.append((f"✖ {inert(turn.error or 'the request failed')}", "$text-error"))
             action("retry", "retry")
         elif status == STOPPED:
             parts.append(("■ stopped", "$text-warning"))
@@ -392,7 +393,7 @@ class TurnView(Vertical):
             action("retry", "retry")
         elif status == TRUNCATED:
             reason = turn.error or f"the host ended the answer early ({turn.finish_reason or 'cut short'})"
-            parts.append((f"⚠ {reason}", "$text-warning"))
+            parts.append((f"⚠ {inert(reason)}", "$text-warning"))
             action("retry", "retry")
         else:
             parts.append(("✓", "$text-success"))
