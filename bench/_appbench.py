@@ -68,6 +68,39 @@ class Probe:
             out.append(self.frames[k] if k is not None else None)
         return out
 
+    def screen_curve(self, turn_id: str) -> list[tuple[float, int]]:
+        """(frame time, characters of the turn on screen) at each frame that showed new text."""
+        flushes = [(t, n) for t, tid, n in self.flushes if tid == turn_id]
+        curve: list[tuple[float, int]] = []
+        for t, n in flushes:
+            k = self.frame_after(t)
+            if k is None:
+                break
+            if curve and curve[-1][0] == self.frames[k]:
+                curve[-1] = (self.frames[k], n)
+            else:
+                curve.append((self.frames[k], n))
+        return curve
+
+    def interpolated_times(self, turn_id: str, marks: list[int], start: tuple[float, int]) -> list[float | None]:
+        """When each character mark reached the screen, spreading each frame's text evenly since the one before.
+
+        With text arriving faster than frames, many marks land in one frame; this
+        gives the rate at which text got onto the screen, frame to frame.
+        """
+        curve = [start, *self.screen_curve(turn_id)]
+        out: list[float | None] = []
+        j = 1
+        for mark in marks:
+            while j < len(curve) and curve[j][1] < mark:
+                j += 1
+            if j == len(curve):
+                out.append(None)
+                continue
+            (t0, c0), (t1, c1) = curve[j - 1], curve[j]
+            out.append(t1 if c1 == c0 else t0 + (t1 - t0) * (mark - c0) / (c1 - c0))
+        return out
+
     def cpu_at(self, t: float) -> float:
         """Process CPU time at the frame displayed at time t."""
         i = bisect.bisect_left(self.frames, t)
@@ -284,15 +317,20 @@ def analyse_turn(probe: Probe, run: TurnRun, record: dict[str, Any], marks: list
         "gc_seconds": gc_total,
         "gc_max": gc_max,
         "gc_full": gc_full,
+        "gc_count": sum(1 for t, _, _ in probe.gc_pauses if run.t_send <= t <= t_last),
     }
 
 
-def token_screen_times(probe: Probe, turn_id: str, tokens: list[str], points: list[int]) -> list[float | None]:
-    """When the first `k` tokens (for each k in points) were on screen."""
+def token_screen_times(probe: Probe, turn_id: str, tokens: list[str], points: list[int],
+                       start: tuple[float, int] | None = None) -> list[float | None]:
+    """When the first `k` tokens (for each k in points) were on screen (interpolated between frames with `start`)."""
     cum = [0]
     for t in tokens:
         cum.append(cum[-1] + len(t))
-    return probe.screen_times(turn_id, [cum[k] for k in points])
+    marks = [cum[k] for k in points]
+    if start is not None:
+        return probe.interpolated_times(turn_id, marks, start)
+    return probe.screen_times(turn_id, marks)
 
 
 def run_headless(coro_fn: Any, app: Any) -> Any:
