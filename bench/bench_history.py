@@ -118,7 +118,9 @@ def child_scroll(args: argparse.Namespace) -> None:
         while log.has_earlier and time.monotonic() - start < args.cap:
             t0 = time.monotonic()
             log.scroll_home(animate=False, immediate=True)
-            await ab.wait_until(lambda: log._loading, 2, 0.002)
+            if not await ab.wait_until(lambda: log._loading, 0.5, 0.002):
+                # Already at the top (nothing moved): what a click on the "earlier turns" line does.
+                log.load_earlier()
             await ab.wait_until(lambda: not log._loading, 60, 0.002)
             shown = await frame_after(time.monotonic())
             pages.append(shown - t0)
