@@ -7,13 +7,9 @@ sent, what was stored and what the screen shows.
 
 from __future__ import annotations
 
-import pytest
 from textual import events
 
 from glmchat.session import COMPLETE, ERROR, STOPPED
-from glmchat.ui.widgets.composer import Composer
-from glmchat.ui.widgets.reasoning import ReasoningPane
-from glmchat.ui.widgets.turn import TurnView
 from tests.glm_server import Reply
 from tests.ui_support import (
     SIZE,

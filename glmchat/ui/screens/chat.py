@@ -26,7 +26,7 @@ from glmchat.protocol.events import Event
 from glmchat.sanitize import inert
 from glmchat.session import ERROR, STREAMING, Session, Turn, estimate_request_tokens
 from glmchat.ui.markdown_render import code_blocks
-from glmchat.ui.widgets.chat_log import PAGE, ChatLog
+from glmchat.ui.widgets.chat_log import ChatLog
 from glmchat.ui.widgets.composer import Composer
 from glmchat.ui.widgets.session_list import SessionList
 from glmchat.ui.widgets.status import StatusFacts, StatusLine
@@ -287,7 +287,11 @@ class ChatScreen(Screen[None]):
             True when a turn was started.
         """
         if self.live is not None:
-            self.notify("An answer is still streaming: wait for it or press Esc.", severity="warning")
+            if self.live.session is self.session:
+                self.notify("An answer is still streaming: wait for it or press Esc.", severity="warning")
+            else:
+                title = inert(self.live.session.title or "another session")
+                self.notify(f"An answer is still streaming in “{title}”: wait for it, or open it and press Esc.", severity="warning", markup=False)
             return False
         session = self.session
         try:
@@ -360,6 +364,11 @@ class ChatScreen(Screen[None]):
             if turn.status == STREAMING:
                 turn.fail(exc if isinstance(exc, GlmChatError) else GlmChatError(f"Unexpected error: {exc}"))
                 turn.finish()
+                if app.store is not None:
+                    try:
+                        app.store.finish_turn(turn)  # keep what arrived, marked failed
+                    except GlmChatError:
+                        pass
             app.log_exception(exc)
         finally:
             self._end_live(live)
@@ -372,7 +381,7 @@ class ChatScreen(Screen[None]):
         if live.session is self.session:
             self.streaming = False
             self.refresh_status()
-            self.refresh_sidebar()
+        self.refresh_sidebar()
         # The turn's widgets are here to stay: move them out of the collector's way while idle.
         self.gapp.request_settle()
 
@@ -383,14 +392,16 @@ class ChatScreen(Screen[None]):
             if turn in live.session.turns:
                 live.session.turns.remove(turn)
             if live.view is not None:
-                await live.view.remove()
+                await self.log_view.remove_view(turn.id)
                 live.view = None
+            # Give the text back in front of whatever was typed since: neither is lost.
             if live.session is self.session:
                 composer = self.composer
-                if not composer.text:
-                    composer.set_text(live.text)
-                else:
-                    self.drafts[live.session.id] = live.text
+                typed = composer.text
+                composer.set_text(live.text + ("\n\n" + typed if typed else ""))
+            else:
+                draft = self.drafts.get(live.session.id, "")
+                self.drafts[live.session.id] = live.text + ("\n\n" + draft if draft else "")
             self.notify(f"{exc} Your message is back in the composer.", title="Not sent", severity="error", markup=False, timeout=10)
         else:
             self.notify(str(exc), title="The answer could not be saved", severity="error", markup=False, timeout=10)

@@ -11,10 +11,8 @@ and typing after it costs what TextArea's own edit costs.
 
 from __future__ import annotations
 
-from typing import ClassVar
 
 from textual import events, on
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Label, Switch, TextArea
@@ -74,15 +72,11 @@ class Composer(Vertical):
     | up (empty prompt) | Edit the last message. |
     """
 
-    BINDING_GROUP_TITLE = "Composer"
-
     DEFAULT_CSS = """
     Composer {
         height: auto;
     }
     """
-
-    BINDINGS: ClassVar[list[BindingType]] = []
 
     class Submitted(Message):
         """The user sends the prompt."""
