@@ -6,9 +6,11 @@ For a stored session of 10 turns and one of 1,000 turns (about 5 MB with
 reasoning, built through the store API), in one process with nothing else:
 
 - appending a turn: `begin_turn` + `finish_turn` of a 2,000-token turn
-  (what every sent turn costs), median of 20;
+  (what every sent turn costs), median of 60;
 - `save_progress` during a stream: what `run_turn` does every 0.25 s, i.e.
-  250 new tokens per save at 1,000 tokens/s, median over 40 saves;
+  250 new tokens per save at 1,000 tokens/s, median over 80 saves;
+
+the two sessions are measured turn about, so noise from the machine falls on both;
 - `save_progress` early and late in one 40,000-token turn;
 - what opening costs the app: `Store.open`, `list_sessions`, `load_session(last=13)`.
 
@@ -23,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -36,6 +39,11 @@ from bench._common import (  # noqa: E402
     store_session,
     stored_turns,
 )
+
+ROUNDS = 60
+"""Turns appended to each session (alternately), for the median."""
+STREAMS = 4
+"""5,000-token streams saved into each session (alternately), 20 saves each."""
 
 PER_SAVE = 250
 """Tokens arriving between two progress saves at 1,000 tokens/s (run_turn saves every 0.25 s)."""
@@ -65,7 +73,21 @@ def stream_saves(store, session, tokens_r: list[str], tokens_c: list[str]) -> li
     return times
 
 
-def measure(n_turns: int) -> dict[str, float]:
+@dataclass
+class Subject:
+    """One stored session and its open store."""
+
+    n_turns: int
+    store: object
+    session: object
+    figures: dict[str, float] = field(default_factory=dict)
+    begin: list[float] = field(default_factory=list)
+    finish: list[float] = field(default_factory=list)
+    saves: list[float] = field(default_factory=list)
+    long_saves: list[float] = field(default_factory=list)
+
+
+def open_subject(n_turns: int) -> Subject:
     from glmchat.store import Store
 
     folder = Path(tempfile.mkdtemp(prefix=f"glmchat-bench-store-{n_turns}-"))
@@ -73,55 +95,73 @@ def measure(n_turns: int) -> dict[str, float]:
     session = store_session(folder, stored_turns(n_turns))
     build = time.perf_counter() - start
     db = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-
     start = time.perf_counter()
     store = Store.open(folder)
     opened = time.perf_counter() - start
+    start = time.perf_counter()
+    store.list_sessions()
+    listed = time.perf_counter() - start
+    start = time.perf_counter()
+    store.load_session(session.id, last=13)
+    loaded_last = time.perf_counter() - start
+    start = time.perf_counter()
+    session = store.load_session(session.id)
+    loaded_all = time.perf_counter() - start
+    figures = {"build": build, "db_mb": db / 1e6, "open": opened, "list": listed, "load_last": loaded_last,
+               "load_all": loaded_all}
+    return Subject(n_turns, store, session, figures)
+
+
+def append_one(subject: Subject, reasoning: str, content: str) -> None:
+    """Append a finished 2,000-token turn as a send does: begin_turn, then finish_turn."""
+    store, session = subject.store, subject.session
+    turn = session.new_turn("bench: append a turn", True)
+    start = time.perf_counter()
+    store.begin_turn(session, turn)
+    subject.begin.append(time.perf_counter() - start)
+    turn.reasoning = reasoning
+    turn.content = content
+    turn.finish("complete")
+    start = time.perf_counter()
+    store.finish_turn(turn)
+    subject.finish.append(time.perf_counter() - start)
+
+
+def measure() -> tuple[dict[str, float], dict[str, float]]:
+    """Both sessions measured turn about, so machine noise falls on both alike."""
+    small, big = open_subject(10), open_subject(1000)
+    reasoning = "".join(corpus_tokens(1000, REASONING_SEED))
+    content = "".join(corpus_tokens(1000, CONTENT_SEED))
+    r_tokens = corpus_tokens(2500, REASONING_SEED)
+    c_tokens = corpus_tokens(2500, CONTENT_SEED)
     try:
-        start = time.perf_counter()
-        store.list_sessions()
-        listed = time.perf_counter() - start
-        start = time.perf_counter()
-        store.load_session(session.id, last=13)
-        loaded_last = time.perf_counter() - start
-        start = time.perf_counter()
-        session = store.load_session(session.id)
-        loaded_all = time.perf_counter() - start
-
-        r_tokens = corpus_tokens(1000, REASONING_SEED)
-        c_tokens = corpus_tokens(1000, CONTENT_SEED)
-        begin, finish = [], []
-        for _ in range(20):
-            turn = session.new_turn("bench: append a turn", True)
-            start = time.perf_counter()
-            store.begin_turn(session, turn)
-            begin.append(time.perf_counter() - start)
-            turn.reasoning = "".join(r_tokens)
-            turn.content = "".join(c_tokens)
-            turn.finish("complete")
-            start = time.perf_counter()
-            store.finish_turn(turn)
-            finish.append(time.perf_counter() - start)
-
-        saves = stream_saves(store, session, corpus_tokens(5000, REASONING_SEED), corpus_tokens(5000, CONTENT_SEED))
-        long_saves = stream_saves(store, session, [], corpus_tokens(40_000, CONTENT_SEED))
+        for subject in (small, big):
+            append_one(subject, reasoning, content)  # warm up
+            subject.begin.clear()
+            subject.finish.clear()
+        for _ in range(ROUNDS):
+            for subject in (small, big):
+                append_one(subject, reasoning, content)
+        for _ in range(STREAMS):
+            for subject in (small, big):
+                subject.saves += stream_saves(subject.store, subject.session, r_tokens, c_tokens)
+        big.long_saves = stream_saves(big.store, big.session, [], corpus_tokens(40_000, CONTENT_SEED))
     finally:
-        store.close()
-    return {
-        "build": build,
-        "db_mb": db / 1e6,
-        "open": opened,
-        "list": listed,
-        "load_last": loaded_last,
-        "load_all": loaded_all,
-        "begin": median(begin),
-        "finish": median(finish),
-        "append": median(b + f for b, f in zip(begin, finish)),
-        "save": median(saves),
-        "save_p95": statistics.quantiles(saves, n=20)[-1],
-        "long_first": median(long_saves[:10]),
-        "long_last": median(long_saves[-10:]),
-    }
+        small.store.close()
+        big.store.close()
+    out = []
+    for subject in (small, big):
+        f = dict(subject.figures)
+        f["begin"] = median(subject.begin)
+        f["finish"] = median(subject.finish)
+        f["append"] = median(b + e for b, e in zip(subject.begin, subject.finish))
+        f["save"] = median(subject.saves)
+        f["save_p95"] = statistics.quantiles(subject.saves, n=20)[-1]
+        if subject.long_saves:
+            f["long_first"] = median(subject.long_saves[:10])
+            f["long_last"] = median(subject.long_saves[-10:])
+        out.append(f)
+    return out[0], out[1]
 
 
 def main() -> None:
@@ -129,8 +169,7 @@ def main() -> None:
     parser.add_argument("--json")
     args = parser.parse_args()
     report = Report("Store (issue 4 §6)")
-    small = measure(10)
-    big = measure(1000)
+    small, big = measure()
     for label, r, n in (("10 turns", small, 10), ("1,000 turns", big, 1000)):
         report.section(f"session of {label}")
         report.figure("database size", r["db_mb"], "MB", f"built through the store API in {r['build']:.1f} s")
@@ -142,8 +181,9 @@ def main() -> None:
         report.figure("append a turn: finish_turn (2,000 tokens)", ms(r["finish"]), "ms")
         report.figure("save_progress, 250 new tokens, median", ms(r["save"]), "ms")
         report.figure("save_progress p95", ms(r["save_p95"]), "ms")
-        report.figure("save_progress in a 40k-token turn: first 10 saves", ms(r["long_first"]), "ms")
-        report.figure("save_progress in a 40k-token turn: last 10 saves", ms(r["long_last"]), "ms")
+        if "long_first" in r:
+            report.figure("save_progress in a 40k-token turn: first 10 saves", ms(r["long_first"]), "ms")
+            report.figure("save_progress in a 40k-token turn: last 10 saves", ms(r["long_last"]), "ms")
     report.section("bars: O(new text), not O(session)")
     report.bar("append a turn, 1,000 turns / 10 turns", big["append"] / small["append"], 1.5, "x",
                reference=f"{ms(small['append']):.2f} vs {ms(big['append']):.2f} ms")
