@@ -157,3 +157,17 @@ async def test_streamed_answer_is_cut_into_settled_chunks_and_reads_the_same():
                 shown.append("")
         whole = plain(answer, 78)
         assert [s for s in shown if s] == [w for w in whole if w]
+
+
+def test_bare_urls_are_links_and_trailing_punctuation_is_not_part_of_them():
+    block = parse_blocks("See https://example.com/a_b?x=1. Or (http://x.org/y), not ftp://nope.")[0]
+    content = block.content
+    links = [
+        (content.plain[s.start : s.end], s.style.meta.get("@click"))
+        for s in content.spans
+        if hasattr(s.style, "meta") and s.style.meta
+    ]
+    assert links == [
+        ("https://example.com/a_b?x=1", "link('https://example.com/a_b?x=1')"),
+        ("http://x.org/y", "link('http://x.org/y')"),
+    ]

@@ -267,9 +267,11 @@ async def test_every_action_is_in_the_command_palette(glm_server):
 async def test_sidebar_hides_and_the_choice_is_remembered(glm_server):
     app = make_app(glm_server)
     async with app.run_test(size=SIZE) as pilot:
-        assert app.chat.sidebar.display
+        await pilot.pause()
+        assert app.chat.sidebar_slot.display and app.chat.sidebar.region.width > 0
         await pilot.press("ctrl+b")
-        assert not app.chat.sidebar.display
+        assert not app.chat.sidebar_slot.display
+        assert app.chat.sidebar.region.width == 0
         assert app.focused is app.chat.composer.prompt
     assert load_config().sidebar is False
 

@@ -74,7 +74,12 @@ def _parser() -> MarkdownIt:
     # Lazy import: markdown-it is only needed once there is an answer to show.
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("gfm-like")
+    # GitHub-flavoured tables and strikethrough; bare URLs are linked by
+    # `_link_bare_urls` (the linkify plugin costs 25 ms to load on the first answer).
+    return MarkdownIt("commonmark").enable(["table", "strikethrough"])
+
+
+_BARE_URL = re.compile(r"\b(?:https?://|mailto:)[^\s<>()\[\]{}\"'`]+[^\s<>()\[\]{}\"'`.,;:!?]")
 
 
 # -- blocks ------------------------------------------------------------------------------
@@ -422,6 +427,7 @@ def _inline(node: SyntaxTreeNode | None, options: RenderOptions) -> Content:
     parts: list[str] = []
     spans: list[Span] = []
     position = 0
+    in_link = False
     code_style = STYLE_CODE_INLINE_LIGHT if options.light else STYLE_CODE_INLINE_DARK
 
     def add(text: str) -> None:
@@ -430,10 +436,15 @@ def _inline(node: SyntaxTreeNode | None, options: RenderOptions) -> Content:
         position += len(text)
 
     def walk(children: Sequence[SyntaxTreeNode]) -> None:
+        nonlocal in_link
         for child in children:
             kind = child.type
             if kind == "text":
+                start = position
                 add(child.content)
+                if not in_link:
+                    for match in _BARE_URL.finditer(child.content):
+                        spans.append(Span(start + match.start(), start + match.end(), _link_style(match.group())))
             elif kind == "softbreak":
                 add(" ")
             elif kind == "hardbreak":
@@ -449,7 +460,9 @@ def _inline(node: SyntaxTreeNode | None, options: RenderOptions) -> Content:
                 spans.append(Span(start, position, style))
             elif kind == "link":
                 start = position
+                in_link = True
                 walk(child.children)
+                in_link = False
                 spans.append(Span(start, position, _link_style(str(child.attrs.get("href", "")))))
             elif kind == "image":
                 start = position

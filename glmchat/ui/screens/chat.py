@@ -19,21 +19,21 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import var
 from textual.screen import Screen
+from textual.widget import MountError
 from textual.widgets import Footer
 
 from glmchat.errors import ConfigError, GlmChatError, StorageError
 from glmchat.protocol.events import Event
 from glmchat.sanitize import inert
 from glmchat.session import ERROR, STREAMING, Session, Turn, estimate_request_tokens
-from glmchat.ui.markdown_render import code_blocks
 from glmchat.ui.widgets.chat_log import ChatLog
 from glmchat.ui.widgets.composer import Composer
 from glmchat.ui.widgets.session_list import SessionList
 from glmchat.ui.widgets.status import StatusFacts, StatusLine
-from glmchat.ui.widgets.turn import TurnView
 
 if TYPE_CHECKING:
     from glmchat.hosts import Host
+    from glmchat.ui.widgets.turn import TurnView
     from glmchat.ui.app import GlmChatApp
 
 
@@ -125,11 +125,19 @@ class ChatScreen(Screen[None]):
 
     @property
     def sidebar(self) -> SessionList:
+        """The session list (mounted right after the first frame; see `_mount_sidebar`)."""
         return self.query_one("#sidebar", SessionList)
+
+    @property
+    def sidebar_slot(self) -> Vertical:
+        """The sidebar's column: shown and hidden with Ctrl+B."""
+        return self.query_one("#sidebar-slot", Vertical)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="body"):
-            yield SessionList(id="sidebar", clock=self.gapp.clock)
+            # The column is laid out in the first frame; the list itself (an input, a
+            # list and three buttons) is mounted right after it, to keep start-up short.
+            yield Vertical(id="sidebar-slot")
             with Vertical(id="main"):
                 log = ChatLog(id="log")
                 log.fold_state = self.fold_state
@@ -140,8 +148,19 @@ class ChatScreen(Screen[None]):
         yield Footer()
 
     async def on_mount(self) -> None:
-        self.sidebar.display = self.gapp.config.sidebar
+        self.sidebar_slot.display = self.gapp.config.sidebar
         await self.gapp.start_chat()
+        self.call_after_refresh(self._mount_sidebar)
+
+    async def _mount_sidebar(self) -> None:
+        if self.query("#sidebar"):
+            return
+        slot = self.sidebar_slot
+        try:
+            await slot.mount(SessionList(id="sidebar", clock=self.gapp.clock))
+        except MountError:
+            return  # the app is closing already
+        self.refresh_sidebar()
 
     # -- sessions --------------------------------------------------------------------------
 
@@ -237,7 +256,7 @@ class ChatScreen(Screen[None]):
 
     def refresh_sidebar(self) -> None:
         store = self.gapp.store
-        if store is None:
+        if store is None or not self.query("#sidebar"):
             return
         try:
             summaries = store.list_sessions()
@@ -461,10 +480,10 @@ class ChatScreen(Screen[None]):
         self.refresh_status()
 
     def action_toggle_sidebar(self) -> None:
-        sidebar = self.sidebar
-        sidebar.display = not sidebar.display
-        self.gapp.config.sidebar = bool(sidebar.display)
-        if not sidebar.display and self.focused is None:
+        slot = self.sidebar_slot
+        slot.display = not slot.display
+        self.gapp.config.sidebar = bool(slot.display)
+        if not slot.display and self.focused is None:
             self.composer.focus_prompt()
 
     async def action_new_session(self) -> None:
@@ -536,6 +555,8 @@ class ChatScreen(Screen[None]):
         """Copy an answer (or its code blocks) to the clipboard; the exact stored text."""
         turn.sync()
         if code:
+            from glmchat.ui.markdown_render import code_blocks
+
             blocks = code_blocks(turn.content)
             if not blocks:
                 self.notify("This answer has no code blocks.")
@@ -548,8 +569,7 @@ class ChatScreen(Screen[None]):
         self.app.copy_to_clipboard(text)
         self.notify(f"Copied {what} ({len(text):,} characters).")
 
-    @on(TurnView.ActionRequested)
-    async def _turn_action(self, event: TurnView.ActionRequested) -> None:
+    async def on_turn_view_action_requested(self, event: TurnView.ActionRequested) -> None:
         event.stop()
         turn = event.view.turn
         action = event.action
@@ -565,8 +585,7 @@ class ChatScreen(Screen[None]):
         elif action == "edit":
             self.action_edit_last()
 
-    @on(TurnView.FoldChanged)
-    def _fold_changed(self, event: TurnView.FoldChanged) -> None:
+    def on_turn_view_fold_changed(self, event: TurnView.FoldChanged) -> None:
         event.stop()
         self.fold_state[event.view.turn.id] = event.expanded
 
@@ -610,7 +629,8 @@ class ChatScreen(Screen[None]):
     def _title_of(self, session_id: str) -> str:
         if session_id == self.session.id:
             return inert(self.session.title or "New chat")
-        for summary in self.sidebar.summaries:
+        summaries = self.sidebar.summaries if self.query("#sidebar") else ()
+        for summary in summaries:
             if summary.id == session_id:
                 return inert(summary.title)
         return "this session"

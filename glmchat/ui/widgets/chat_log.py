@@ -20,13 +20,17 @@ from textual.content import Content
 from textual.events import Click
 from textual.widgets import Static
 
+from typing import TYPE_CHECKING
+
 from glmchat.session import Session, Turn
-from glmchat.ui.widgets.turn import TurnView
+
+if TYPE_CHECKING:
+    from glmchat.ui.widgets.turn import TurnView
 
 PAGE = 8
 """Turns mounted per page scrolled in."""
 
-FIRST_PAGE = 4
+FIRST_PAGE = 2
 """Turns mounted when a session opens: enough for the first frame; more follow
 right after it if they do not fill the screen."""
 
@@ -99,6 +103,9 @@ class ChatLog(VerticalScroll, can_focus=False):
     # -- building ------------------------------------------------------------------------
 
     def make_view(self, turn: Turn, *, live: bool = False, last: bool = False, first_frame: bool = False) -> TurnView:
+        # Lazy import: an empty session's first frame needs no turn widgets (nor Markdown).
+        from glmchat.ui.widgets.turn import TurnView
+
         return TurnView(
             turn,
             live=live,
@@ -167,10 +174,10 @@ class ChatLog(VerticalScroll, can_focus=False):
 
     @property
     def mounted_views(self) -> list[TurnView]:
-        return list(self.query_children(TurnView))
+        return list(self.query_children("TurnView"))
 
     def view_for(self, turn_id: str) -> TurnView | None:
-        for view in self.query_children(TurnView):
+        for view in self.query_children("TurnView"):
             if view.turn.id == turn_id:
                 return view
         return None
@@ -181,7 +188,7 @@ class ChatLog(VerticalScroll, can_focus=False):
         if self._end_mounted < index:
             # The window is up in the history: come back to the end first.
             await self._show_window(max(index - FIRST_PAGE, 0), index)
-        for other in self.query_children(TurnView):
+        for other in self.query_children("TurnView"):
             other.set_last(False)
         await self.mount(view, before=self._later)
         self._end_mounted = index + 1
@@ -332,10 +339,10 @@ class ChatLog(VerticalScroll, can_focus=False):
             for turn in self.session.turns:
                 if turn.reasoning or turn.status == "streaming":
                     self.fold_state[turn.id] = expanded
-        for view in self.query_children(TurnView):
+        for view in self.query_children("TurnView"):
             if view.reasoning.display:
                 view.set_expanded(expanded)
                 self.fold_state[view.turn.id] = expanded
 
     def any_expanded(self) -> bool:
-        return any(view.reasoning.display and view.expanded for view in self.query_children(TurnView))
+        return any(view.reasoning.display and view.expanded for view in self.query_children("TurnView"))
