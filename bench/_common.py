@@ -12,9 +12,11 @@ This module imports only the standard library (and glmchat/tests lazily).
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -152,10 +154,17 @@ def make_home(server_url: str | None = None, *, prefix: str = "glmchat-bench-") 
     """A fresh GLMCHAT_HOME with a config that sends to the loopback server as Z.ai."""
     from glmchat.config import Config, save_config
 
-    home = Path(tempfile.mkdtemp(prefix=prefix))
+    home = temp_dir(prefix)
     hosts = {"zai": {"base_url": f"{server_url}/zai"}} if server_url else {}
     save_config(Config(keys={"zai": KEY}, hosts=hosts), home / "config.toml")
     return home
+
+
+def temp_dir(prefix: str) -> Path:
+    """A temporary folder removed when this process exits."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 def child_env(home: Path | None = None, **extra: str) -> dict[str, str]:

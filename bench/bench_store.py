@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from bench._common import (  # noqa: E402
     median,
     store_session,
     stored_turns,
+    temp_dir,
 )
 
 ROUNDS = 60
@@ -90,7 +90,7 @@ class Subject:
 def open_subject(n_turns: int) -> Subject:
     from glmchat.store import Store
 
-    folder = Path(tempfile.mkdtemp(prefix=f"glmchat-bench-store-{n_turns}-"))
+    folder = temp_dir(f"glmchat-bench-store-{n_turns}-")
     start = time.perf_counter()
     session = store_session(folder, stored_turns(n_turns))
     build = time.perf_counter() - start
