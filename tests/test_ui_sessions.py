@@ -311,17 +311,3 @@ async def test_help_lists_the_chat_keys(glm_server):
         text = screen_text(app)
         for words in ("Thinking on/off for the next turn", "Fold or unfold every turn", "Ctrl+T"):
             assert words in text
-
-
-async def test_escape_is_offered_only_when_there_is_something_to_stop(glm_server):
-    glm_server.enqueue(Reply(content="slow " * 50, stall_after=3))
-    app = make_app(glm_server)
-    async with app.run_test(size=SIZE) as pilot:
-        assert "esc Stop" not in screen_text(app)
-        app.chat.composer.set_text("go")
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: "esc Stop" in screen_text(app))
-        await pilot.press("escape")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert "esc Stop" not in screen_text(app)

@@ -29,7 +29,7 @@ from glmchat.session import ERROR, STREAMING, Session, Turn, estimate_request_to
 from glmchat.ui.widgets.chat_log import ChatLog
 from glmchat.ui.widgets.composer import Composer
 from glmchat.ui.widgets.session_list import SessionList
-from glmchat.ui.widgets.status import StatusFacts, StatusLine
+from glmchat.ui.widgets.status import StatusFacts, StatusLine, context_used
 
 if TYPE_CHECKING:
     from glmchat.hosts import Host
@@ -94,8 +94,12 @@ class ChatScreen(Screen[None]):
         Binding("shift+pagedown", "scroll_log(1)", "Scroll down", tooltip="Scroll the chat down.", id="scroll-down", show=False),
     ]
 
-    streaming: var[bool] = var(False, bindings=True)
-    """A turn of the open session is streaming (no CSS class: restyling the screen costs O(widgets))."""
+    streaming: var[bool] = var(False)
+    """A turn of the open session is streaming.
+
+    Neither a CSS class (restyling the screen costs O(widgets)) nor a bindings
+    refresh (the footer rebuilds every key, ~30 ms): the keys stay as they are
+    and do nothing when there is nothing to do."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -323,7 +327,10 @@ class ChatScreen(Screen[None]):
             return False
         self.ensure_full_session()
         if not confirmed:
-            estimate = estimate_request_tokens(session, text)
+            # The cheap estimate first; the full one (O(session)) only when it is close.
+            estimate = context_used(session, text)
+            if estimate > 0.8 * host.context_window:
+                estimate = max(estimate, estimate_request_tokens(session, text))
             if estimate > host.context_window:
                 self._confirm_long(text, thinking, estimate, host)
                 return False
@@ -333,7 +340,6 @@ class ChatScreen(Screen[None]):
         self._editing = None
         self.composer.set_editing(False)
         turn = session.new_turn(text, thinking)
-        self.refresh_bindings()
         view = self.log_view.make_view(turn, live=True, last=True)
         await self.log_view.add_view(view)
         self.live = LiveTurn(session=session, turn=turn, view=view, text=text)
@@ -447,14 +453,6 @@ class ChatScreen(Screen[None]):
 
     # -- actions ---------------------------------------------------------------------------
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "stop":
-            # Shown (and taking Esc) only while there is something to stop or cancel.
-            return (self.live is not None and self.live.session is self.session) or self._editing is not None
-        if action in ("retry", "edit_last"):
-            return None if self.streaming or not self.session.turns else True
-        return True
-
     async def action_stop(self) -> None:
         """Stop the answer (Esc); the part that arrived is kept and marked stopped."""
         if self.live is not None and self.live.session is self.session:
@@ -464,7 +462,6 @@ class ChatScreen(Screen[None]):
             self._editing = None
             self.composer.set_text(self._draft_before_edit)
             self.composer.set_editing(False)
-            self.refresh_bindings()
 
     def action_toggle_thinking(self) -> None:
         """Ctrl+T: thinking on/off for the next turn."""
@@ -513,7 +510,6 @@ class ChatScreen(Screen[None]):
         composer.set_text(last.user_text)
         composer.set_editing(True)
         composer.focus_prompt()
-        self.refresh_bindings()
 
     @on(Composer.EditLastRequested)
     def _edit_requested(self, event: Composer.EditLastRequested) -> None:

@@ -37,6 +37,10 @@ right after it if they do not fill the screen."""
 MAX_MOUNTED = 3 * PAGE
 """Turns mounted at most; paging in beyond it unmounts turns at the other end."""
 
+KEEP_ON_SEND = 2
+"""Turns left mounted above a new turn: the log follows the new turn at the
+bottom, so a stream costs the same at turn 20 as at turn 1."""
+
 
 class PageMarker(Static):
     """The line above (or below) the mounted turns when more turns are there, unmounted."""
@@ -192,6 +196,7 @@ class ChatLog(VerticalScroll, can_focus=False):
             other.set_last(False)
         await self.mount(view, before=self._later)
         self._end_mounted = index + 1
+        await self._prune(from_top=True, keep=KEEP_ON_SEND)
         self._update_markers()
         self.anchor()
         self.scroll_end(animate=False)
@@ -279,10 +284,10 @@ class ChatLog(VerticalScroll, can_focus=False):
             self._loading = False
             raise
 
-    async def _prune(self, *, from_top: bool) -> int:
-        """Unmount turns beyond MAX_MOUNTED at one end; returns the height removed (from the top)."""
+    async def _prune(self, *, from_top: bool, keep: int = MAX_MOUNTED) -> int:
+        """Unmount turns beyond `keep` at one end; returns the height removed (from the top)."""
         views = self.mounted_views
-        excess = len(views) - MAX_MOUNTED
+        excess = len(views) - keep
         if excess <= 0:
             return 0
         doomed = views[:excess] if from_top else views[-excess:]

@@ -13,7 +13,7 @@ from textual.geometry import Size
 from textual.widgets import Static
 
 from glmchat.hosts import BUILTIN_HOSTS, Host
-from glmchat.session import Session, Turn, estimate_request_tokens
+from glmchat.session import Session, Turn, estimate_request_tokens, estimate_tokens
 
 
 def turn_cost(turn: Turn, host: Host | None) -> float | None:
@@ -54,12 +54,32 @@ def last_usage_turn(session: Session) -> Turn | None:
     return None
 
 
-def context_used(session: Session) -> int:
-    """Tokens the next request starts with: the last reported prompt + answer, else an estimate."""
-    turn = last_usage_turn(session)
-    if turn is not None and turn is session.turns[-1] and turn.usage.prompt_tokens is not None:
-        return turn.usage.prompt_tokens + (turn.usage.completion_tokens or 0)
-    return estimate_request_tokens(session)
+def context_used(session: Session, next_text: str = "") -> int:
+    """Tokens a request sending `next_text` would start with, estimated cheaply.
+
+    The host's own count for the newest turn that reported one (its prompt plus
+    its answer), plus an estimate of what came after it; with no report at all,
+    the full estimate. Costs O(turns since the last report), not O(session), so
+    it can run on every send of a long session.
+    """
+    base: int | None = None
+    later: list[Turn] = []
+    for turn in reversed(session.turns):
+        usage = turn.usage
+        if usage.prompt_tokens is not None:
+            base = usage.prompt_tokens + (usage.completion_tokens or 0)
+            break
+        later.append(turn)
+    if base is None:
+        return estimate_request_tokens(session, next_text)
+    total = base + estimate_tokens(next_text)
+    for turn in later:
+        if not turn.replayable:
+            continue
+        total += estimate_tokens(turn.user_text) + estimate_tokens(turn.content) + 4
+        if session.preserve_thinking and turn.thinking:
+            total += estimate_tokens(turn.reasoning)
+    return total
 
 
 def compact_count(value: int) -> str:
