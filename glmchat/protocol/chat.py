@@ -24,8 +24,8 @@ from glmchat.protocol import faults
 from glmchat.protocol.common import Request, deep_merge, json_headers
 from glmchat.protocol.events import ContentDelta, Event, ReasoningDelta, ReasoningDetailsDelta, ToolCallDelta
 from glmchat.protocol.parsing import (
-    BaseParser,
     Malformed,
+    SSEParser,
     as_int,
     history_for,
     loads,
@@ -34,7 +34,7 @@ from glmchat.protocol.parsing import (
     replays_reasoning,
     tool_arguments,
 )
-from glmchat.protocol.sse import SSEDecoder, SSEEvent
+from glmchat.protocol.sse import SSEEvent
 from glmchat.session import Session, Turn
 
 # -- request ---------------------------------------------------------------------------------
@@ -133,36 +133,8 @@ def _apply_preserve(body: dict[str, Any], host: H.Host, preserve: bool, thinking
 # -- response --------------------------------------------------------------------------------
 
 
-class ChatParser(BaseParser):
+class ChatParser(SSEParser):
     """Chat-completion chunks (SSE) or one non-streaming body, into events."""
-
-    def __init__(self, host: H.Host, *, stream: bool = True) -> None:
-        super().__init__(host)
-        self._stream = stream
-        self._sse = SSEDecoder(host.name)
-        self._body: list[bytes] = []
-
-    def _feed(self, data: bytes, out: list[Event]) -> None:
-        if not self._stream:
-            self._body.append(data)
-            return
-        for event in self._sse.feed(data):
-            self._on_event(event, out)
-            if self._done:
-                return
-        if self._sse.failure is not None:
-            raise self._sse.failure
-
-    def _close(self, out: list[Event]) -> None:
-        if not self._stream:
-            self._parse_body(b"".join(self._body), out)
-            return
-        for event in self._sse.close():
-            self._on_event(event, out)
-            if self._done:
-                return
-        if self._sse.failure is not None:
-            raise self._sse.failure
 
     def _parse_body(self, raw: bytes, out: list[Event]) -> None:
         try:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from glmchat.errors import GlmChatError
 from glmchat.protocol import faults
 from glmchat.protocol.events import Event, Finish, StreamFailed, UsageUpdate
+from glmchat.protocol.sse import SSEDecoder
 from glmchat.session import Session, Turn, Usage
 
 if TYPE_CHECKING:
@@ -98,6 +99,45 @@ class BaseParser:
         if not self._done:
             out.append(StreamFailed(error))
             self._done = True
+
+
+class SSEParser(BaseParser):
+    """A dialect that streams SSE events, or answers with one JSON body when not streaming.
+
+    Subclasses implement `_on_event` (one SSE event) and `_parse_body` (the whole body).
+    """
+
+    def __init__(self, host: Host, *, stream: bool = True) -> None:
+        super().__init__(host)
+        self._stream = stream
+        self._sse = SSEDecoder(host.name)
+        self._body: list[bytes] = []
+
+    def _feed(self, data: bytes, out: list[Event]) -> None:
+        if not self._stream:
+            self._body.append(data)
+            return
+        self._drain(self._sse.feed(data), out)
+
+    def _close(self, out: list[Event]) -> None:
+        if not self._stream:
+            self._parse_body(b"".join(self._body), out)
+            return
+        self._drain(self._sse.close(), out)
+
+    def _drain(self, events: Any, out: list[Event]) -> None:
+        for event in events:
+            self._on_event(event, out)
+            if self._done:
+                return
+        if self._sse.failure is not None:
+            raise self._sse.failure
+
+    def _on_event(self, event: Any, out: list[Event]) -> None:
+        raise NotImplementedError
+
+    def _parse_body(self, raw: bytes, out: list[Event]) -> None:
+        raise NotImplementedError
 
 
 def loads(text: str) -> Any:

@@ -17,8 +17,8 @@ from glmchat import hosts as H
 from glmchat.protocol import faults
 from glmchat.protocol.common import Request, deep_merge, json_headers
 from glmchat.protocol.events import ContentDelta, Event, ReasoningDelta, UsageUpdate
-from glmchat.protocol.parsing import BaseParser, Malformed, as_int, as_number, dig, first_str, history_for, loads, model_for
-from glmchat.protocol.sse import SSEDecoder, SSEEvent
+from glmchat.protocol.parsing import Malformed, SSEParser, as_int, as_number, dig, first_str, history_for, loads, model_for
+from glmchat.protocol.sse import SSEEvent
 from glmchat.session import Session, Turn, Usage
 
 
@@ -90,43 +90,17 @@ def build_request(host: H.Host, session: Session, turn: Turn, *, stream: bool = 
     return Request(url=host.url, body=[task], headers=json_headers(accept), stream=stream)
 
 
-class RunwareParser(BaseParser):
+class RunwareParser(SSEParser):
     """SSE results (`{"data":[…]}` or bare objects) or one sync body, into events."""
 
-    def __init__(self, host: H.Host, *, stream: bool = True) -> None:
-        super().__init__(host)
-        self._stream = stream
-        self._sse = SSEDecoder(host.name)
-        self._body: list[bytes] = []
-
-    def _feed(self, data: bytes, out: list[Event]) -> None:
-        if not self._stream:
-            self._body.append(data)
-            return
-        for event in self._sse.feed(data):
-            self._on_event(event, out)
-            if self._done:
-                return
-        if self._sse.failure is not None:
-            raise self._sse.failure
-
-    def _close(self, out: list[Event]) -> None:
-        if not self._stream:
-            raw = b"".join(self._body)
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise Malformed(raw[:80].decode("utf-8", "replace")) from None
-            if text.strip():
-                self._payload(loads(text), out)
-                self._end(out)
-            return
-        for event in self._sse.close():
-            self._on_event(event, out)
-            if self._done:
-                return
-        if self._sse.failure is not None:
-            raise self._sse.failure
+    def _parse_body(self, raw: bytes, out: list[Event]) -> None:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Malformed(raw[:80].decode("utf-8", "replace")) from None
+        if text.strip():
+            self._payload(loads(text), out)
+            self._end(out)
 
     def _on_event(self, event: SSEEvent, out: list[Event]) -> None:
         stripped = event.data.strip()
