@@ -487,3 +487,30 @@ def test_transient_error_is_retried_with_a_note(glm_server, glmchat_home: Path) 
     assert proc.stdout == "after retry"
     assert "Retrying in" in proc.stderr
     assert len(glm_server.chat_requests()) == 2
+
+
+def test_hostile_title_is_imported_and_exported_inside_the_chosen_folder(glmchat_home: Path, tmp_path: Path) -> None:
+    from glmchat.export import to_json
+    from glmchat.session import Session
+
+    session = Session(title="../../escape/\x1b]0;pwned\x07CON")
+    turn = session.new_turn("hello", thinking=False)
+    turn.finish()
+    source = tmp_path / "in" / "hostile.json"
+    source.parent.mkdir()
+    source.write_text(to_json(session), encoding="utf-8")
+    before = {p for p in tmp_path.rglob("*")}
+
+    proc = run("sessions", "import", str(source), home=glmchat_home)
+    assert proc.returncode == 0, proc.stderr
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = run("sessions", "export", "1", "-o", str(out_dir), home=glmchat_home)
+    assert proc.returncode == 0, proc.stderr
+
+    [written] = list(out_dir.iterdir())
+    assert written.parent == out_dir and written.suffix == ".md"
+    assert "/" not in written.name and ".." not in written.name and "\x1b" not in written.name
+    # Nothing appeared anywhere else: import writes only into the data dir's database.
+    created = {p for p in tmp_path.rglob("*")} - before - {out_dir, written}
+    assert all(glmchat_home in p.parents or p == glmchat_home for p in created), created
