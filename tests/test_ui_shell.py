@@ -866,3 +866,60 @@ async def test_help_key_in_the_app_lists_the_chat_keys() -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is app.chat
+
+
+# -- start-up: the database check after the first frame -----------------------------------
+
+
+def _damage(db: Path) -> None:
+    """Overwrite the middle of the database with garbage (the header stays valid)."""
+    size = db.stat().st_size
+    with db.open("r+b") as handle:
+        handle.seek(size // 2)
+        handle.write(b"\xde\xad\xbe\xef" * 1024)
+
+
+def _filled_store_path() -> Path:
+    from glmchat.config import paths
+    from tests.ui_support import stored_session, stored_turn
+
+    store = Store.open(paths().data_dir)
+    stored_session(store, "Big", [stored_turn(n, content="word " * 800) for n in range(1, 30)])
+    path = store.path
+    store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    return path
+
+
+def test_quick_check_finds_a_damaged_database() -> None:
+    from glmchat.ui.app import quick_check
+
+    path = _filled_store_path()
+    assert quick_check(path) is None
+    _damage(path)
+    assert quick_check(path)
+
+
+async def test_damage_found_after_start_is_reported_and_checked_fully_next_time() -> None:
+    from glmchat.config import paths
+    from glmchat.ui.app import CHECK_MARKER
+    from tests.ui_support import make_app
+
+    path = _filled_store_path()
+    _damage(path)
+    marker = paths().data_dir / CHECK_MARKER
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert any("looks damaged" in n.message for n in app._notifications)
+    assert marker.exists()
+
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        # The full check on open set the file aside and started a new one.
+        assert any("moved to" in n.message for n in app._notifications)
+        assert app.chat.session.turns == []
+    assert not marker.exists()

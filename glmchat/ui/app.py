@@ -8,6 +8,7 @@ first send, and dialogs are imported when they are opened.
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import time
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable
 
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
     from glmchat.client import GlmClient
     from glmchat.hosts import Host
     from glmchat.store import Store
+
+
+CHECK_MARKER = "check-on-start"
+"""A file in the data dir asking the next start to check the database before using it."""
 
 
 class GlmChatApp(App[int]):
@@ -90,6 +95,7 @@ class GlmChatApp(App[int]):
         self._saved_state = (self.config.last_session, self.config.sidebar)
         self._settle_timer: Timer | None = None
         self._theme_failures: list[str] = []
+        self._check_pending = False
         self._register_themes()
 
     # -- themes ----------------------------------------------------------------------------
@@ -104,10 +110,30 @@ class GlmChatApp(App[int]):
         wanted = self.config.theme or DEFAULT_THEME
         for name in (wanted, DEFAULT_THEME, "textual-dark"):
             if name in self.available_themes:
-                self.theme = name
+                self._set_start_theme(name)
                 break
         if wanted not in self.available_themes:
             self._theme_failures.append(f"theme {wanted!r} is not installed; using {self.theme}")
+
+    def _set_start_theme(self, name: str) -> None:
+        """Choose the theme before the app runs.
+
+        Assigning `theme` makes Textual re-parse every stylesheet once the app
+        runs (its watcher queues a CSS refresh), on top of the first parse, which
+        already uses the theme in place: that is ~15 ms of start-up for nothing.
+        So the value is set without the watcher, and what the watcher does
+        besides (the theme's classes, the ANSI colour mapping) is done here.
+        """
+        self.set_reactive(App.theme, name)
+        # The stylesheet took the default theme's variables when the app was made; it is not parsed yet.
+        self.stylesheet.set_variables(self.get_css_variables())
+        theme = self.current_theme
+        classes = {cls: False for cls in self.classes if cls.startswith("-theme-")}
+        classes.update({f"-theme-{theme.name}": True, "-dark-mode": theme.dark, "-light-mode": not theme.dark})
+        self.update_classes(classes, update=False)
+        refresh_filter = getattr(self, "_refresh_truecolor_filter", None)
+        if refresh_filter is not None:
+            refresh_filter(self.ansi_theme)
 
     # -- start -----------------------------------------------------------------------------
 
@@ -132,7 +158,38 @@ class GlmChatApp(App[int]):
 
     def _warm_up(self) -> None:
         self.run_worker(_warm_imports, thread=True, group="warm-up", exit_on_error=False)
+        if self._check_pending and self.store is not None:
+            self._check_pending = False
+            self.run_worker(self._check_store, thread=True, group="store-check", exit_on_error=False)
         self.request_settle(1.0)
+
+    def _mark_for_check(self) -> None:
+        """Have the next start run the full check (which sets a damaged file aside)."""
+        try:
+            (self.paths.data_dir / CHECK_MARKER).touch()
+        except OSError:
+            pass
+
+    def _check_store(self) -> None:
+        """Check the database for damage (a thread worker, after the first frame).
+
+        It uses a connection of its own, read-only, so the app's reads and writes
+        go on meanwhile; a problem found is reported, and the file is set aside on
+        the next start (when the store opens with its full check).
+        """
+        assert self.store is not None
+        problem = quick_check(self.store.path)
+        if problem:
+            self._mark_for_check()
+            self.call_from_thread(
+                self.notify,
+                f"The database {self.store.path} looks damaged ({problem}). Export what you need; "
+                "glmchat will set the file aside and start a new one the next time it starts.",
+                title="Storage",
+                severity="error",
+                timeout=30,
+                markup=False,
+            )
 
     def request_settle(self, delay: float = 2.0) -> None:
         """Settle memory once the app has been quiet for `delay` seconds (see `settle_memory`)."""
@@ -165,7 +222,14 @@ class GlmChatApp(App[int]):
             from glmchat.store import Store
 
             try:
-                self.store = Store.open(self.paths.data_dir)
+                # The integrity check reads the whole file: it runs after the first frame
+                # (see `_check_store`), not before it.
+                marker = self.paths.data_dir / CHECK_MARKER
+                full = marker.exists()
+                self.store = Store.open(self.paths.data_dir, verify=full)
+                self._check_pending = not full
+                if full:
+                    marker.unlink(missing_ok=True)
             except GlmChatError as exc:
                 self.notify(
                     f"{exc} Sessions will not be saved in this run.", title="Storage", severity="error", timeout=15, markup=False
@@ -231,6 +295,19 @@ class GlmChatApp(App[int]):
         except GlmChatError as exc:
             if not quiet:
                 self.notify(str(exc), severity="error", markup=False)
+            return None, False
+        except (ValueError, sqlite3.DatabaseError) as exc:
+            # Rows that do not decode: the file is damaged (the check that would have
+            # found it runs after the first frame). Start on a new session and have
+            # the next start check the file and set it aside.
+            self._mark_for_check()
+            self.notify(
+                f"Session {ref} could not be read ({type(exc).__name__}); the database may be damaged.",
+                title="Storage",
+                severity="error",
+                timeout=15,
+                markup=False,
+            )
             return None, False
         # PAGE + 1 asked for: a full page means there may be older turns to load.
         return session, len(session.turns) > PAGE
@@ -408,6 +485,21 @@ def _warm_imports() -> None:
     from glmchat.ui.markdown_render import parse_blocks
 
     parse_blocks("warm `up` **now**\n\n- a\n\n| a |\n|---|\n| 1 |\n")
+
+
+def quick_check(path: Any) -> str | None:
+    """Run SQLite's `quick_check` on a database file; the first problem, or None if it is sound."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as exc:
+        return str(exc)
+    try:
+        rows = [row[0] for row in conn.execute("PRAGMA quick_check")]
+    except sqlite3.Error as exc:
+        return str(exc)
+    finally:
+        conn.close()
+    return None if rows == ["ok"] else str(rows[0] if rows else "no answer")
 
 
 def run_app(options: AppOptions | None = None) -> int:

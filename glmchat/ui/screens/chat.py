@@ -9,6 +9,7 @@ config, the store, the client and the hosts.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -28,11 +29,11 @@ from glmchat.sanitize import inert
 from glmchat.session import ERROR, STREAMING, Session, Turn, estimate_request_tokens
 from glmchat.ui.widgets.chat_log import ChatLog
 from glmchat.ui.widgets.composer import Composer
-from glmchat.ui.widgets.session_list import SessionList
 from glmchat.ui.widgets.status import StatusFacts, StatusLine, context_used
 
 if TYPE_CHECKING:
     from glmchat.hosts import Host
+    from glmchat.ui.widgets.session_list import SessionList
     from glmchat.ui.widgets.turn import TurnView
     from glmchat.ui.app import GlmChatApp
 
@@ -130,7 +131,7 @@ class ChatScreen(Screen[None]):
     @property
     def sidebar(self) -> SessionList:
         """The session list (mounted right after the first frame; see `_mount_sidebar`)."""
-        return self.query_one("#sidebar", SessionList)
+        return self.query_one("#sidebar")  # type: ignore[return-value]
 
     @property
     def sidebar_slot(self) -> Vertical:
@@ -159,6 +160,9 @@ class ChatScreen(Screen[None]):
     async def _mount_sidebar(self) -> None:
         if self.query("#sidebar"):
             return
+        # Lazy import: the list is not part of the first frame.
+        from glmchat.ui.widgets.session_list import SessionList
+
         slot = self.sidebar_slot
         try:
             await slot.mount(SessionList(id="sidebar", clock=self.gapp.clock))
@@ -232,6 +236,17 @@ class ChatScreen(Screen[None]):
         except GlmChatError as exc:
             self._partial = True
             self.notify(str(exc), title="Could not load the whole session", severity="error", markup=False)
+            return
+        except (ValueError, sqlite3.DatabaseError) as exc:
+            # Rows that do not decode: a damaged file (checked in full on the next start).
+            self._partial = True
+            self.gapp._mark_for_check()
+            self.notify(
+                f"The older turns could not be read ({type(exc).__name__}); the database may be damaged.",
+                title="Could not load the whole session",
+                severity="error",
+                markup=False,
+            )
             return
         older = []
         for turn in full.turns:
@@ -586,30 +601,26 @@ class ChatScreen(Screen[None]):
         self.fold_state[event.view.turn.id] = event.expanded
 
     # -- session list ----------------------------------------------------------------------
+    # Handlers by name rather than @on: the list's module is imported only when it is mounted.
 
-    @on(SessionList.Selected)
-    async def _selected(self, event: SessionList.Selected) -> None:
+    async def on_session_list_selected(self, event: SessionList.Selected) -> None:
         event.stop()
         await self.switch_to(event.session_id)
         self.composer.focus_prompt()
 
-    @on(SessionList.NewRequested)
-    async def _new_requested(self, event: SessionList.NewRequested) -> None:
+    async def on_session_list_new_requested(self, event: SessionList.NewRequested) -> None:
         event.stop()
         await self.new_session()
 
-    @on(SessionList.RenameRequested)
-    def _rename_requested(self, event: SessionList.RenameRequested) -> None:
+    def on_session_list_rename_requested(self, event: SessionList.RenameRequested) -> None:
         event.stop()
         self.rename_session(event.session_id)
 
-    @on(SessionList.DeleteRequested)
-    def _delete_requested(self, event: SessionList.DeleteRequested) -> None:
+    def on_session_list_delete_requested(self, event: SessionList.DeleteRequested) -> None:
         event.stop()
         self.delete_session(event.session_id)
 
-    @on(SessionList.SearchRequested)
-    def _search_requested(self, event: SessionList.SearchRequested) -> None:
+    def on_session_list_search_requested(self, event: SessionList.SearchRequested) -> None:
         event.stop()
         self.search(event.query)
 
