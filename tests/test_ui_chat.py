@@ -470,3 +470,15 @@ async def test_an_error_quoting_the_host_is_shown_inert(glm_server):
         assert turn.status == ERROR
         shown = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
         assert "\x1b" not in shown and "\x07" not in shown
+
+
+def test_live_turn_repr_does_not_carry_the_history():
+    """The streaming worker is described by its arguments: that must not cost O(history)."""
+    from glmchat.session import Session
+    from glmchat.ui.screens.chat import LiveTurn
+
+    session = Session(turns=[stored_turn(n, content="long answer " * 500) for n in range(1, 4)])
+    turn = session.new_turn("question", True)
+    text = repr(LiveTurn(session=session, turn=turn, view=None, text="question"))
+    assert session.id in text and turn.id in text
+    assert len(text) < 200

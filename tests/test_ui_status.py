@@ -67,3 +67,29 @@ def test_status_shows_the_last_turns_tokens_cost_and_context():
 
 def test_compact_counts():
     assert [compact_count(n) for n in (999, 1_000, 12_345, 131_072, 200_000)] == ["999", "1k", "12.3k", "131k", "200k"]
+
+
+def test_request_estimate_matches_the_session_estimate_and_follows_changes():
+    from glmchat.session import STREAMING
+    from glmchat.ui.widgets.status import request_estimate
+
+    turns = [stored_turn(n, reasoning="思考 " * (10 * n), content="word " * (50 * n)) for n in range(1, 6)]
+    turns[1].include_in_context = False
+    turns[2].thinking = False
+    session = Session(system_prompt="Be brief.", turns=turns)
+    assert request_estimate(session, "next") == estimate_request_tokens(session, "next")
+    # Counted again once asked again (cached), and after a settled turn's text changes.
+    assert request_estimate(session, "next") == estimate_request_tokens(session, "next")
+    turns[3].content += " more words" * 40
+    assert request_estimate(session, "next") == estimate_request_tokens(session, "next")
+    session.preserve_thinking = not session.preserve_thinking
+    assert request_estimate(session, "next") == estimate_request_tokens(session, "next")
+    turns[1].include_in_context = True
+    assert request_estimate(session, "next") == estimate_request_tokens(session, "next")
+    # A streaming turn is counted as it is now, and again as it grows.
+    live = stored_turn(6, content="partial")
+    live.status = STREAMING
+    session.turns.append(live)
+    assert request_estimate(session) == estimate_request_tokens(session)
+    live.content += " and more" * 30
+    assert request_estimate(session) == estimate_request_tokens(session)

@@ -26,10 +26,10 @@ from textual.widgets import Footer
 from glmchat.errors import ConfigError, GlmChatError, StorageError
 from glmchat.protocol.events import Event
 from glmchat.sanitize import inert
-from glmchat.session import ERROR, STREAMING, Session, Turn, estimate_request_tokens
+from glmchat.session import ERROR, STREAMING, Session, Turn
 from glmchat.ui.widgets.chat_log import ChatLog
 from glmchat.ui.widgets.composer import Composer
-from glmchat.ui.widgets.status import StatusFacts, StatusLine, context_used
+from glmchat.ui.widgets.status import StatusFacts, StatusLine, context_used, request_estimate
 
 if TYPE_CHECKING:
     from glmchat.hosts import Host
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from glmchat.ui.app import GlmChatApp
 
 
-@dataclass
+@dataclass(repr=False)
 class LiveTurn:
     """The turn being streamed, and the view (if any) showing it.
 
@@ -51,6 +51,10 @@ class LiveTurn:
     view: TurnView | None
     text: str
     """The prompt as sent, to give back to the composer if the turn cannot even be saved."""
+
+    def __repr__(self) -> str:
+        # Short on purpose: the session's own repr would hold the whole history.
+        return f"LiveTurn(session={self.session.id!r}, turn={self.turn.id!r})"
 
     def feed(self, event: Event) -> None:
         """`run_turn`'s on_event: hand the event to the view, if one is showing this turn."""
@@ -345,7 +349,7 @@ class ChatScreen(Screen[None]):
             # The cheap estimate first; the full one (O(session)) only when it is close.
             estimate = context_used(session, text)
             if estimate > 0.8 * host.context_window:
-                estimate = max(estimate, estimate_request_tokens(session, text))
+                estimate = max(estimate, request_estimate(session, text))
             if estimate > host.context_window:
                 self._confirm_long(text, thinking, estimate, host)
                 return False
@@ -378,7 +382,9 @@ class ChatScreen(Screen[None]):
 
         self.app.push_screen(ConfirmScreen(message, "Send anyway", danger=False), answered)
 
-    @work(group="generate", exclusive=True, exit_on_error=False)
+    # A fixed description: by default the worker describes itself with the repr of its
+    # arguments, and the session's repr holds the whole history (O(history) per send).
+    @work(group="generate", exclusive=True, exit_on_error=False, description="stream a turn")
     async def generate(self, live: LiveTurn, host: Host) -> None:
         """Stream one turn through `run_turn` (the worker Esc cancels)."""
         from glmchat.chat import run_turn

@@ -13,7 +13,7 @@ from textual.geometry import Size
 from textual.widgets import Static
 
 from glmchat.hosts import BUILTIN_HOSTS, Host
-from glmchat.session import Session, Turn, estimate_request_tokens, estimate_tokens
+from glmchat.session import STREAMING, Session, Turn, estimate_tokens
 
 
 def turn_cost(turn: Turn, host: Host | None) -> float | None:
@@ -54,6 +54,43 @@ def last_usage_turn(session: Session) -> Turn | None:
     return None
 
 
+_ESTIMATES: dict[str, tuple[tuple[object, ...], int]] = {}
+"""Turn id -> (what the estimate was made from, the estimate): a settled turn is counted once."""
+
+_ESTIMATES_MAX = 20_000
+
+
+def turn_estimate(turn: Turn, preserve_thinking: bool) -> int:
+    """Estimated tokens a turn adds to the next request (0 when it is not replayed).
+
+    The same count as `estimate_request_tokens` gives the turn, cached for
+    settled turns: that count reads all of the turn's text, and a long
+    session would pay for its whole history at every send.
+    """
+    if not turn.replayable:
+        return 0
+    with_reasoning = preserve_thinking and turn.thinking
+    key = (turn.status, len(turn.user_text), len(turn.content), len(turn.reasoning) if with_reasoning else -1)
+    hit = _ESTIMATES.get(turn.id)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    tokens = estimate_tokens(turn.user_text) + estimate_tokens(turn.content) + 4
+    if with_reasoning:
+        tokens += estimate_tokens(turn.reasoning)
+    if turn.status != STREAMING:
+        if len(_ESTIMATES) >= _ESTIMATES_MAX:
+            _ESTIMATES.clear()
+        _ESTIMATES[turn.id] = (key, tokens)
+    return tokens
+
+
+def request_estimate(session: Session, next_text: str = "") -> int:
+    """`estimate_request_tokens` with each settled turn's share counted once (see `turn_estimate`)."""
+    total = estimate_tokens(session.system_prompt) + estimate_tokens(next_text)
+    preserve = session.preserve_thinking
+    return total + sum(turn_estimate(turn, preserve) for turn in session.turns)
+
+
 def context_used(session: Session, next_text: str = "") -> int:
     """Tokens a request sending `next_text` would start with, estimated cheaply.
 
@@ -71,15 +108,9 @@ def context_used(session: Session, next_text: str = "") -> int:
             break
         later.append(turn)
     if base is None:
-        return estimate_request_tokens(session, next_text)
-    total = base + estimate_tokens(next_text)
-    for turn in later:
-        if not turn.replayable:
-            continue
-        total += estimate_tokens(turn.user_text) + estimate_tokens(turn.content) + 4
-        if session.preserve_thinking and turn.thinking:
-            total += estimate_tokens(turn.reasoning)
-    return total
+        return request_estimate(session, next_text)
+    preserve = session.preserve_thinking
+    return base + estimate_tokens(next_text) + sum(turn_estimate(turn, preserve) for turn in later)
 
 
 def compact_count(value: int) -> str:
