@@ -13,6 +13,7 @@ error, 130 interrupted (Ctrl+C).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -362,11 +363,17 @@ def cmd_tui(args: argparse.Namespace, ctx: _Context) -> int:
     from glmchat.config import AppOptions
 
     options = AppOptions(host=args.host, base_url=args.base_url, model=args.model, session=args.session, new=args.new)
+    # Start-up creates many objects and few cycles: the collector would run ~150 times
+    # for nothing before the first frame. The app turns it back on once that frame is up.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         from glmchat.ui.app import run_app  # Lazy import: Textual loads only for the TUI.
     except ImportError as exc:
+        if gc_was_enabled:
+            gc.enable()
         raise GlmChatError(f"the TUI is not available ({exc}); `glmchat ask` still works") from None
-    result = run_app(options)
+    result = run_app(options, resume_gc=gc_was_enabled)
     return result if isinstance(result, int) else EXIT_OK
 
 

@@ -923,3 +923,21 @@ async def test_damage_found_after_start_is_reported_and_checked_fully_next_time(
         assert any("moved to" in n.message for n in app._notifications)
         assert app.chat.session.turns == []
     assert not marker.exists()
+
+
+async def test_collector_paused_for_start_up_is_back_on_after_the_first_frame() -> None:
+    import gc
+
+    from tests.ui_support import make_app
+
+    app = make_app()
+    app.resume_gc = True
+    gc.disable()
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+            assert gc.isenabled()
+            assert not app.resume_gc
+    finally:
+        gc.enable()

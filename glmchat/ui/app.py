@@ -96,6 +96,8 @@ class GlmChatApp(App[int]):
         self._settle_timer: Timer | None = None
         self._theme_failures: list[str] = []
         self._check_pending = False
+        self.resume_gc = False
+        """The garbage collector was paused for start-up: `_warm_up` turns it back on."""
         self._register_themes()
 
     # -- themes ----------------------------------------------------------------------------
@@ -157,6 +159,11 @@ class GlmChatApp(App[int]):
         self.call_after_refresh(self._warm_up)
 
     def _warm_up(self) -> None:
+        if self.resume_gc:
+            import gc
+
+            self.resume_gc = False
+            gc.enable()
         self.run_worker(_warm_imports, thread=True, group="warm-up", exit_on_error=False)
         if self._check_pending and self.store is not None:
             self._check_pending = False
@@ -502,8 +509,21 @@ def quick_check(path: Any) -> str | None:
     return None if rows == ["ok"] else str(rows[0] if rows else "no answer")
 
 
-def run_app(options: AppOptions | None = None) -> int:
-    """Run the TUI; returns the process exit code."""
-    app = GlmChatApp(options)
-    result = app.run()
+def run_app(options: AppOptions | None = None, *, resume_gc: bool = False) -> int:
+    """Run the TUI; returns the process exit code.
+
+    Args:
+        options: What the command line asked for.
+        resume_gc: The caller paused the garbage collector for start-up: turn it
+            back on once the first frame is up (and at the latest on exit).
+    """
+    import gc
+
+    try:
+        app = GlmChatApp(options)
+        app.resume_gc = resume_gc
+        result = app.run()
+    finally:
+        if resume_gc:
+            gc.enable()
     return result if isinstance(result, int) else (app.return_code or 0)
