@@ -132,10 +132,14 @@ def install_flush_probe(probe: Probe = PROBE) -> None:
     if getattr(original, "_bench_probe", False):
         return
 
-    def flush(self: TurnView) -> None:
-        n = sum(map(len, self._pending_reasoning)) + sum(map(len, self._pending_answer))
+    def pending(view: TurnView) -> int:
+        return sum(map(len, view._pending_reasoning)) + sum(map(len, view._pending_answer))
+
+    def flush(self: TurnView, *args: Any, **kwargs: Any) -> None:
+        before = pending(self)
         start = time.perf_counter()
-        original(self)
+        original(self, *args, **kwargs)
+        n = before - pending(self)  # a flush may leave part of the text for the next one
         if n:
             probe.flush_seconds.append(time.perf_counter() - start)
             total = probe.drawn.get(self.turn.id, 0) + n

@@ -171,3 +171,41 @@ def test_bare_urls_are_links_and_trailing_punctuation_is_not_part_of_them():
         ("https://example.com/a_b?x=1", "link('https://example.com/a_b?x=1')"),
         ("http://x.org/y", "link('http://x.org/y')"),
     ]
+
+
+class TurnApp(App[None]):
+    def __init__(self, view: Any) -> None:
+        super().__init__()
+        self.view = view
+
+    def compose(self) -> ComposeResult:
+        yield self.view
+
+
+async def test_a_flush_moves_at_most_its_limit_and_the_answer_waits_for_the_reasoning():
+    from glmchat.protocol.events import ContentDelta, Finish, ReasoningDelta
+    from glmchat.session import Session
+    from glmchat.ui.widgets.turn import TurnView
+
+    turn = Session().new_turn("q", True)
+    view = TurnView(turn, live=True, last=True)
+    app = TurnApp(view)
+    reasoning = "".join(f"thought {i}. " for i in range(2_000))
+    answer = _long_answer()
+    async with app.run_test(size=(80, 24)) as pilot:
+        view._timer.stop()  # flushed by hand here
+        view.feed(ReasoningDelta(reasoning))
+        view.feed(ContentDelta(answer))
+        view.flush(limit=5_000)
+        assert view._reasoning_text() == reasoning[:5_000]
+        assert view.answer.source == "", "the answer starts below all of the reasoning"
+        while view._pending_reasoning:
+            view.flush(limit=5_000)
+        assert view._reasoning_text() == reasoning
+        before = len(view.answer.source)
+        assert before <= 5_000, "what the last reasoning flush left of its limit"
+        view.flush(limit=5_000)
+        assert len(view.answer.source) - before == 5_000 and answer.startswith(view.answer.source)
+        view.feed(Finish("stop"))  # the end draws everything at once
+        assert view.answer.source == answer
+        await pilot.pause()

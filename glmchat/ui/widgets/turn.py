@@ -8,6 +8,7 @@ rate adapts by itself to a slow terminal.
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import Callable, ClassVar
 
@@ -46,6 +47,13 @@ A frame costs about the same for one token as for a hundred (layout and
 scrolling dominate), so on a fast host fewer, fuller frames keep the app light;
 on a slow host frames stay at the fastest rate, since each one is cheap then.
 The last text of a turn is drawn at once when the stream ends, whatever the rate."""
+
+FLUSH_LIMIT = 12_000
+"""Characters a timer flush moves to the screen at most; the rest waits for the next tick.
+
+After a stall (a slow frame, a burst from the host) the backlog can be tens of
+kilobytes: drawn in one go, that frame blocks the app for ~200 ms and Esc waits.
+The flush on Finish and on `finish` still draws everything."""
 
 USER_TEXT_LIMIT = 6_000
 """Characters of a long user message shown in the log (the whole text is stored and sent)."""
@@ -221,7 +229,11 @@ class TurnView(Vertical):
             self._last_draw = None
             return
         cpu = time.process_time()
-        self.flush()
+        self.flush(limit=FLUSH_LIMIT)
+        # What this flush made is there to stay (strips, spans, layout caches): out of the
+        # collector's way, so the collections a stream triggers walk only what is new
+        # (`GlmChatApp.settle_memory` thaws and collects once the turn is over).
+        gc.freeze()
         last = self._last_draw
         if last is not None and now > last[0]:
             share = (cpu - last[1]) / (now - last[0])
@@ -271,12 +283,18 @@ class TurnView(Vertical):
             self._reasoning_joined = "".join(self._reasoning_parts)
         return self._reasoning_joined
 
-    def flush(self) -> None:
-        """Draw what arrived since the last flush (called by the timer, ~30 times a second)."""
+    def flush(self, limit: int | None = None) -> None:
+        """Draw what arrived since the last flush (called by the timer, ~30 times a second).
+
+        Args:
+            limit: Characters to draw at most (None: everything); the rest stays pending.
+        """
         drew = False
         if self._pending_reasoning:
-            chunk = inert("".join(self._pending_reasoning))
-            self._pending_reasoning.clear()
+            chunk = _take(self._pending_reasoning, limit)
+            if limit is not None:
+                limit = max(limit - len(chunk), 0)
+            chunk = inert(chunk)
             if chunk:
                 drew = True
                 self._retry = None
@@ -286,9 +304,9 @@ class TurnView(Vertical):
                 if not self.reasoning.display:
                     self.reasoning.display = True
                 self.reasoning.append(chunk)
-        if self._pending_answer:
-            chunk = inert("".join(self._pending_answer))
-            self._pending_answer.clear()
+        # The answer waits while reasoning is still pending: it must start below all of it.
+        if self._pending_answer and not self._pending_reasoning and limit != 0:
+            chunk = inert(_take(self._pending_answer, limit))
             if chunk:
                 drew = True
                 self._retry = None
@@ -420,6 +438,16 @@ class TurnView(Vertical):
     def action_request(self, action: str) -> None:
         """Ask the screen to do something with this turn."""
         self.post_message(self.ActionRequested(self, action))
+
+
+def _take(parts: list[str], limit: int | None) -> str:
+    """Join and remove the pending parts, up to `limit` characters (the rest stays, as one part)."""
+    text = "".join(parts)
+    parts.clear()
+    if limit is not None and len(text) > limit:
+        parts.append(text[limit:])
+        text = text[:limit]
+    return text
 
 
 def _click(action: str):
