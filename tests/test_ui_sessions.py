@@ -311,3 +311,77 @@ async def test_help_lists_the_chat_keys(glm_server):
         text = screen_text(app)
         for words in ("Thinking on/off for the next turn", "Fold or unfold every turn", "Ctrl+T"):
             assert words in text
+
+
+# -- drafts across runs and turns streamed by another window ---------------------------------
+
+
+async def test_a_draft_survives_quitting_and_comes_back_with_its_session(glm_server):
+    store = open_store()
+    session = stored_session(store, "Kept", [stored_turn(1)])
+    store.close()
+    app = make_app(glm_server)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.chat.session.id == session.id
+        app.chat.composer.prompt.focus()
+        await pilot.press(*"half-written thought")
+        await pilot.press("ctrl+q")
+    app = make_app(glm_server)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.chat.session.id == session.id
+        assert app.chat.composer.text == "half-written thought"
+
+
+async def test_a_draft_in_a_new_session_reopens_a_new_session_with_it(glm_server):
+    store = open_store()
+    stored_session(store, "Older", [stored_turn(1)])
+    store.close()
+    app = make_app(glm_server, options=AppOptions(new=True))
+    async with app.run_test(size=SIZE) as pilot:
+        app.chat.composer.prompt.focus()
+        await pilot.press(*"not sent yet")
+        await pilot.press("ctrl+q")
+    app = make_app(glm_server)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.chat.session.turns == []
+        assert app.chat.composer.text == "not sent yet"
+
+
+def test_drafts_file_round_trip_and_damage(tmp_path):
+    from glmchat.ui.drafts import load_drafts, save_drafts
+
+    path = tmp_path / "drafts.json"
+    save_drafts(path, {"a": "text \ud800 with a lone surrogate", "b": ""})
+    assert load_drafts(path) == {"a": "text \ud800 with a lone surrogate"}
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    save_drafts(path, {"a": ""})
+    assert not path.exists(), "no drafts, no file"
+    path.write_text("{not json", encoding="utf-8")
+    assert load_drafts(path) == {}
+    path.write_text('["a list"]', encoding="utf-8")
+    assert load_drafts(path) == {}
+
+
+async def test_a_turn_streaming_in_another_window_is_shown_so_and_not_replaced(glm_server):
+    from glmchat.protocol.events import ContentDelta
+
+    other = open_store()  # stands for the other window's process (same pid: alive, same host)
+    session = stored_session(other, "Shared", [stored_turn(1)])
+    turn = session.new_turn("still going?", False)
+    other.begin_turn(session, turn)
+    turn.apply(ContentDelta("partial answer so far"))
+    other.save_progress(turn)
+    app = make_app(glm_server, store=open_store())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        text = screen_text(app)
+        assert "partial answer so far" in text
+        assert "streaming in another window" in text
+        assert "interrupted" not in text
+        await app.chat.action_retry()
+        app.chat.action_edit_last()
+        await pilot.pause()
+        assert app.chat.session.turns[-1].id == turn.id
+        assert app.chat.composer.text == ""
+    assert other.load_session(session.id).turns[-1].id == turn.id
+    other.close()

@@ -29,6 +29,7 @@ from glmchat.config import (
 )
 from glmchat.errors import ConfigError, GlmChatError
 from glmchat.session import Session
+from glmchat.ui.drafts import NEW_SESSION
 from glmchat.ui.screens.chat import ChatScreen
 from glmchat.ui.themes import DEFAULT_THEME, THEME_VARIABLE_DEFAULTS, load_themes, register_themes
 from glmchat.ui.widgets.chat_log import PAGE
@@ -148,6 +149,9 @@ class GlmChatApp(App[int]):
             self.notify(warning, title="Config", severity="warning", timeout=10, markup=False)
         if self._theme_failures:
             self.notify("\n".join(self._theme_failures), title="Themes", severity="warning", timeout=10, markup=False)
+        from glmchat.ui.drafts import drafts_path, load_drafts
+
+        self.chat.drafts.update(load_drafts(drafts_path(self.paths.data_dir)))
         self._open_store()
         session, partial = self._initial_session()
         await self.chat.open_session(session, partial=partial)
@@ -249,7 +253,9 @@ class GlmChatApp(App[int]):
         options = self.options
         session: Session | None = None
         partial = False
-        if self.store is not None and not options.new:
+        # Quit while typing in a new session: come back to it, text and all.
+        resume_new = NEW_SESSION in self.chat.drafts and not options.session
+        if self.store is not None and not options.new and not resume_new:
             wanted = options.session or self.config.last_session
             if wanted:
                 session, partial = self.load_session(wanted, quiet=not options.session)
@@ -455,6 +461,12 @@ class GlmChatApp(App[int]):
             yield SystemCommand(title, help_text, callback)
 
     # -- shutdown --------------------------------------------------------------------------
+
+    def exit(self, *args: Any, **kwargs: Any) -> None:
+        """Quit; the composer texts are saved first (every way out of the app comes here)."""
+        if self.chat.is_mounted:
+            self.chat.save_drafts()
+        super().exit(*args, **kwargs)
 
     async def on_unmount(self) -> None:
         import gc

@@ -27,6 +27,7 @@ from glmchat.errors import ConfigError, GlmChatError, StorageError
 from glmchat.protocol.events import Event
 from glmchat.sanitize import inert
 from glmchat.session import ERROR, STREAMING, Session, Turn
+from glmchat.ui.drafts import NEW_SESSION, drafts_path, save_drafts
 from glmchat.ui.widgets.chat_log import ChatLog
 from glmchat.ui.widgets.composer import Composer
 from glmchat.ui.widgets.status import StatusFacts, StatusLine, context_used, request_estimate
@@ -184,6 +185,8 @@ class ChatScreen(Screen[None]):
 
     async def open_session(self, session: Session, *, partial: bool = False) -> None:
         """Show a session (keeping the draft and a live stream of the one we leave)."""
+        if self.is_mounted and self.session is not session:
+            self.save_drafts()
         self._leave_current()
         self.session = session
         self._partial = partial
@@ -204,7 +207,7 @@ class ChatScreen(Screen[None]):
             live.view = view
         self.streaming = live is not None
         composer = self.composer
-        composer.set_text(self.drafts.pop(session.id, ""))
+        composer.set_text(self.drafts.pop(self._draft_key(session), ""))
         composer.set_editing(False)
         self._sync_thinking_switch()
         self.refresh_status()
@@ -220,10 +223,28 @@ class ChatScreen(Screen[None]):
         text = self.composer.text
         if self._editing is not None:
             text = self._draft_before_edit
+        key = self._draft_key(self.session)
         if text:
-            self.drafts[self.session.id] = text
+            self.drafts[key] = text
+        else:
+            self.drafts.pop(key, None)
         if self.live is not None and self.live.session is self.session:
             self.live.view = None
+
+    @staticmethod
+    def _draft_key(session: Session) -> str:
+        # A session with no turns is not stored: its id means nothing after a restart.
+        return session.id if session.turns else NEW_SESSION
+
+    def save_drafts(self) -> None:
+        """Write every draft, the open session's composer text included, to the data dir."""
+        self._leave_current()
+        if self.live is not None and self.live.session is self.session and self.is_mounted:
+            self.live.view = self.log_view.view_for(self.live.turn.id)  # still shown: keep feeding it
+        try:
+            save_drafts(drafts_path(self.gapp.paths.data_dir), self.drafts)
+        except OSError as exc:
+            self.notify(f"Drafts not saved: {exc}", severity="error", markup=False)
 
     def ensure_full_session(self) -> None:
         """Load the turns not loaded at open (every turn is needed to build a request)."""
@@ -507,11 +528,20 @@ class ChatScreen(Screen[None]):
     async def action_new_session(self) -> None:
         await self.new_session()
 
+    def _streaming_elsewhere(self, turn: Turn) -> bool:
+        """The turn is being streamed by another glmchat process: it must not be replaced."""
+        if turn.status != STREAMING or (self.live is not None and self.live.turn is turn):
+            return False
+        self.notify("This answer is still streaming in another window.", severity="warning")
+        return True
+
     async def action_retry(self) -> None:
         """Retry a failed or stopped last turn; regenerate a complete one."""
         if self.live is not None or not self.session.turns:
             return
         last = self.session.turns[-1]
+        if self._streaming_elsewhere(last):
+            return
         text, thinking = last.user_text, last.thinking
         if await self._drop_last_turn():
             await self.send(text, thinking, confirmed=True)
@@ -524,6 +554,8 @@ class ChatScreen(Screen[None]):
         if self.live is not None or not self.session.turns:
             return
         last = self.session.turns[-1]
+        if self._streaming_elsewhere(last):
+            return
         composer = self.composer
         if self._editing is None:
             self._draft_before_edit = composer.text

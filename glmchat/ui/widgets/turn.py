@@ -406,7 +406,12 @@ class TurnView(Vertical):
         elif status == STOPPED:
             parts.append(("■ stopped", "$text-warning"))
             action("retry", "retry")
-        elif status in (INTERRUPTED, STREAMING):
+        elif status == STREAMING:
+            # Not ours, still streaming: the store leaves a turn so while the glmchat
+            # process that streams it is alive (another window, same data dir).
+            parts.append(("⟳ streaming in another window — reopen the session to see the rest", "$text-warning"))
+            return Content.assemble(*parts)
+        elif status == INTERRUPTED:
             parts.append(("⚠ interrupted: glmchat ended during this answer", "$text-warning"))
             action("retry", "retry")
         elif status == TRUNCATED:
