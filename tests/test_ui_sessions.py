@@ -347,6 +347,31 @@ async def test_a_draft_in_a_new_session_reopens_a_new_session_with_it(glm_server
         assert app.chat.composer.text == "not sent yet"
 
 
+async def test_a_draft_is_written_a_moment_after_typing_stops_without_quitting(glm_server):
+    from glmchat.ui.drafts import drafts_path, load_drafts
+
+    store = open_store()
+    session = stored_session(store, "Kept", [stored_turn(1)])
+    store.close()
+    app = make_app(glm_server)
+    async with app.run_test(size=SIZE) as pilot:
+        chat = app.chat
+        chat.DRAFT_SAVE_DELAY = 0.5
+        path = drafts_path(app.paths.data_dir)
+        chat.composer.prompt.focus()
+        await pilot.press(*"typed then")
+        assert load_drafts(path).get(session.id) is None, "not written on every keystroke"
+        await pilot.press(*" killed")
+        await wait_for(pilot, lambda: load_drafts(path).get(session.id) == "typed then killed")
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        assert chat.composer.text == "typed then killed", "the composer keeps its text"
+        # A big paste is written the same way, and clearing the prompt removes the draft.
+        chat.composer.prompt.insert("x" * 1_000_000)
+        await wait_for(pilot, lambda: len(load_drafts(path).get(session.id, "")) > 1_000_000)
+        chat.composer.clear()
+        await wait_for(pilot, lambda: not path.exists())
+
+
 def test_drafts_file_round_trip_and_damage(tmp_path):
     from glmchat.ui.drafts import load_drafts, save_drafts
 

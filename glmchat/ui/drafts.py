@@ -1,8 +1,9 @@
 """Composer drafts kept across runs: a small JSON file in the data dir.
 
 The composer text of every session (and of a new session not saved yet) is
-written when the user switches session and when the app quits, and read back
-at start, so text typed but not sent survives a restart. The file is replaced
+written when the user switches session, when the app quits and a moment after
+typing stops, and read back at start, so text typed but not sent survives a
+restart and even a killed process. The file is replaced
 atomically (written beside it, then renamed): a crash mid-write leaves the old
 file whole. A file that cannot be read is ignored, never fatal.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 DRAFTS_FILE = "drafts.json"
@@ -57,3 +59,40 @@ def save_drafts(path: Path, drafts: dict[str, str]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class DraftWriter:
+    """Writes the drafts file from any thread; a snapshot older than one written is dropped.
+
+    The chat screen writes from a worker thread after typing stops (a 1 MB
+    draft must not stall the screen) and directly on switch and quit; the
+    ticket taken on the UI thread orders them, so a slow background write can
+    never put older text over newer.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._issued = 0
+        self._written = 0
+
+    def ticket(self) -> int:
+        """A number for a snapshot taken now (call on the UI thread)."""
+        self._issued += 1
+        return self._issued
+
+    def write(self, drafts: dict[str, str], ticket: int) -> bool:
+        """Write `drafts` unless a newer snapshot is on disk already.
+
+        Returns:
+            True when the file was written.
+
+        Raises:
+            OSError: The folder cannot be written.
+        """
+        with self._lock:
+            if ticket < self._written:
+                return False
+            save_drafts(self.path, drafts)
+            self._written = ticket
+            return True

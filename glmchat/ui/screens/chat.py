@@ -21,18 +21,20 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import var
 from textual.screen import Screen
 from textual.widget import MountError
-from textual.widgets import Footer
+from textual.widgets import Footer, TextArea
 
 from glmchat.errors import ConfigError, GlmChatError, StorageError
 from glmchat.protocol.events import Event
 from glmchat.sanitize import inert
 from glmchat.session import ERROR, STREAMING, Session, Turn
-from glmchat.ui.drafts import NEW_SESSION, drafts_path, save_drafts
+from glmchat.ui.drafts import NEW_SESSION, DraftWriter, drafts_path
 from glmchat.ui.widgets.chat_log import ChatLog
 from glmchat.ui.widgets.composer import Composer
 from glmchat.ui.widgets.status import StatusFacts, StatusLine, context_used, request_estimate
 
 if TYPE_CHECKING:
+    from textual.timer import Timer
+
     from glmchat.hosts import Host
     from glmchat.ui.widgets.session_list import SessionList
     from glmchat.ui.widgets.turn import TurnView
@@ -100,6 +102,9 @@ class ChatScreen(Screen[None]):
         Binding("shift+pagedown", "scroll_log(1)", "Scroll down", tooltip="Scroll the chat down.", id="scroll-down", show=False),
     ]
 
+    DRAFT_SAVE_DELAY: ClassVar[float] = 1.0
+    """Seconds after the last edit of the prompt before the drafts are written."""
+
     streaming: var[bool] = var(False)
     """A turn of the open session is streaming.
 
@@ -120,6 +125,9 @@ class ChatScreen(Screen[None]):
         self._editing: str | None = None
         """Id of the turn being edited (Enter replaces it)."""
         self._draft_before_edit = ""
+        self._draft_writer: DraftWriter | None = None
+        self._draft_timer: Timer | None = None
+        self._draft_error_shown = False
 
     @property
     def gapp(self) -> GlmChatApp:
@@ -236,14 +244,70 @@ class ChatScreen(Screen[None]):
         # A session with no turns is not stored: its id means nothing after a restart.
         return session.id if session.turns else NEW_SESSION
 
+    @property
+    def draft_writer(self) -> DraftWriter:
+        if self._draft_writer is None:
+            self._draft_writer = DraftWriter(drafts_path(self.gapp.paths.data_dir))
+        return self._draft_writer
+
     def save_drafts(self) -> None:
         """Write every draft, the open session's composer text included, to the data dir."""
+        self._cancel_draft_timer()
         self._leave_current()
         if self.live is not None and self.live.session is self.session and self.is_mounted:
             self.live.view = self.log_view.view_for(self.live.turn.id)  # still shown: keep feeding it
+        writer = self.draft_writer
         try:
-            save_drafts(drafts_path(self.gapp.paths.data_dir), self.drafts)
+            writer.write(dict(self.drafts), writer.ticket())
         except OSError as exc:
+            self.notify(f"Drafts not saved: {exc}", severity="error", markup=False)
+
+    @on(TextArea.Changed, "#prompt")
+    def _prompt_changed(self) -> None:
+        # One timer pushed back on every edit, not a write per keystroke: the drafts
+        # are written once typing has paused, so a killed process loses at most that pause.
+        timer = self._draft_timer
+        if timer is None:
+            self._draft_timer = self.set_timer(self.DRAFT_SAVE_DELAY, self._autosave_drafts, name="save drafts")
+        else:
+            timer.reset()
+
+    def _cancel_draft_timer(self) -> None:
+        if self._draft_timer is not None:
+            self._draft_timer.stop()
+            self._draft_timer = None
+
+    def _autosave_drafts(self) -> None:
+        """Write a snapshot of the drafts in a thread (a large draft must not stall the screen)."""
+        self._draft_timer = None
+        if not self.is_mounted:
+            return
+        drafts = dict(self.drafts)
+        text = self._draft_before_edit if self._editing is not None else self.composer.text
+        key = self._draft_key(self.session)
+        if text:
+            drafts[key] = text
+        else:
+            drafts.pop(key, None)
+        writer = self.draft_writer
+        ticket = writer.ticket()
+
+        def write() -> None:
+            try:
+                writer.write(drafts, ticket)
+            except OSError as exc:
+                try:
+                    self.app.call_from_thread(self._autosave_failed, exc)
+                except RuntimeError:
+                    pass  # the app has closed meanwhile; the quit path reports its own write
+            else:
+                self._draft_error_shown = False
+
+        self.run_worker(write, thread=True, group="drafts", exit_on_error=False, description="save drafts")
+
+    def _autosave_failed(self, exc: OSError) -> None:
+        if not self._draft_error_shown:  # once per failing spell, not after every pause
+            self._draft_error_shown = True
             self.notify(f"Drafts not saved: {exc}", severity="error", markup=False)
 
     def ensure_full_session(self) -> None:
