@@ -124,7 +124,9 @@ async def test_unfold_and_fold_a_past_turn_with_mouse_and_keys(glm_server):
     stored_session(store, "Past", [stored_turn(1, reasoning="Careful thought about cats. "), stored_turn(2)])
     app = make_app(glm_server, store=store)
     async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()  # the turn above the last one is paged in after the first frame
         view = app.chat.log_view.mounted_views[0]
+        assert view.turn.id == f"{1:032x}"
         pane = view.reasoning
         assert not pane.expanded and "Careful thought" not in screen_text(app)
         await pilot.click(pane, offset=(3, 0))
@@ -417,7 +419,7 @@ async def test_copy_answer_and_code_blocks(glm_server, monkeypatch):
 
 
 async def test_long_session_mounts_a_page_and_loads_older_turns_on_scroll(glm_server):
-    from glmchat.ui.widgets.chat_log import FIRST_PAGE, PAGE
+    from glmchat.ui.widgets.chat_log import FIRST_FRAME, PAGE
 
     store = open_store()
     turns = [stored_turn(n, thinking=n % 2 == 0) for n in range(1, 61)]
@@ -428,7 +430,7 @@ async def test_long_session_mounts_a_page_and_loads_older_turns_on_scroll(glm_se
         log = chat.log_view
         await pilot.pause()
         mounted = len(log.mounted_views)
-        assert FIRST_PAGE <= mounted <= FIRST_PAGE + PAGE, "only the turns that fill the screen are mounted"
+        assert FIRST_FRAME < mounted <= FIRST_FRAME + PAGE, "only the turns that fill the screen are mounted"
         assert log.has_earlier
         assert len(chat.session.turns) == 60, "the older turns load after the first frame"
         assert f"{60 - mounted} earlier turns" in str(log.query_one("#earlier").content)
@@ -459,6 +461,30 @@ async def test_long_session_mounts_a_page_and_loads_older_turns_on_scroll(glm_se
         await send(pilot, "one more")
         assert len(user_messages(glm_server.last)) == 61
         assert len(open_store().load_session(session.id).turns) == 61
+
+
+async def test_a_session_opens_at_its_last_turn_whole_with_older_turns_above(glm_server):
+    from glmchat.ui.widgets.chat_log import FIRST_FRAME
+
+    store = open_store()
+    turns = [stored_turn(n, content=f"Answer {n}.\n\n" + "A line.\n\n" * 6) for n in range(1, 31)]
+    turns[-1] = stored_turn(30, content="The last answer.")
+    stored_session(store, "Long", turns)
+    app = make_app(glm_server, store=store)
+    async with app.run_test(size=SIZE) as pilot:
+        log = app.chat.log_view
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.pause()
+        views = log.mounted_views
+        assert len(views) > FIRST_FRAME, "the turns above the last one are paged in after the first frame"
+        assert log.max_scroll_y > 0, "they fill more than the screen"
+        assert log.scroll_y == log.max_scroll_y, "the log still shows the bottom"
+        last = views[-1]
+        assert last.turn.id == turns[-1].id
+        visible = log.content_region
+        assert visible.y <= last.region.y and last.region.bottom <= visible.bottom, "the last turn is whole on screen"
+        assert "The last answer." in screen_text(app)
 
 
 async def test_an_error_quoting_the_host_is_shown_inert(glm_server):

@@ -31,8 +31,12 @@ PAGE = 8
 """Turns mounted per page scrolled in."""
 
 FIRST_PAGE = 2
-"""Turns mounted when a session opens: enough for the first frame; more follow
-right after it if they do not fill the screen."""
+"""Turns mounted when the log comes back to the end of the session (on send)."""
+
+FIRST_FRAME = 1
+"""Turns mounted when a session opens, before its first frame: the last one,
+the turn the user comes back for. The turns above it are paged in right after
+that frame (while the log keeps following the bottom) until the screen is full."""
 
 MAX_MOUNTED = 3 * PAGE
 """Turns mounted at most; paging in beyond it unmounts turns at the other end."""
@@ -132,7 +136,7 @@ class ChatLog(VerticalScroll, can_focus=False):
         """
         self.session = session
         end = len(session.turns) - (1 if skip_last and session.turns else 0)
-        await self._show_window(max(end - FIRST_PAGE, 0), end, first_frame=True)
+        await self._show_window(max(end - FIRST_FRAME, 0), end, first_frame=True)
         self.scroll_end(animate=False, immediate=True)
         self.anchor()
         self.call_after_refresh(self._fill_screen)
@@ -236,8 +240,10 @@ class ChatLog(VerticalScroll, can_focus=False):
             end = self._first_mounted
             start = max(end - PAGE, 0)
             views = [self.make_view(t) for t in session.turns[start:end]]
-            before_height = self.virtual_size.height
-            old_y = self.scroll_y
+            old_y = max(self.scroll_y, 0)
+            # At the bottom, or everything fits (then scroll_y may even be below 0): stay at
+            # the bottom, so the newest turn stays whole on screen while older ones come in above.
+            follow = (self.max_scroll_y <= 0 or old_y >= self.max_scroll_y) and not self.has_later
             self._first_mounted = start
             with self.app.batch_update():
                 await self.mount_all(views, after=self._earlier)
@@ -247,9 +253,12 @@ class ChatLog(VerticalScroll, can_focus=False):
                 self.anchor(False)
 
             def keep_position() -> None:
-                # Everything above the old top moved down by what was added.
-                added = sum(view.outer_size.height for view in views)
-                self.scroll_to(y=old_y + max(added, 0), animate=False, immediate=True)
+                if follow:
+                    self.scroll_end(animate=False, immediate=True)
+                else:
+                    # Everything above the old top moved down by what was added.
+                    added = sum(view.outer_size.height for view in views)
+                    self.scroll_to(y=old_y + max(added, 0), animate=False, immediate=True)
                 self._loading = False
                 self._fill_screen()
 
