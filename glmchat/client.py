@@ -22,7 +22,6 @@ here only, so `glmchat --version` never pays for it). The policy:
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 import sys
 import time
@@ -224,7 +223,9 @@ class GlmClient:
             if wait > self.max_retry_wait:
                 until = time.strftime("%H:%M:%S", time.localtime(time.time() + wait))
                 what = error.message.split(" — ", 1)[0]
-                message = f"{what} — the host asks to wait {_duration(wait)}: try again after {until}"
+                from glmchat.protocol.faults import format_seconds
+
+                message = f"{what} — the host asks to wait {format_seconds(wait)}: try again after {until}"
                 return None, _same_kind(error, message)
             return wait, error
         base = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
@@ -339,11 +340,3 @@ def _short_reason(text: str) -> str:
     if not text or len(text) > 80:
         return ""
     return f" ({text[0].lower() + text[1:]})"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{math.ceil(seconds)} s"
-    if seconds < 5400:
-        return f"{math.ceil(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"

@@ -209,7 +209,8 @@ def _key_fix(host: Host) -> str:
     return f"if this server needs a key, run `glmchat config set-key {host.id}`"
 
 
-def _seconds(value: float) -> str:
+def format_seconds(value: float) -> str:
+    """A wait as a person reads it: "12 s", "3 min", "1.5 h"."""
     if value < 90:
         return f"{max(1, math.ceil(value))} s"
     if value < 5400:
@@ -420,7 +421,7 @@ _BAD_FIX = "check the model, temperature, top_p and max tokens in the session se
 
 
 def _rate(host: Host, what: str, retry_after: float | None, kw: dict[str, Any]) -> RateLimitError:
-    fix = f"wait {_seconds(retry_after)} and retry" if retry_after else "wait a moment and retry"
+    fix = f"wait {format_seconds(retry_after)} and retry" if retry_after else "wait a moment and retry"
     return RateLimitError(_line(host, what, fix), retry_after=retry_after, **kw)
 
 
@@ -429,7 +430,7 @@ def _quota(host: Host, what: str, message: str, retry_after: float | None, kw: d
     if reset:
         fix = f"it resets at {clean(reset, limit=40)}; wait, top up, or switch host with --host"
     elif retry_after:
-        fix = f"it resets in about {_seconds(retry_after)}; wait, top up, or switch host with --host"
+        fix = f"it resets in about {format_seconds(retry_after)}; wait, top up, or switch host with --host"
     else:
         fix = "wait for the limit to reset, top up, or switch host with --host"
     return QuotaError(_line(host, what, fix), **kw)
