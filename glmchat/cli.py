@@ -695,23 +695,11 @@ def _free_name(folder: Any, name: str) -> Any:
 
 def _write_file(target: Any, text: str) -> None:
     """Write atomically next to the target, so a failure never leaves half a file."""
-    import tempfile
+    from glmchat.files import write_atomic
 
-    folder = target.parent
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        write_atomic(target, text, mode=0o644 & ~_umask())
     except OSError as exc:
-        raise GlmChatError(f"cannot write {target}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, target)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise GlmChatError(f"cannot write {target}: {exc.strerror or exc}") from None
 
 

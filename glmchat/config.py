@@ -18,13 +18,13 @@ import dataclasses
 import os
 import re
 import stat
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from glmchat.errors import ConfigError
+from glmchat.files import write_atomic
 from glmchat.hosts import BUILTIN_HOSTS, CHAT, OLLAMA, RUNWARE, Host, check_transport, is_local_url
 
 APP_NAME = "glmchat"
@@ -351,36 +351,12 @@ def save_config(config: Config, where: Paths | Path | None = None) -> Path:
     path = Path(config.path) if where is None and config.path else _config_path(where)
     text = tomli_w.dumps(config_to_dict(config))
     _make_private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    # mkstemp creates the file 0600: the key is never readable by others, not even for a moment.
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, text, mode=0o600, durable=True)
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
-    _fsync_dir(path.parent)
     config.path = path
     return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # -- hosts and keys ----------------------------------------------------------------------

@@ -11,7 +11,6 @@ file whole. A file that cannot be read is ignored, never fatal.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from pathlib import Path
 
@@ -42,23 +41,15 @@ def save_drafts(path: Path, drafts: dict[str, str]) -> None:
     Raises:
         OSError: The folder cannot be written.
     """
-    import tempfile  # Lazy import: only when writing (not on the start path).
+    from glmchat.files import write_atomic  # Lazy import: only when writing (not on the start path).
 
     kept = {key: text for key, text in drafts.items() if text}
     if not kept:
         path.unlink(missing_ok=True)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".drafts-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            # ensure_ascii keeps lone surrogates (pasted from odd sources) writable.
-            json.dump(kept, handle, ensure_ascii=True)
-        os.chmod(tmp, 0o600)  # drafts may hold anything the user typed
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # ensure_ascii keeps lone surrogates (pasted from odd sources) writable; 0600: drafts may hold anything.
+    write_atomic(path, json.dumps(kept, ensure_ascii=True), mode=0o600)
 
 
 class DraftWriter:
