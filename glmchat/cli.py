@@ -401,18 +401,9 @@ def _open_session(args: argparse.Namespace, ctx: _Context) -> tuple[Session, boo
     if session_id is not None:
         return store.load_session(session_id), False
 
-    from glmchat.session import Session
+    from glmchat.config import new_session
 
-    config = ctx.config
-    session = Session(
-        system_prompt=config.system_prompt,
-        temperature=config.temperature,
-        top_p=config.top_p,
-        max_tokens=config.max_tokens,
-        preserve_thinking=config.preserve_thinking,
-        thinking_next=config.thinking,
-    )
-    return session, True
+    return new_session(ctx.config), True
 
 
 def _resolve_session(ctx: _Context, ref: str) -> str:

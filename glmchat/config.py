@@ -21,11 +21,14 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from glmchat.errors import ConfigError
 from glmchat.files import write_atomic
 from glmchat.hosts import BUILTIN_HOSTS, CHAT, OLLAMA, RUNWARE, Host, check_transport, is_local_url
+
+if TYPE_CHECKING:
+    from glmchat.session import Session
 
 APP_NAME = "glmchat"
 CONFIG_NAME = "config.toml"
@@ -335,6 +338,25 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         if name in out:
             out[name] = out.pop(name)
     return out
+
+
+def new_session(config: Config, host: str | None = None, model: str | None = None) -> Session:
+    """A new, unsaved session with the config's defaults: system prompt, sampling, thinking switches."""
+    from glmchat.session import Session
+
+    session = Session(
+        system_prompt=config.system_prompt,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        max_tokens=config.max_tokens,
+        preserve_thinking=config.preserve_thinking,
+        thinking_next=config.thinking,
+    )
+    if host:
+        session.host = host
+    if model:
+        session.model = model
+    return session
 
 
 def save_config(config: Config, where: Paths | Path | None = None) -> Path:

@@ -23,6 +23,7 @@ from glmchat.config import (
     api_key_for,
     known_host_ids,
     load_config,
+    new_session,
     paths as default_paths,
     resolve_host,
     save_config,
@@ -288,16 +289,7 @@ class GlmChatApp(App[int]):
         config = self.config
         host_id = self.options.host or config.host
         model = self.options.model or (config.model if host_id == config.host else "") or self._default_model(host_id)
-        return Session(
-            host=host_id,
-            model=model,
-            system_prompt=config.system_prompt,
-            temperature=config.temperature,
-            top_p=config.top_p,
-            max_tokens=config.max_tokens,
-            preserve_thinking=config.preserve_thinking,
-            thinking_next=config.thinking,
-        )
+        return new_session(config, host_id, model)
 
     def load_session(self, ref: str, *, quiet: bool = False) -> tuple[Session | None, bool]:
         """Load a session's last turns; returns (session, partial) or (None, False) with a notification."""
