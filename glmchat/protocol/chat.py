@@ -22,7 +22,7 @@ from typing import Any
 from glmchat import hosts as H
 from glmchat.protocol import faults
 from glmchat.protocol.common import Request, deep_merge, json_headers
-from glmchat.protocol.events import ContentDelta, Event, ReasoningDelta, ReasoningDetailsDelta, ToolCallDelta
+from glmchat.protocol.events import Event, ReasoningDetailsDelta, ToolCallDelta
 from glmchat.protocol.parsing import (
     Malformed,
     SSEParser,
@@ -32,6 +32,8 @@ from glmchat.protocol.parsing import (
     model_for,
     openai_usage,
     replays_reasoning,
+    sampling,
+    text_deltas,
     tool_arguments,
 )
 from glmchat.protocol.sse import SSEEvent
@@ -49,12 +51,7 @@ def build_request(host: H.Host, session: Session, turn: Turn, *, stream: bool = 
     }
     if stream and host.stream_usage:
         body["stream_options"] = {"include_usage": True}
-    if session.temperature is not None:
-        body["temperature"] = session.temperature
-    if session.top_p is not None:
-        body["top_p"] = session.top_p
-    if session.max_tokens is not None:
-        body[host.max_tokens_field or "max_tokens"] = session.max_tokens
+    body.update(sampling(session, "temperature", "top_p", host.max_tokens_field or "max_tokens"))
     _apply_thinking(body, host, turn.thinking)
     _apply_preserve(body, host, session.preserve_thinking, turn.thinking)
     if host.extra_body:
@@ -207,11 +204,7 @@ class ChatParser(SSEParser):
         reasoning = delta.get("reasoning_content")
         if not (isinstance(reasoning, str) and reasoning):
             reasoning = delta.get("reasoning")
-        if isinstance(reasoning, str) and reasoning:
-            out.append(ReasoningDelta(reasoning))
-        content = delta.get("content")
-        if isinstance(content, str) and content:
-            out.append(ContentDelta(content))
+        text_deltas(reasoning, delta.get("content"), out)
         details = delta.get("reasoning_details")
         if isinstance(details, list):
             items = [item for item in details if isinstance(item, dict)]

@@ -13,7 +13,7 @@ from typing import Any
 from glmchat import hosts as H
 from glmchat.protocol import faults
 from glmchat.protocol.common import Request, deep_merge, json_headers
-from glmchat.protocol.events import ContentDelta, Event, ReasoningDelta, ToolCallDelta, UsageUpdate
+from glmchat.protocol.events import Event, ToolCallDelta, UsageUpdate
 from glmchat.protocol.parsing import (
     BaseParser,
     Malformed,
@@ -22,6 +22,8 @@ from glmchat.protocol.parsing import (
     loads,
     model_for,
     replays_reasoning,
+    sampling,
+    text_deltas,
     tool_arguments,
 )
 from glmchat.protocol.sse import LineDecoder
@@ -46,13 +48,7 @@ def build_request(host: H.Host, session: Session, turn: Turn, *, stream: bool = 
     body: dict[str, Any] = {"model": model_for(host, session, turn), "messages": messages, "stream": stream}
     if host.thinking_style != H.THINK_NONE:
         body["think"] = turn.thinking
-    options: dict[str, Any] = {}
-    if session.temperature is not None:
-        options["temperature"] = session.temperature
-    if session.top_p is not None:
-        options["top_p"] = session.top_p
-    if session.max_tokens is not None:
-        options["num_predict"] = session.max_tokens
+    options = sampling(session, "temperature", "top_p", "num_predict")
     if options:
         body["options"] = options
     if host.extra_body:
@@ -104,12 +100,7 @@ class OllamaParser(BaseParser):
             return
         message = payload.get("message")
         if isinstance(message, dict):
-            thinking = message.get("thinking")
-            if isinstance(thinking, str) and thinking:
-                out.append(ReasoningDelta(thinking))
-            content = message.get("content")
-            if isinstance(content, str) and content:
-                out.append(ContentDelta(content))
+            text_deltas(message.get("thinking"), message.get("content"), out)
             calls = message.get("tool_calls")
             if isinstance(calls, list):
                 for call in calls:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from glmchat.errors import GlmChatError
 from glmchat.protocol import faults
-from glmchat.protocol.events import Event, Finish, StreamFailed, UsageUpdate
+from glmchat.protocol.events import ContentDelta, Event, Finish, ReasoningDelta, StreamFailed, UsageUpdate
 from glmchat.protocol.sse import SSEDecoder
 from glmchat.session import Session, Turn, Usage
 
@@ -234,6 +234,20 @@ def history_for(session: Session, turn: Turn) -> list[Turn]:
     for t in turns:
         t.sync()  # finished turns are synced already; this makes sure of it
     return turns
+
+
+def sampling(session: Session, temperature: str, top_p: str, max_tokens: str) -> dict[str, Any]:
+    """The session's sampling settings that are set, under the dialect's names for them."""
+    values = {temperature: session.temperature, top_p: session.top_p, max_tokens: session.max_tokens}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def text_deltas(reasoning: Any, content: Any, out: list[Event]) -> None:
+    """Append a ReasoningDelta and a ContentDelta for whichever of the two is a non-empty string."""
+    if isinstance(reasoning, str) and reasoning:
+        out.append(ReasoningDelta(reasoning))
+    if isinstance(content, str) and content:
+        out.append(ContentDelta(content))
 
 
 def model_for(host: Host, session: Session, turn: Turn) -> str:

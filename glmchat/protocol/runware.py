@@ -16,8 +16,20 @@ from typing import Any
 from glmchat import hosts as H
 from glmchat.protocol import faults
 from glmchat.protocol.common import Request, deep_merge, json_headers
-from glmchat.protocol.events import ContentDelta, Event, ReasoningDelta, UsageUpdate
-from glmchat.protocol.parsing import Malformed, SSEParser, as_int, as_number, dig, first_str, history_for, loads, model_for
+from glmchat.protocol.events import Event, UsageUpdate
+from glmchat.protocol.parsing import (
+    Malformed,
+    SSEParser,
+    as_int,
+    as_number,
+    dig,
+    first_str,
+    history_for,
+    loads,
+    model_for,
+    sampling,
+    text_deltas,
+)
 from glmchat.protocol.sse import SSEEvent
 from glmchat.session import Session, Turn, Usage
 
@@ -65,12 +77,7 @@ def build_request(host: H.Host, session: Session, turn: Turn, *, stream: bool = 
     settings: dict[str, Any] = {}
     if session.system_prompt:
         settings["systemPrompt"] = session.system_prompt
-    if session.temperature is not None:
-        settings["temperature"] = session.temperature
-    if session.top_p is not None:
-        settings["topP"] = session.top_p
-    if session.max_tokens is not None:
-        settings["maxTokens"] = session.max_tokens
+    settings.update(sampling(session, "temperature", "topP", "maxTokens"))
     if host.thinking_style != H.THINK_NONE:
         settings["thinkingLevel"] = host.thinking_level if turn.thinking else "none"
     task: dict[str, Any] = {
@@ -139,12 +146,7 @@ class RunwareParser(SSEParser):
     def _result(self, result: dict[str, Any], out: list[Event]) -> None:
         delta = result.get(FIELDS.delta)
         source = delta if isinstance(delta, dict) else result  # sync results carry the text at the top
-        reasoning = first_str(source, FIELDS.reasoning)
-        if reasoning:
-            out.append(ReasoningDelta(reasoning))
-        text = first_str(source, FIELDS.text)
-        if text:
-            out.append(ContentDelta(text))
+        text_deltas(first_str(source, FIELDS.reasoning), first_str(source, FIELDS.text), out)
         for name in FIELDS.finish:
             self._set_finish(result.get(name) or (delta.get(name) if isinstance(delta, dict) else None))
         usage = _usage(result.get(FIELDS.usage), result.get(FIELDS.cost))
