@@ -19,7 +19,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import var
-from textual.screen import Screen
 from textual.widget import MountError
 from textual.widgets import Footer, TextArea
 
@@ -28,6 +27,7 @@ from glmchat.protocol.events import Event
 from glmchat.sanitize import inert
 from glmchat.session import ERROR, STREAMING, Session, Turn
 from glmchat.ui.drafts import NEW_SESSION, DraftWriter, drafts_path
+from glmchat.ui.stream_layout import ExactLayoutScreen
 from glmchat.ui.widgets.chat_log import ChatLog
 from glmchat.ui.widgets.composer import Composer
 from glmchat.ui.widgets.status import StatusFacts, StatusLine, context_used, request_estimate
@@ -66,7 +66,7 @@ class LiveTurn:
             view.feed(event)
 
 
-class ChatScreen(Screen[None]):
+class ChatScreen(ExactLayoutScreen):
     """The main screen (its stylesheet, chat.tcss, is loaded by the app).
 
     | Key(s) | Description |

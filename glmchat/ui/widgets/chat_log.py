@@ -198,8 +198,10 @@ class ChatLog(VerticalScroll, can_focus=False):
             await self._show_window(max(index - FIRST_PAGE, 0), index)
         for other in self.query_children("TurnView"):
             other.set_last(False)
-        await self.mount(view, before=self._later)
+        # Counted as mounted before the mount starts: a scroll to the bottom while it runs
+        # must not page this turn in a second time (see `watch_scroll_y`).
         self._end_mounted = index + 1
+        await self.mount(view, before=self._later)
         await self._prune(from_top=True, keep=KEEP_ON_SEND)
         self._update_markers()
         self.anchor()
