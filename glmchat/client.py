@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -89,6 +90,7 @@ class GlmClient:
         self.max_retry_wait = max_retry_wait
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
+        self._pool_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (
@@ -108,7 +110,15 @@ class GlmClient:
         if http is not None:
             await http.aclose()
 
+    def prepare(self) -> None:
+        """Build the connection pool now (safe from a thread): the first request then goes out at once."""
+        self._client()
+
     def _client(self) -> httpx.AsyncClient:
+        with self._pool_lock:  # `prepare` may run in a thread while the first request starts
+            return self._pool()
+
+    def _pool(self) -> httpx.AsyncClient:
         if self._http is None:
             import httpx
 

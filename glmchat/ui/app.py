@@ -169,7 +169,8 @@ class GlmChatApp(App[int]):
 
             self.resume_gc = False
             gc.enable()
-        self.run_worker(_warm_imports, thread=True, group="warm-up", exit_on_error=False)
+        client = self.get_client()
+        self.run_worker(lambda: _warm_imports(client), thread=True, group="warm-up", exit_on_error=False)
         if self._check_pending and self.store is not None:
             self._check_pending = False
             self.run_worker(self._check_store, thread=True, group="store-check", exit_on_error=False)
@@ -483,16 +484,18 @@ class GlmChatApp(App[int]):
             pass
 
 
-def _warm_imports() -> None:
-    """Import the modules of the first send ahead of it (in a thread, off the event loop)."""
-    import glmchat.chat  # noqa: F401
-    import glmchat.client  # noqa: F401
-    import glmchat.protocol  # noqa: F401
-    import httpx
+def _warm_imports(client: GlmClient) -> None:
+    """Get the first send ready ahead of it (in a thread, off the event loop).
 
-    # The first client made loads httpcore's backends and the TLS defaults; this
-    # one is thrown away unused (it holds no connection).
-    httpx.AsyncClient()
+    Imports its modules, and builds the client's connection pool: the TLS
+    context it loads (the CA bundle) would otherwise cost the first Enter tens
+    of milliseconds before the request leaves.
+    """
+    import glmchat.chat  # noqa: F401
+    import glmchat.protocol  # noqa: F401
+    import glmchat.ui.widgets.turn  # noqa: F401
+
+    client.prepare()
     from glmchat.ui.markdown_render import parse_blocks
 
     parse_blocks("warm `up` **now**\n\n- a\n\n| a |\n|---|\n| 1 |\n")

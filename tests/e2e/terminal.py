@@ -12,7 +12,6 @@ fixed time to let something happen.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import sqlite3
@@ -181,8 +180,3 @@ def peak_rss_mb(pid: int) -> float | None:
 
 def have_tmux() -> bool:
     return shutil.which("tmux") is not None
-
-
-def quiet_env() -> dict[str, str]:
-    """os.environ without API keys (the tests set their own)."""
-    return {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}

@@ -23,7 +23,7 @@ from textual.widget import MountError
 from textual.widgets import Footer, TextArea
 
 from glmchat.errors import ConfigError, GlmChatError, StorageError
-from glmchat.protocol.events import Event
+from glmchat.protocol.events import ContentDelta, Event, ReasoningDelta, Retrying
 from glmchat.sanitize import inert
 from glmchat.session import ERROR, STREAMING, Session, Turn
 from glmchat.ui.drafts import NEW_SESSION, DraftWriter, drafts_path
@@ -59,11 +59,27 @@ class LiveTurn:
         # Short on purpose: the session's own repr would hold the whole history.
         return f"LiveTurn(session={self.session.id!r}, turn={self.turn.id!r})"
 
+    retrying: Retrying | None = None
+    """The last retry announced while no view was attached (a view attached later shows its countdown)."""
+
     def feed(self, event: Event) -> None:
         """`run_turn`'s on_event: hand the event to the view, if one is showing this turn."""
         view = self.view
         if view is not None:
             view.feed(event)
+        elif isinstance(event, Retrying):
+            self.retrying = event
+        elif isinstance(event, (ReasoningDelta, ContentDelta)):
+            self.retrying = None
+
+    def attach(self, view: TurnView) -> None:
+        """Show this turn in `view` from now on, starting with what it received so far."""
+        self.turn.sync()
+        view.feed_existing(self.turn)
+        if self.retrying is not None:
+            view.feed(self.retrying)
+            self.retrying = None
+        self.view = view
 
 
 class ChatScreen(ExactLayoutScreen):
@@ -208,11 +224,9 @@ class ChatScreen(ExactLayoutScreen):
             session = self.session = live.session
         await log.show_session(session, skip_last=live is not None)
         if live is not None:
-            live.turn.sync()
             view = log.make_view(live.turn, live=True, last=True)
             await log.add_view(view)
-            view.feed_existing(live.turn)
-            live.view = view
+            live.attach(view)
         self.streaming = live is not None
         composer = self.composer
         composer.set_text(self.drafts.pop(self._draft_key(session), ""))
@@ -444,13 +458,25 @@ class ChatScreen(ExactLayoutScreen):
         self._editing = None
         self.composer.set_editing(False)
         turn = session.new_turn(text, thinking)
+        self.composer.take(text)
+        # The request goes out first; the turn's view is mounted while it travels, and
+        # takes what arrived meanwhile from the turn itself.
+        live = self.live = LiveTurn(session=session, turn=turn, view=None, text=text)
+        self.streaming = True
+        self.generate(live, host)
         view = self.log_view.make_view(turn, live=True, last=True)
         await self.log_view.add_view(view)
-        self.live = LiveTurn(session=session, turn=turn, view=view, text=text)
-        self.streaming = True
-        self.composer.take(text)
+        if turn not in live.session.turns:
+            # It could not even be saved: the worker took it back (and gave the text back).
+            await self.log_view.remove_view(turn.id)
+            return False
+        if self.live is live and live.session is self.session:
+            live.attach(view)
+        else:
+            turn.sync()
+            view.feed_existing(turn)
+            view.finish()  # it ended (or the user moved on) while the view was being mounted
         self.refresh_status()
-        self.generate(self.live, host)
         return True
 
     def _confirm_long(self, text: str, thinking: bool, estimate: int, host: Host) -> None:
