@@ -480,7 +480,7 @@ def _require_key(config: Config, host: Host) -> str | None:
 
 
 async def _stream_turn(host: Host, session: Session, turn: Turn, api_key: str | None, store: Store, printer: _TurnPrinter) -> None:
-    from glmchat.chat import run_turn
+    from glmchat.turn_runner import run_turn
     from glmchat.client import GlmClient
 
     async with GlmClient() as client:

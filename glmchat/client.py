@@ -233,7 +233,7 @@ class GlmClient:
             if wait > self.max_retry_wait:
                 until = time.strftime("%H:%M:%S", time.localtime(time.time() + wait))
                 what = error.message.split(" — ", 1)[0]
-                from glmchat.protocol.faults import format_seconds
+                from glmchat.protocol.classify import format_seconds
 
                 message = f"{what} — the host asks to wait {format_seconds(wait)}: try again after {until}"
                 return None, _same_kind(error, message)

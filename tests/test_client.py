@@ -128,7 +128,7 @@ async def test_tls_verification_is_always_on_and_cannot_be_turned_off() -> None:
 
 
 def test_importing_glmchat_client_and_chat_does_not_import_httpx() -> None:
-    code = "import sys, glmchat.client, glmchat.chat; print('httpx' in sys.modules)"
+    code = "import sys, glmchat.client, glmchat.turn_runner; print('httpx' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

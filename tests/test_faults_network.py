@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from glmchat.chat import run_turn
+from glmchat.turn_runner import run_turn
 from glmchat.client import GlmClient
 from glmchat.session import COMPLETE, ERROR, TRUNCATED, Session, Turn
 from glmchat.store import Store

@@ -14,7 +14,7 @@ from glmchat.protocol.events import (
     StreamFailed,
     UsageUpdate,
 )
-from glmchat.protocol.sse import LineDecoder, SSEDecoder, SSEEvent
+from glmchat.protocol.decoding import LineDecoder, SSEDecoder, SSEEvent
 from glmchat.session import COMPLETE, ERROR, TRUNCATED, Turn
 
 from tests.wire_helpers import assert_well_ended, chat_chunk, fold, host, parse, split_at, sse

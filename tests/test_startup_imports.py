@@ -57,7 +57,7 @@ def test_ask_imports_no_textual(glm_server) -> None:
 
 def test_core_modules_do_not_import_textual() -> None:
     code = (
-        "import sys, glmchat.cli, glmchat.config, glmchat.chat, glmchat.client, glmchat.store, glmchat.export;"
+        "import sys, glmchat.cli, glmchat.config, glmchat.turn_runner, glmchat.client, glmchat.store, glmchat.export;"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'textual' or m.startswith('glmchat.ui'));"
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -1,7 +1,7 @@
 """Wire dialects: build the request for a turn, parse the stream into typed events.
 
 Nothing here does I/O or knows about storage or the screen. The dialect
-modules (`chat`, `ollama`, `runware`) are imported on first use: `session.py`
+modules (`openai`, `ollama`, `runware`) are imported on first use: `session.py`
 imports this package's events, so this file must not import the session.
 
 Public API:
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from glmchat.hosts import Host
-    from glmchat.protocol.faults import classify_http_error, classify_payload, describe_finish, parse_retry_after
+    from glmchat.protocol.classify import classify_http_error, classify_payload, describe_finish, parse_retry_after
     from glmchat.session import Session, Turn
 
 # Every `import glmchat.session` runs this file (session imports our events), so
@@ -29,9 +29,9 @@ _LAZY_FAULTS = frozenset({"classify_http_error", "classify_payload", "describe_f
 
 def __getattr__(name: str) -> object:
     if name in _LAZY_FAULTS:
-        from glmchat.protocol import faults
+        from glmchat.protocol import classify
 
-        value = getattr(faults, name)
+        value = getattr(classify, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -54,9 +54,9 @@ def _dialect(host: Host) -> ModuleType:
     from glmchat.errors import ConfigError
 
     if host.dialect == hosts.CHAT:
-        from glmchat.protocol import chat
+        from glmchat.protocol import openai
 
-        return chat
+        return openai
     if host.dialect == hosts.OLLAMA:
         from glmchat.protocol import ollama
 

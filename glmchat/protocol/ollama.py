@@ -11,10 +11,10 @@ import json
 from typing import Any
 
 from glmchat import hosts as H
-from glmchat.protocol import faults
+from glmchat.protocol import classify
 from glmchat.protocol.common import Request, deep_merge, json_headers
 from glmchat.protocol.events import Event, ToolCallDelta, UsageUpdate
-from glmchat.protocol.parsing import (
+from glmchat.protocol.parser import (
     BaseParser,
     Malformed,
     as_int,
@@ -26,7 +26,7 @@ from glmchat.protocol.parsing import (
     text_deltas,
     tool_arguments,
 )
-from glmchat.protocol.sse import LineDecoder
+from glmchat.protocol.decoding import LineDecoder
 from glmchat.session import Session, Turn, Usage
 
 
@@ -96,7 +96,7 @@ class OllamaParser(BaseParser):
         if not isinstance(payload, dict):
             raise Malformed(line[:80])
         if payload.get("error"):
-            self._fail(faults.classify_payload(self.host, payload), out)
+            self._fail(classify.classify_payload(self.host, payload), out)
             return
         message = payload.get("message")
         if isinstance(message, dict):

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from glmchat import hosts as H
-from glmchat.protocol import faults
+from glmchat.protocol import classify
 from glmchat.protocol.common import Request, deep_merge, json_headers
 from glmchat.protocol.events import Event, UsageUpdate
-from glmchat.protocol.parsing import (
+from glmchat.protocol.parser import (
     Malformed,
     SSEParser,
     as_int,
@@ -30,7 +30,7 @@ from glmchat.protocol.parsing import (
     sampling,
     text_deltas,
 )
-from glmchat.protocol.sse import SSEEvent
+from glmchat.protocol.decoding import SSEEvent
 from glmchat.session import Session, Turn, Usage
 
 
@@ -121,7 +121,7 @@ class RunwareParser(SSEParser):
             results = payload
         elif isinstance(payload, dict):
             if _has_errors(payload):
-                self._fail(faults.classify_payload(self.host, payload), out)
+                self._fail(classify.classify_payload(self.host, payload), out)
                 return
             inner = payload.get(FIELDS.envelope)
             if isinstance(inner, list):
@@ -136,7 +136,7 @@ class RunwareParser(SSEParser):
             if not isinstance(result, dict):
                 continue
             if _has_errors(result):
-                self._fail(faults.classify_payload(self.host, result), out)
+                self._fail(classify.classify_payload(self.host, result), out)
                 return
             task_type = result.get("taskType")
             if task_type not in (None, TASK_TYPE):

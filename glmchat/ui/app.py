@@ -491,7 +491,7 @@ def _warm_imports(client: GlmClient) -> None:
     context it loads (the CA bundle) would otherwise cost the first Enter tens
     of milliseconds before the request leaves.
     """
-    import glmchat.chat  # noqa: F401
+    import glmchat.turn_runner  # noqa: F401
     import glmchat.protocol  # noqa: F401
     import glmchat.ui.widgets.turn  # noqa: F401
 

@@ -1,7 +1,7 @@
 """The chat screen: session sidebar, chat log, composer, status line and footer.
 
 It owns the open session and everything done to it: sending (through
-`glmchat.chat.run_turn`, the one streaming path), stopping, retrying,
+`glmchat.turn_runner.run_turn`, the one streaming path), stopping, retrying,
 regenerating, editing, switching sessions, exporting. The app owns the
 config, the store, the client and the hosts.
 """
@@ -498,7 +498,7 @@ class ChatScreen(ExactLayoutScreen):
     @work(group="generate", exclusive=True, exit_on_error=False, description="stream a turn")
     async def generate(self, live: LiveTurn, host: Host) -> None:
         """Stream one turn through `run_turn` (the worker Esc cancels)."""
-        from glmchat.chat import run_turn
+        from glmchat.turn_runner import run_turn
 
         app = self.gapp
         turn = live.turn

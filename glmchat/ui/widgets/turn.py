@@ -253,7 +253,7 @@ class TurnView(Vertical):
     def feed(self, event: Event) -> None:
         """Take one stream event. O(1): it only lands in a list; `flush` draws it.
 
-        This is the `on_event` callback given to `glmchat.chat.run_turn`.
+        This is the `on_event` callback given to `glmchat.turn_runner.run_turn`.
         """
         kind = type(event)
         if kind is ReasoningDelta:

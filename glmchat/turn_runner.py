@@ -135,7 +135,7 @@ def _settle(turn: Turn, host: Host) -> None:
     """Finish the turn and, for a turn the host cut short, say why in one line."""
     turn.finish()
     if turn.status == TRUNCATED and turn.error is None:
-        from glmchat.protocol.faults import describe_finish
+        from glmchat.protocol.classify import describe_finish
 
         turn.error = describe_finish(host, turn.finish_reason)
         turn.error_kind = _FINISH_KIND.get(turn.finish_reason or "", "truncated")

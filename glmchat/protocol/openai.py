@@ -20,10 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 from glmchat import hosts as H
-from glmchat.protocol import faults
+from glmchat.protocol import classify
 from glmchat.protocol.common import Request, deep_merge, json_headers
 from glmchat.protocol.events import Event, ReasoningDetailsDelta, ToolCallDelta
-from glmchat.protocol.parsing import (
+from glmchat.protocol.parser import (
     Malformed,
     SSEParser,
     as_int,
@@ -36,7 +36,7 @@ from glmchat.protocol.parsing import (
     text_deltas,
     tool_arguments,
 )
-from glmchat.protocol.sse import SSEEvent
+from glmchat.protocol.decoding import SSEEvent
 from glmchat.session import Session, Turn
 
 # -- request ---------------------------------------------------------------------------------
@@ -154,7 +154,7 @@ class ChatParser(SSEParser):
                     payload = loads(stripped)
                 except Malformed:
                     pass
-            self._fail(faults.classify_payload(self.host, payload), out)
+            self._fail(classify.classify_payload(self.host, payload), out)
             return
         if stripped == "[DONE]":
             self._end(out)
@@ -182,7 +182,7 @@ class ChatParser(SSEParser):
         if not isinstance(payload, dict):
             raise Malformed(str(payload)[:80])
         if _is_error(payload):
-            self._fail(faults.classify_payload(self.host, payload), out)
+            self._fail(classify.classify_payload(self.host, payload), out)
             return
         choices = payload.get("choices")
         if isinstance(choices, list):

@@ -11,9 +11,9 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from glmchat.errors import GlmChatError
-from glmchat.protocol import faults
+from glmchat.protocol import classify
 from glmchat.protocol.events import ContentDelta, Event, Finish, ReasoningDelta, StreamFailed, UsageUpdate
-from glmchat.protocol.sse import SSEDecoder
+from glmchat.protocol.decoding import SSEDecoder
 from glmchat.session import Session, Turn, Usage
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class BaseParser:
             if self._saw_finish:
                 self._end(out)  # a finish reason but no [DONE]: the answer is complete
             else:
-                self._fail(faults.ended_early(self.host), out)
+                self._fail(classify.ended_early(self.host), out)
         return out
 
     def _guarded(self, step: Any, data: bytes | None, out: list[Event]) -> None:
@@ -73,9 +73,9 @@ class BaseParser:
         except GlmChatError as exc:
             self._fail(exc, out)
         except Malformed as exc:
-            self._fail(faults.malformed_chunk(self.host, exc.sample), out)
+            self._fail(classify.malformed_chunk(self.host, exc.sample), out)
         except Exception as exc:  # noqa: BLE001 - a parser bug must end the stream, not the app
-            self._fail(faults.internal_error(self.host, exc), out)
+            self._fail(classify.internal_error(self.host, exc), out)
 
     # -- for subclasses --------------------------------------------------------------
 

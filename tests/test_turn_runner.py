@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from glmchat.chat import run_turn
+from glmchat.turn_runner import run_turn
 from glmchat.client import GlmClient
 from glmchat.errors import StorageError
 from glmchat.protocol.events import ContentDelta
