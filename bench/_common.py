@@ -344,36 +344,23 @@ def _text(tokens: int, seed: int) -> str:
 def stored_turns(n: int, *, reasoning_tokens: int = 1000, content_tokens: int = 650, variants: int = 40,
                  start: float = 1_700_000_000.0) -> list[Any]:
     """`n` finished turns of mixed Markdown (about 3 KB reasoning + 2 KB answer: 5 KB a turn by default)."""
-    from glmchat.session import COMPLETE, Turn, Usage
+    from glmchat.session import Step, Turn, TurnStatus
+    from glmchat.usage import Usage
 
     turns = []
     for i in range(n):
         v = i % variants
         created = start + i * 60
         turns.append(
-            Turn(
-                user_text=f"Question {i + 1}: tell me about {('streams', 'tables', 'caches', 'layouts')[i % 4]}.",
-                thinking=True,
-                host="zai",
-                model="glm-4.7",
-                reasoning=_text(reasoning_tokens, 1000 + v),
-                content=_text(content_tokens, 2000 + v),
-                status=COMPLETE,
-                finish_reason="stop",
-                created_at=created,
-                first_reasoning_at=created + 0.4,
-                first_content_at=created + 3.0,
-                finished_at=created + 5.0,
-                usage=Usage(prompt_tokens=1000 + 1250 * i, completion_tokens=1250, cached_tokens=1250 * i,
-                            reasoning_tokens=reasoning_tokens),
-            )
+            Turn(user_text=f"Question {i + 1}: tell me about {('streams', 'tables', 'caches', 'layouts')[i % 4]}.", thinking=True, host="zai", model="glm-4.7", status=TurnStatus.COMPLETE, finish_reason="stop", created_at=created, first_reasoning_at=created + 0.4, first_content_at=created + 3.0, finished_at=created + 5.0, steps=[Step(reasoning=_text(reasoning_tokens, 1000 + v), content=_text(content_tokens, 2000 + v), usage=Usage(prompt_tokens=1000 + 1250 * i, completion_tokens=1250, cached_tokens=1250 * i,
+                            reasoning_tokens=reasoning_tokens))])
         )
     return turns
 
 
 def store_session(data_dir: Path, turns: list[Any], *, title: str = "Bench session", when: float | None = None) -> Any:
     """Save a session with these turns through the store API; returns it."""
-    from glmchat.session import Session
+    from glmchat.session import Session, TurnStatus
     from glmchat.store import Store
 
     created = turns[0].created_at if turns else time.time()

@@ -119,8 +119,8 @@ def append_one(subject: Subject, reasoning: str, content: str) -> None:
     start = time.perf_counter()
     store.begin_turn(session, turn)
     subject.begin.append(time.perf_counter() - start)
-    turn.reasoning = reasoning
-    turn.content = content
+    turn.step.reasoning = reasoning
+    turn.step.content = content
     turn.finish("complete")
     start = time.perf_counter()
     store.finish_turn(turn)

@@ -52,33 +52,19 @@ is_pal = lambda s: (t := [c.casefold() for c in s if c.isalnum()]) == t[::-1]
 
 def build_store(data_dir: Path) -> str:
     """Fill a store with the demo sessions; returns the id of the one to show."""
-    from glmchat.session import COMPLETE, Session, Turn, Usage
+    from glmchat.session import Session, Step, Turn, TurnStatus
+    from glmchat.usage import Usage
     from glmchat.store import Store
 
     def turn(n: int, user: str, content: str, reasoning: str = "", *, think_seconds: float = 4.2) -> Turn:
         created = NOW - 3000 + n * 90
         thinking = bool(reasoning)
-        return Turn(
-            user_text=user,
-            thinking=thinking,
-            host="zai",
-            model="glm-4.7",
-            id=f"{n:032x}",
-            reasoning=reasoning,
-            content=content,
-            status=COMPLETE,
-            finish_reason="stop",
-            created_at=created,
-            first_reasoning_at=created + 0.4 if thinking else None,
-            first_content_at=created + 0.4 + (think_seconds if thinking else 0.0),
-            finished_at=created + 9.0,
-            usage=Usage(
+        return Turn(user_text=user, thinking=thinking, host="zai", model="glm-4.7", id=f"{n:032x}", status=TurnStatus.COMPLETE, finish_reason="stop", created_at=created, first_reasoning_at=created + 0.4 if thinking else None, first_content_at=created + 0.4 + (think_seconds if thinking else 0.0), finished_at=created + 9.0, steps=[Step(reasoning=reasoning, content=content, usage=Usage(
                 prompt_tokens=180 * n,
                 completion_tokens=260,
                 cached_tokens=150 * (n - 1),
                 reasoning_tokens=96 if thinking else 0,
-            ),
-        )
+            ))])
 
     store = Store.open(data_dir)
     try:

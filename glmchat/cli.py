@@ -19,13 +19,14 @@ import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from glmchat import __version__
-from glmchat.errors import ConfigError, GlmChatError
+from glmchat.errors import ConfigError, GlmChatError, TurnNotFound
 
 if TYPE_CHECKING:
     from glmchat.config import Config, Paths
+    from glmchat.controller import Controller
     from glmchat.hosts import Host
     from glmchat.session import Session, Turn
-    from glmchat.store import Store
+    from glmchat.store import SessionSummary, Store
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -112,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", metavar="ID")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask")
     p.set_defaults(func=cmd_sessions_delete)
+    p = sub.add_parser("fork", help="start a new session from the first N turns of one (nothing is copied)",
+                       description="Start a new session whose history is the first N turns of SESSION's current "
+                                   "branch. The turns are shared, not copied; SESSION is not changed. The new "
+                                   "session's number is printed on the last line.")
+    p.add_argument("id", metavar="SESSION")
+    p.add_argument("--at", type=int, required=True, metavar="N", help="keep the first N turns (0 to the session's length)")
+    p.add_argument("--title", metavar="T", help="title of the new session (default: the source's, marked as a fork)")
+    p.set_defaults(func=cmd_sessions_fork)
     p = sub.add_parser("search", help="full-text search over prompts, answers and reasoning")
     p.add_argument("query", metavar="QUERY", nargs="+")
     p.add_argument("--json", action="store_true", help="JSON for scripts")
@@ -215,8 +224,14 @@ class _Context:
             from glmchat.store import Store
 
             self._store = Store.open(self.paths.data_dir)
-            self.warn_all(getattr(self._store, "warnings", []))
+            self.warn_all(self._store.warnings)
         return self._store
+
+    @property
+    def controller(self) -> Controller:
+        from glmchat.controller import Controller
+
+        return Controller(self.config, self.paths, store=self.store)
 
     def close(self) -> None:
         if self._store is not None:
@@ -416,7 +431,7 @@ def _resolve_session(ctx: _Context, ref: str) -> str:
 
 def cmd_ask(args: argparse.Namespace, ctx: _Context) -> int:
     from glmchat.config import resolve_host
-    from glmchat.session import estimate_request_tokens
+    from glmchat.usage import request_estimate
 
     prompt = _read_prompt(args)
     if not prompt.strip():
@@ -442,7 +457,7 @@ def cmd_ask(args: argparse.Namespace, ctx: _Context) -> int:
             # Starting a turn records only the session's host and model; settings are saved here.
             ctx.store.save_session(session, turns=False)
 
-    estimate = estimate_request_tokens(session, prompt)
+    estimate = request_estimate(session, prompt)
     if estimate > host.context_window:
         message = (
             f"the request is about {estimate:,} tokens, more than {host.name}'s context window "
@@ -526,46 +541,27 @@ class _TurnPrinter:
 
 
 def _session_label(ctx: _Context, session: Session) -> str:
-    number = _session_number(ctx, session)
-    return f"session {number}" if number is not None else f"session {session.id[:8]}"
-
-
-def _session_number(ctx: _Context, session: Session) -> int | None:
-    number = getattr(session, "number", None)
-    if isinstance(number, int):
-        return number
-    lookup = getattr(ctx.store, "session_number", None)
-    if lookup is not None:
-        try:
-            return lookup(session.id)
-        except Exception:  # noqa: BLE001 - a label is not worth failing for
-            return None
-    return None
-
-
-_TRUNCATED_WHY = {
-    "length": "the answer hit the output limit (max_tokens)",
-    "sensitive": "the host's content filter stopped the answer",
-    "network_error": "the host reported a network error mid-answer",
-    "model_context_window_exceeded": "the conversation filled the model's context window",
-}
+    try:
+        return f"session {ctx.store.session_number(session.id)}"
+    except GlmChatError:  # a label is not worth failing for
+        return f"session {session.id[:8]}"
 
 
 def _report_turn(ctx: _Context, host: Host, session: Session, turn: Turn, is_new: bool) -> int:
-    from glmchat.session import COMPLETE, ERROR, STOPPED, TRUNCATED
+    from glmchat.session import TurnStatus
 
     label = _session_label(ctx, session)
-    if turn.status == COMPLETE:
+    if turn.status == TurnStatus.COMPLETE:
         if is_new and _isatty(sys.stderr):
             ctx.err(label)
         return EXIT_OK
-    if turn.status == TRUNCATED:
-        why = turn.error or f"{host.name}: " + _TRUNCATED_WHY.get(
-            turn.finish_reason or "", f"the answer ended early ({turn.finish_reason})")
+    if turn.status == TurnStatus.TRUNCATED:
+        # The turn runner worded why the host ended it early.
+        why = turn.error or f"{host.name}: the answer ended early"
         ctx.err(f"{why.rstrip('.')}; the partial answer is kept in {label}")
-    elif turn.status == ERROR:
+    elif turn.status == TurnStatus.ERROR:
         ctx.err(f"{turn.error or 'the request failed'} (kept in {label})")
-    elif turn.status == STOPPED:
+    elif turn.status == TurnStatus.STOPPED:
         ctx.err(f"stopped; the partial answer is kept in {label}")
         return EXIT_INTERRUPTED
     else:
@@ -592,9 +588,10 @@ def _print(text: str = "", *, exact: bool = False) -> None:
         raise BrokenPipeError
 
 
-def _summary_dict(s: Any) -> dict[str, Any]:
-    keys = ("id", "number", "title", "host", "model", "created_at", "updated_at", "turn_count")
-    return {k: getattr(s, k, None) for k in keys}
+def _summary_dict(summary: SessionSummary) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(summary)
 
 
 def cmd_sessions_list(args: argparse.Namespace, ctx: _Context) -> int:
@@ -621,12 +618,13 @@ def _load(ctx: _Context, ref: str) -> Session:
 
 
 def cmd_sessions_show(args: argparse.Namespace, ctx: _Context) -> int:
-    session = _load(ctx, args.id)
     if args.json:
         from glmchat.export import to_json
 
-        _print(to_json(session), exact=True)
+        # The whole tree: every branch, and which path is current (`head`).
+        _print(to_json(ctx.store.load_tree(_resolve_session(ctx, args.id))), exact=True)
         return EXIT_OK
+    session = _load(ctx, args.id)
     _print(f"{_session_label(ctx, session)}: {session.title}")
     _print(f"{session.host}/{session.model}, {len(session.turns)} turns, "
            f"created {_fmt_time(session.created_at)}, updated {_fmt_time(session.updated_at)}")
@@ -635,12 +633,19 @@ def cmd_sessions_show(args: argparse.Namespace, ctx: _Context) -> int:
     dim = _isatty(sys.stdout)
     for n, turn in enumerate(session.turns, 1):
         status = "" if turn.status == "complete" else f" [{turn.status}]"
-        _print(f"\n--- turn {n}{status} ({'thinking' if turn.thinking else 'no thinking'})")
+        branch = session.branches.get(turn.id)
+        where = f", branch {branch.position}/{branch.count}" if branch else ""
+        _print(f"\n--- turn {n}{status} ({'thinking' if turn.thinking else 'no thinking'}{where})")
         _print(f"> {turn.user_text}")
-        if turn.reasoning:
-            _print(f"{DIM}{_inert(turn.reasoning)}{RESET}" if dim else turn.reasoning, exact=dim)
-        if turn.content:
-            _print(turn.content)
+        for step in turn.steps:
+            if step.reasoning:
+                _print(f"{DIM}{_inert(step.reasoning)}{RESET}" if dim else step.reasoning, exact=dim)
+            if step.content:
+                _print(step.content)
+            for call, result in zip(step.tool_calls, [*step.tool_results, *([None] * len(step.tool_calls))]):
+                _print(f"[tool {call.name} {call.arguments}]")
+                if result is not None:
+                    _print(f"[result{' (error)' if result.is_error else ''}] {result.content}")
         if turn.error:
             _print(f"error: {turn.error}")
     return EXIT_OK
@@ -655,54 +660,23 @@ def _inert(text: str) -> str:
 def cmd_sessions_export(args: argparse.Namespace, ctx: _Context) -> int:
     from pathlib import Path
 
-    from glmchat import export
+    from glmchat.controller import ExportFormat
 
     session = _load(ctx, args.id)
-    fmt = args.format
     target = Path(args.output).expanduser() if args.output else None
+    fmt = args.format
     if fmt is None:
         fmt = "json" if target is not None and target.suffix.lower() == ".json" else "md"
-    text = export.to_json(session) if fmt == "json" else export.to_markdown(session)
+    kind = ExportFormat(fmt)
     if target is None:
-        _print(text.rstrip("\n"), exact=fmt == "md")
+        _print(ctx.controller.export_text(session, kind).rstrip("\n"), exact=kind == ExportFormat.MARKDOWN)
         return EXIT_OK
-    if target.is_dir():
-        target = _free_name(target, export.safe_filename(session.title, fmt))
-    _write_file(target, text)
-    ctx.err(f"wrote {target}")
+    written = ctx.controller.export(session, kind, target)
+    ctx.err(f"wrote {written}")
     return EXIT_OK
 
 
-def _free_name(folder: Any, name: str) -> Any:
-    """`folder/name`, or `folder/stem-2.ext`... when taken: sessions with the same title don't overwrite each other."""
-    target = folder / name
-    stem, suffix = target.stem, target.suffix
-    n = 1
-    while target.exists():
-        n += 1
-        target = folder / f"{stem}-{n}{suffix}"
-    return target
-
-
-def _write_file(target: Any, text: str) -> None:
-    """Write atomically next to the target, so a failure never leaves half a file."""
-    from glmchat.files import write_atomic
-
-    try:
-        write_atomic(target, text, mode=0o644 & ~_umask())
-    except OSError as exc:
-        raise GlmChatError(f"cannot write {target}: {exc.strerror or exc}") from None
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def cmd_sessions_import(args: argparse.Namespace, ctx: _Context) -> int:
-    from glmchat.export import from_json
-
     if args.file == "-":
         text = sys.stdin.buffer.read().decode("utf-8", "replace")
         name = "stdin"
@@ -718,10 +692,9 @@ def cmd_sessions_import(args: argparse.Namespace, ctx: _Context) -> int:
             raise GlmChatError(f"{args.file}: not a glmchat JSON export (not UTF-8 text)") from None
         name = args.file
     try:
-        session = from_json(text)
+        imported = ctx.controller.import_file(text)
     except GlmChatError as exc:
         raise GlmChatError(f"{name}: {exc.message}") from None
-    imported = ctx.store.import_session(session)
     _print(f"imported {_session_label(ctx, imported)}: {imported.title}")
     return EXIT_OK
 
@@ -744,22 +717,36 @@ def cmd_sessions_delete(args: argparse.Namespace, ctx: _Context) -> int:
     return EXIT_OK
 
 
+def cmd_sessions_fork(args: argparse.Namespace, ctx: _Context) -> int:
+    session_id = _resolve_session(ctx, args.id)
+    try:
+        forked = ctx.controller.fork(session_id, args.at, args.title)
+    except TurnNotFound as exc:
+        raise UsageError(exc.message) from None
+    ctx.err(f"forked {args.at} turn{'s' if args.at != 1 else ''} of session {ctx.store.session_number(session_id)}")
+    _print(str(ctx.store.session_number(forked)))
+    return EXIT_OK
+
+
 def cmd_sessions_search(args: argparse.Namespace, ctx: _Context) -> int:
+    import dataclasses
     import json
 
     query = " ".join(args.query)
     hits = ctx.store.search(query, limit=args.limit)
     if args.json:
-        keys = ("session_id", "turn_id", "title", "snippet", "field")
-        _print(json.dumps([{k: getattr(h, k, None) for k in keys} for h in hits], ensure_ascii=False, indent=2), exact=True)
+        keys = ("session_id", "turn_id", "title", "snippet", "field", "branch")
+        rows = [{k: v for k, v in dataclasses.asdict(h).items() if k in keys} for h in hits]
+        _print(json.dumps(rows, ensure_ascii=False, indent=2), exact=True)
         return EXIT_OK
     if not hits:
         ctx.err(f"nothing found for {query!r}")
         return EXIT_FAILED
     for h in hits:
-        number = getattr(h, "number", None) or h.session_id[:8]
+        number = h.session_number
         snippet = " ".join(str(h.snippet).split())
-        _print(f"{number}  {h.title}  [{h.field}] {snippet}")
+        where = f" ({h.branch})" if h.branch else ""
+        _print(f"{number}  {h.title}  [{h.field}{where}] {snippet}")
     return EXIT_OK
 
 

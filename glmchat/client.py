@@ -37,7 +37,7 @@ from glmchat.errors import (
     NetworkError,
     TimeoutError_,
 )
-from glmchat.hosts import OLLAMA, check_transport, is_local_url
+from glmchat.hosts import Dialect, check_transport, is_local_url
 from glmchat.protocol.events import Event, Retrying, StreamFailed
 
 if TYPE_CHECKING:
@@ -214,7 +214,7 @@ class GlmClient:
         streaming = request.stream
         accept = "application/json"
         if streaming:
-            accept = "application/x-ndjson" if host.dialect == OLLAMA else "text/event-stream"
+            accept = "application/x-ndjson" if host.dialect == Dialect.OLLAMA else "text/event-stream"
         headers = {"Accept": accept, "Content-Type": "application/json"}
         if streaming:
             # A compressed stream may be held back by proxies until a block fills.

@@ -15,6 +15,7 @@ httpx, and imports platformdirs only when ``GLMCHAT_HOME`` is not set.
 from __future__ import annotations
 
 import dataclasses
+from enum import StrEnum
 import os
 import re
 import stat
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from glmchat.errors import ConfigError
 from glmchat.files import write_atomic
-from glmchat.hosts import BUILTIN_HOSTS, CHAT, OLLAMA, RUNWARE, Host, check_transport, is_local_url
+from glmchat.hosts import BUILTIN_HOSTS, Dialect, Host, check_transport, is_local_url
 
 if TYPE_CHECKING:
     from glmchat.session import Session
@@ -35,7 +36,6 @@ CONFIG_NAME = "config.toml"
 HOME_ENV = "GLMCHAT_HOME"
 """When set, config, data, themes and log all live in this one folder."""
 
-DIALECTS = (CHAT, OLLAMA, RUNWARE)
 
 
 # -- paths -------------------------------------------------------------------------------
@@ -390,7 +390,7 @@ def known_host_ids(config: Config) -> list[str]:
 
 
 # A user host without `based_on` inherits the knobs of the built-in host that speaks its dialect.
-_DIALECT_TEMPLATE = {OLLAMA: "ollama", RUNWARE: "runware"}
+_DIALECT_TEMPLATE = {Dialect.OLLAMA: "ollama", Dialect.RUNWARE: "runware"}
 
 
 def resolve_host(
@@ -430,10 +430,6 @@ def resolve_host(
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{where}: [hosts.{host_id}]: {exc}") from None
 
-    if host.dialect not in DIALECTS:
-        raise ConfigError(
-            f"{where}: [hosts.{host_id}] dialect {host.dialect!r} is not one of {', '.join(DIALECTS)}"
-        )
     if base_url:
         host = dataclasses.replace(host, base_url=base_url)
     if not model and host_id == config.host and config.model:
@@ -465,7 +461,7 @@ def _user_host(host_id: str, entry: dict[str, Any], where: str) -> Host:
         template = BUILTIN_HOSTS[based_on]
         host = dataclasses.replace(template, id=host_id, name=host_id, key_env=None, note="", local=False)
     else:
-        host = Host(id=host_id, name=host_id, dialect=CHAT, base_url="")
+        host = Host(id=host_id, name=host_id, dialect=Dialect.CHAT, base_url="")
     if "local" not in entry:
         entry["local"] = is_local_url(str(entry["base_url"]))
     return host
@@ -477,7 +473,9 @@ def _check_override_types(host: Host, entry: dict[str, Any], host_id: str, where
         if current is None:
             continue
         expected: tuple[type, ...]
-        if isinstance(current, bool):
+        if isinstance(current, StrEnum):
+            expected = (str,)  # which names are allowed is checked with the override itself
+        elif isinstance(current, bool):
             expected = (bool,)
         elif isinstance(current, (int, float)):
             expected = (int, float) if isinstance(current, float) else (int,)

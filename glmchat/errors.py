@@ -98,6 +98,18 @@ class StorageError(GlmChatError):
     """The database could not be read or written (disk full, read-only, corrupt)."""
 
 
+class DamagedStorage(StorageError):
+    """The database file is damaged (corrupt pages, rows that do not decode): a full check should set it aside."""
+
+
+class SessionNotFound(StorageError, KeyError):
+    """No session matches the given number, id or id prefix (or the prefix is ambiguous)."""
+
+
+class TurnNotFound(StorageError, KeyError):
+    """The turn is not in the database (never saved, or its session was deleted)."""
+
+
 _KIND: dict[type, str] = {
     ConfigError: "config",
     AuthError: "auth",
@@ -111,4 +123,7 @@ _KIND: dict[type, str] = {
     TimeoutError_: "timeout",
     StreamError: "stream",
     StorageError: "storage",
+    DamagedStorage: "storage",
+    SessionNotFound: "storage",
+    TurnNotFound: "storage",
 }

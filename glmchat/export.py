@@ -19,28 +19,20 @@ import json.scanner
 import re
 import unicodedata
 from datetime import datetime, timezone
+from dataclasses import fields, is_dataclass
 from functools import lru_cache
 from typing import Any
 
 from glmchat.errors import GlmChatError
 from glmchat.sanitize import inert, safe_link
-from glmchat.session import (
-    COMPLETE,
-    ERROR,
-    INTERRUPTED,
-    STATUSES,
-    STOPPED,
-    STREAMING,
-    TRUNCATED,
-    Session,
-    Turn,
-    estimate_tokens,
-)
+from glmchat.session import Session, SessionTree, Step, Turn, TurnStatus
+from glmchat.usage import estimate_tokens
+
 
 FORMAT = "glmchat.session"
 """The `format` of a JSON export."""
-VERSION = 1
-"""The newest JSON export version this glmchat writes and reads."""
+VERSION = 2
+"""The newest JSON export version this glmchat writes and reads (1: a list of turns; 2: a tree of turns made of steps)."""
 
 
 class SessionImportError(GlmChatError):
@@ -269,30 +261,31 @@ def _token_line(session: Session) -> str | None:
 
 
 _STATUS_NOTE = {
-    STOPPED: "Stopped by the user; the reply is what had arrived.",
-    INTERRUPTED: "Interrupted: glmchat ended while this reply was streaming; the reply is what was saved.",
-    STREAMING: "Still streaming when exported; the reply is incomplete.",
+    TurnStatus.STOPPED: "Stopped by the user; the reply is what had arrived.",
+    TurnStatus.INTERRUPTED: "Interrupted: glmchat ended while this reply was streaming; the reply is what was saved.",
+    TurnStatus.STREAMING: "Still streaming when exported; the reply is incomplete.",
 }
 
 
 def _status_note(turn: Turn) -> str | None:
-    if turn.status == COMPLETE:
+    if turn.status == TurnStatus.COMPLETE:
         return None
-    if turn.status == ERROR:
+    if turn.status == TurnStatus.ERROR:
         return "**Error:** " + _inline(turn.error or turn.error_kind or "the request failed")
-    if turn.status == TRUNCATED:
+    if turn.status == TurnStatus.TRUNCATED:
         reason = f" (finish reason: {_inline(turn.finish_reason)})" if turn.finish_reason else ""
         return f"**Truncated** by the host{reason}."
     return _inline(_STATUS_NOTE.get(turn.status, f"Status: {turn.status}"))
 
 
-def _thinking_summary(turn: Turn) -> str:
-    if turn.usage.reasoning_tokens is not None:
-        tokens = f"{turn.usage.reasoning_tokens:,} tokens"
+def _thinking_summary(turn: Turn, step: Step, index: int) -> str:
+    label = "Thinking" if len(turn.steps) == 1 else f"Thinking, step {index + 1}"
+    if step.usage.reasoning_tokens is not None:
+        tokens = f"{step.usage.reasoning_tokens:,} tokens"
     else:
-        tokens = f"~{estimate_tokens(turn.reasoning):,} tokens"
-    seconds = turn.reasoning_seconds
-    return f"Thinking ({tokens} · {seconds:.1f} s)" if seconds is not None else f"Thinking ({tokens})"
+        tokens = f"~{estimate_tokens(step.reasoning):,} tokens"
+    seconds = turn.reasoning_seconds if index == 0 else None
+    return f"{label} ({tokens} · {seconds:.1f} s)" if seconds is not None else f"{label} ({tokens})"
 
 
 def _turn_markdown(number: int, turn: Turn, session: Session, literal: bool) -> str:
@@ -301,25 +294,36 @@ def _turn_markdown(number: int, turn: Turn, session: Session, literal: bool) -> 
     if (turn.host, turn.model) != (session.host, session.model) and (turn.host or turn.model):
         facts.append(_inline(f"{turn.model} on {turn.host}"))
     facts.append(_when(turn.created_at))
+    branch = session.branches.get(turn.id)
+    if branch is not None:
+        facts.append(f"branch {branch.position} of {branch.count}")
     parts.append("*" + " · ".join(facts) + "*\n")
     parts.append("**You:**\n")
     parts.append(_fence(turn.user_text, "text"))
-    if turn.reasoning:
-        # The summary holds only numbers; the reasoning is a quoted block, ended
-        # by a blank line before the closing tag, so nothing in it can close the
-        # <details> early.
-        parts.append(
-            f"<details>\n<summary>{_thinking_summary(turn)}</summary>\n\n"
-            f"{_quote(_markdown_block(turn.reasoning, literal))}\n</details>\n"
-        )
-    if turn.content or turn.tool_calls:
+    if turn.content or any(step.tool_calls for step in turn.steps):
         parts.append("**Assistant:**\n")
-    if turn.content:
-        parts.append(_markdown_block(turn.content, literal))
-    for call in turn.tool_calls:
-        name = " ".join(_readable(call.name or "?").split()).replace("`", "'")
-        parts.append(f"Tool call `{name}`:\n")
-        parts.append(_fence(call.arguments, "json"))
+    for index, step in enumerate(turn.steps):
+        if step.reasoning:
+            # The summary holds only numbers; the reasoning is a quoted block, ended
+            # by a blank line before the closing tag, so nothing in it can close the
+            # <details> early.
+            parts.append(
+                f"<details>\n<summary>{_thinking_summary(turn, step, index)}</summary>\n\n"
+                f"{_quote(_markdown_block(step.reasoning, literal))}\n</details>\n"
+            )
+        if step.content:
+            parts.append(_markdown_block(step.content, literal))
+        results = {r.call_id: r for r in step.tool_results}
+        for position, call in enumerate(step.tool_calls):
+            name = " ".join(_readable(call.name or "?").split()).replace("`", "'")
+            parts.append(f"Tool call `{name}`:\n")
+            parts.append(_fence(call.arguments, "json"))
+            result = results.get(call.id) if call.id else None
+            if result is None and position < len(step.tool_results):
+                result = step.tool_results[position]
+            if result is not None:
+                parts.append("Result" + (" (error)" if result.is_error else "") + ":\n")
+                parts.append(_fence(result.content, "text"))
     note = _status_note(turn)
     if note:
         parts.append(f"> {note}\n")
@@ -358,6 +362,8 @@ def _markdown_document(session: Session, literal: bool) -> str:
     if cost is not None:
         meta.append(f"- **Cost:** ${cost:.4f}")
     meta.append(f"- **Preserved thinking:** {'on' if session.preserve_thinking else 'off'}")
+    if session.branches:
+        meta.append("- **Branches:** this is the current branch; the session has others (the JSON export keeps them all)")
     lines.append("\n".join(meta) + "\n")
     if session.system_prompt:
         lines.append("**System prompt:**\n")
@@ -376,7 +382,7 @@ def _markdown_document(session: Session, literal: bool) -> str:
 _JSON_ESCAPE = re.compile("[\ud800-\udfff\x7f-\x9f\u2028\u2029]")
 
 
-def to_json(session: Session) -> str:
+def to_json(tree: SessionTree) -> str:
     """Everything in the session, as a versioned JSON document (exact text, JSON-escaped).
 
     A surrogate code point in a text is written as its own ``\\u`` escape, so a
@@ -391,7 +397,8 @@ def to_json(session: Session) -> str:
         "version": VERSION,
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "generator": f"glmchat {__version__}",
-        "session": session.to_dict(),
+        "session": {**tree.session.to_dict(with_turns=False), "head": tree.head,
+                    "turns": [t.to_dict() for t in tree.turns]},
     }
     text = json.dumps(envelope, ensure_ascii=False, indent=2)
     return _JSON_ESCAPE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
@@ -485,38 +492,13 @@ def _loads(text: str) -> Any:
     return json.loads(text)
 
 
-_NUMBER = (int, float)
-_OPTIONAL = type(None)
+# What an imported file may hold is read off the dataclasses themselves (their
+# type hints), so a new field is checked the day it is added.
 
-# Field -> allowed JSON types, for every field `to_dict` writes. A test checks this
-# covers the dataclasses, so a new field cannot slip through unchecked.
-SESSION_FIELDS: dict[str, tuple[type, ...]] = {
-    "title": (str,), "host": (str,), "model": (str,), "system_prompt": (str,),
-    "temperature": (*_NUMBER, _OPTIONAL), "top_p": (*_NUMBER, _OPTIONAL), "max_tokens": (int, _OPTIONAL),
-    "preserve_thinking": (bool,), "thinking_next": (bool,), "id": (str,), "created_at": _NUMBER,
-    "updated_at": _NUMBER, "turns": (list,),
-}
-TURN_FIELDS: dict[str, tuple[type, ...]] = {
-    "user_text": (str,), "thinking": (bool,), "host": (str,), "model": (str,), "id": (str,), "reasoning": (str,),
-    "content": (str,), "tool_calls": (list,), "reasoning_details": (list, _OPTIONAL), "status": (str,),
-    "finish_reason": (str, _OPTIONAL), "error": (str, _OPTIONAL), "error_kind": (str, _OPTIONAL),
-    "usage": (dict,), "created_at": _NUMBER, "first_reasoning_at": (*_NUMBER, _OPTIONAL),
-    "first_content_at": (*_NUMBER, _OPTIONAL), "finished_at": (*_NUMBER, _OPTIONAL),
-    "include_in_context": (bool, _OPTIONAL),
-}
-USAGE_FIELDS: dict[str, tuple[type, ...]] = {
-    "prompt_tokens": (int, _OPTIONAL), "completion_tokens": (int, _OPTIONAL), "cached_tokens": (int, _OPTIONAL),
-    "reasoning_tokens": (int, _OPTIONAL), "cost": (*_NUMBER, _OPTIONAL),
-}
-TOOL_CALL_FIELDS: dict[str, tuple[type, ...]] = {
-    "index": (int,), "id": (str, _OPTIONAL), "name": (str,), "arguments": (str,), "type": (str,),
-}
-_REQUIRED_SESSION = ("id", "turns")
-_REQUIRED_TURN = ("id", "user_text", "thinking")
-_REQUIRED_TOOL_CALL = ("index",)
-
-_TYPE_NAMES = {str: "text", bool: "true/false", int: "a whole number", float: "a number", list: "a list",
-               dict: "an object", _OPTIONAL: "null"}
+_TIME_RANGE = (0.0, 32_503_680_000.0)
+"""Timestamps an import accepts: 1970 to the year 3000 (beyond, no calendar or clock copes)."""
+_INT_LIMIT = 2**53
+"""Whole numbers an import accepts (what a JSON number holds exactly everywhere)."""
 
 
 def _json_type(value: Any) -> str:
@@ -529,55 +511,148 @@ def _json_type(value: Any) -> str:
     return {str: "text", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
 
 
-def _check(obj: Any, spec: dict[str, tuple[type, ...]], required: tuple[str, ...], where: str) -> None:
-    if not isinstance(obj, dict):
-        raise SessionImportError(
-            f"Not a valid glmchat session file: {where} should be an object, not {_json_type(obj)}."
-        )
-    for name in required:
-        if name not in obj:
-            raise SessionImportError(f"Not a valid glmchat session file: {where} has no \"{name}\".")
-    for name, allowed in spec.items():
-        if name not in obj:
-            continue
-        value = obj[name]
-        ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
-        if not ok:
-            wanted = " or ".join(dict.fromkeys(_TYPE_NAMES[t] for t in allowed))
-            raise SessionImportError(
-                f"Not a valid glmchat session file: {where}.{name} should be {wanted}, not {_json_type(value)}."
-            )
+def _bad(where: str, what: str) -> SessionImportError:
+    return SessionImportError(f"Not a valid glmchat session file: {where} {what}.")
 
 
-def _check_session(data: Any) -> None:
-    _check(data, SESSION_FIELDS, _REQUIRED_SESSION, "session")
+@lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    """Field -> type hint of a model dataclass (the streaming-only fields left out)."""
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls) if not f.name.startswith("pending")}
+
+
+def _validate(value: Any, hint: Any, where: str) -> None:
+    """Check a JSON value against a type hint of the session model; raise SessionImportError naming `where`."""
+    import enum
+    import math
+    import types
+    import typing
+
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return
+        _validate(value, next(o for o in options if o is not type(None)), where)
+        return
+    if hint is Any:
+        return
+    if origin is list:
+        if not isinstance(value, list):
+            raise _bad(where, f"should be a list, not {_json_type(value)}")
+        (item,) = typing.get_args(hint)
+        for i, element in enumerate(value):
+            _validate(element, item, f"{where}[{i}]")
+        return
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise _bad(where, f"should be an object, not {_json_type(value)}")
+        return
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _bad(where, f"should be true/false, not {_json_type(value)}")
+        return
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _bad(where, f"should be a whole number, not {_json_type(value)}")
+        if abs(value) > _INT_LIMIT:
+            raise _bad(where, "is out of range")
+        return
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _bad(where, f"should be a number, not {_json_type(value)}")
+        if isinstance(value, int) and abs(value) > _INT_LIMIT or not math.isfinite(value):
+            raise _bad(where, "is out of range")
+        if where.endswith("_at") and not _TIME_RANGE[0] <= value <= _TIME_RANGE[1]:
+            raise _bad(where, f"is not a time glmchat can show ({value!r})")
+        return
+    if hint is str:
+        if not isinstance(value, str):
+            raise _bad(where, f"should be text, not {_json_type(value)}")
+        return
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        if value not in {member.value for member in hint}:
+            raise _bad(where, f"{value!r} is unknown")
+        return
+    if isinstance(hint, type) and is_dataclass(hint):
+        _validate_object(value, hint, where)
+        return
+    raise AssertionError(f"no import check for {hint!r}")  # pragma: no cover - a new kind of field
+
+
+def _validate_object(value: Any, cls: type, where: str, *, skip: tuple[str, ...] = ()) -> None:
+    from dataclasses import MISSING
+
+    if not isinstance(value, dict):
+        raise _bad(where, f"should be an object, not {_json_type(value)}")
+    for f in fields(cls):
+        if f.default is MISSING and f.default_factory is MISSING and f.name not in value and f.name not in skip:
+            raise _bad(where, f'has no "{f.name}"')
+    for name, hint in _hints(cls).items():
+        if name in value and name not in skip:
+            _validate(value[name], hint, f"{where}.{name}")
+
+
+_REQUIRED_TURN = ("id", "user_text", "thinking")
+
+
+def _tree_from(data: Any, version: int) -> SessionTree:
+    """Check the `session` object of an export and build the tree it describes."""
+    _validate_object(data, Session, "session", skip=("turns", "branches"))
+    for name in ("id", "turns"):
+        if name not in data:
+            raise _bad("session", f'has no "{name}"')
     if not data["id"]:
-        raise SessionImportError("Not a valid glmchat session file: session.id is empty.")
+        raise _bad("session.id", "is empty")
+    if not isinstance(data["turns"], list):
+        raise _bad("session.turns", f"should be a list, not {_json_type(data['turns'])}")
     seen: set[str] = set()
     for i, turn in enumerate(data["turns"]):
         where = f"session.turns[{i}]"
-        _check(turn, TURN_FIELDS, _REQUIRED_TURN, where)
-        if turn.get("status", STREAMING) not in STATUSES:
-            raise SessionImportError(f"Not a valid glmchat session file: {where}.status {turn['status']!r} is unknown.")
-        if not turn["id"] or turn["id"] in seen:
-            raise SessionImportError(f"Not a valid glmchat session file: {where}.id is empty or repeated.")
+        if not isinstance(turn, dict):
+            raise _bad(where, f"should be an object, not {_json_type(turn)}")
+        for name in _REQUIRED_TURN:
+            if name not in turn:
+                raise _bad(where, f'has no "{name}"')
+        if version == 1:
+            # A version 1 turn holds its one step's fields itself.
+            _validate_object(turn, Step, where)
+            _validate_object(turn, Turn, where, skip=("steps",))
+        else:
+            _validate_object(turn, Turn, where)
+        if not isinstance(turn["id"], str) or not turn["id"] or turn["id"] in seen:
+            raise _bad(f"{where}.id", "is empty or repeated")
         seen.add(turn["id"])
-        if "usage" in turn:
-            _check(turn["usage"], USAGE_FIELDS, (), f"{where}.usage")
-        for j, call in enumerate(turn.get("tool_calls", [])):
-            _check(call, TOOL_CALL_FIELDS, _REQUIRED_TOOL_CALL, f"{where}.tool_calls[{j}]")
-        for j, item in enumerate(turn.get("reasoning_details") or []):
-            if not isinstance(item, dict):
-                raise SessionImportError(
-                    f"Not a valid glmchat session file: {where}.reasoning_details[{j}] should be an object."
-                )
+    try:
+        turns = [Turn.from_dict(t) for t in data["turns"]]
+        settings = {k: v for k, v in data.items() if k not in ("turns", "head")}
+        session = Session.from_dict(settings)
+    except (TypeError, ValueError, KeyError) as exc:  # a shape the checks above did not foresee
+        raise SessionImportError(f"Not a valid glmchat session file: {exc}.") from None
+    if version == 1:
+        # A list of turns is one path: each follows the one before.
+        session.turns = turns
+        return SessionTree.of(session)
+    else:
+        head = data.get("head")
+        if head is not None and head not in seen:
+            raise _bad("session.head", "names no turn of the file")
+        for i, turn in enumerate(turns):
+            if turn.parent_id is not None and turn.parent_id not in seen:
+                raise _bad(f"session.turns[{i}].parent_id", "names no turn of the file")
+    tree = SessionTree(session=session, turns=turns, head=head)
+    session.turns = tree.path_to(head)
+    return tree
 
 
 _PARTIAL_TOKEN = re.compile(r"[\w.+\-\\]*")
 
 
-def from_json(text: str | bytes) -> Session:
-    """The session in a JSON export.
+def from_json(text: str | bytes) -> SessionTree:
+    """The session (its whole tree of turns) in a JSON export, of this version or an earlier one.
 
     Raises:
         SessionImportError: The text is not JSON, is cut short, is not a glmchat
@@ -618,12 +693,7 @@ def from_json(text: str | bytes) -> Session:
             f"This session file comes from a newer glmchat (format version {version}; this glmchat reads up to "
             f"{VERSION}). Update glmchat to import it."
         )
-    session = data.get("session")
-    _check_session(session)
-    try:
-        return Session.from_dict(session)
-    except (TypeError, ValueError, KeyError) as exc:  # a shape the checks above did not foresee
-        raise SessionImportError(f"Not a valid glmchat session file: {exc}.") from None
+    return _tree_from(data.get("session"), version)
 
 
 # -- file names -------------------------------------------------------------------------------

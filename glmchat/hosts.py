@@ -10,40 +10,67 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-# Dialects (modules in glmchat/protocol/).
-CHAT = "chat"
-"""OpenAI-style chat completions over SSE."""
-OLLAMA = "ollama"
-"""Ollama's native /api/chat, NDJSON."""
-RUNWARE = "runware"
-"""Runware's task API (`textInference`), SSE."""
+class Dialect(StrEnum):
+    """How a host is spoken to (one module in glmchat/protocol/ each)."""
 
-# How thinking is switched off for one turn (`thinking_style`).
-THINK_ZAI = "zai"  # thinking: {type: enabled|disabled}
-THINK_EFFORT = "reasoning_effort"  # reasoning_effort: "none" (Cerebras, Ollama /v1)
-THINK_OPENROUTER = "openrouter"  # reasoning: {effort: "none"} / {enabled: true}
-THINK_TEMPLATE = "chat_template_kwargs"  # chat_template_kwargs.enable_thinking (vLLM, SGLang, llama.cpp)
-THINK_OLLAMA = "ollama"  # think: true|false
-THINK_RUNWARE = "runware"  # settings.thinkingLevel
-THINK_NONE = "none"  # the host has no switch
+    CHAT = "chat"
+    """OpenAI-style chat completions over SSE (protocol/openai.py)."""
+    OLLAMA = "ollama"
+    """Ollama's native /api/chat, NDJSON."""
+    RUNWARE = "runware"
+    """Runware's task API (`textInference`), SSE."""
 
-# Where clear_thinking=false goes (`preserve_style`).
-PRESERVE_ZAI = "zai"  # thinking.clear_thinking
-PRESERVE_TOP = "top_level"  # clear_thinking (Cerebras)
-PRESERVE_TEMPLATE = "chat_template_kwargs"  # chat_template_kwargs.clear_thinking
-PRESERVE_ALWAYS = "always"  # host keeps reasoning whenever it is sent (Ollama)
-PRESERVE_NONE = "none"  # cannot be expressed (Runware); OpenRouter: undocumented
 
-# Which field carries earlier reasoning back (`replay_field`).
-REPLAY_REASONING_CONTENT = "reasoning_content"
-REPLAY_REASONING = "reasoning"
-REPLAY_THINK_TAGS = "think_tags"  # "<think>R</think>C" in content (Cerebras docs)
-REPLAY_REASONING_DETAILS = "reasoning_details"  # OpenRouter
-REPLAY_THINKING = "thinking"  # Ollama native
-REPLAY_NONE = "none"
+class ThinkingStyle(StrEnum):
+    """How thinking is switched on or off for one turn."""
+
+    ZAI = "zai"
+    """thinking: {type: enabled|disabled}"""
+    EFFORT = "reasoning_effort"
+    """reasoning_effort: "none" (Cerebras, Ollama /v1)"""
+    OPENROUTER = "openrouter"
+    """reasoning: {effort: "none"} / {enabled: true}"""
+    TEMPLATE = "chat_template_kwargs"
+    """chat_template_kwargs.enable_thinking (vLLM, SGLang, llama.cpp)"""
+    OLLAMA = "ollama"
+    """think: true|false"""
+    RUNWARE = "runware"
+    """settings.thinkingLevel"""
+    NONE = "none"
+    """The host has no switch."""
+
+
+class PreserveStyle(StrEnum):
+    """Where clear_thinking=false goes."""
+
+    ZAI = "zai"
+    """thinking.clear_thinking"""
+    TOP = "top_level"
+    """clear_thinking (Cerebras)"""
+    TEMPLATE = "chat_template_kwargs"
+    """chat_template_kwargs.clear_thinking"""
+    ALWAYS = "always"
+    """The host keeps reasoning whenever it is sent (Ollama)."""
+    NONE = "none"
+    """Cannot be expressed (Runware); undocumented (OpenRouter)."""
+
+
+class ReplayField(StrEnum):
+    """Which field carries earlier reasoning back."""
+
+    REASONING_CONTENT = "reasoning_content"
+    REASONING = "reasoning"
+    THINK_TAGS = "think_tags"
+    """"<think>R</think>C" in content (Cerebras' documented form)."""
+    REASONING_DETAILS = "reasoning_details"
+    """OpenRouter's raw items."""
+    THINKING = "thinking"
+    """Ollama native."""
+    NONE = "none"
 
 
 @dataclass(frozen=True)
@@ -61,7 +88,7 @@ class Host:
 
     id: str
     name: str
-    dialect: str
+    dialect: Dialect
     base_url: str
     chat_path: str = "/chat/completions"
     key_env: str | None = None
@@ -72,9 +99,9 @@ class Host:
     max_output: int = 131_072
     prices: dict[str, Price] = field(default_factory=dict)
     """Model name -> price; hosts without known prices leave it empty."""
-    thinking_style: str = THINK_ZAI
-    preserve_style: str = PRESERVE_ZAI
-    replay_field: str = REPLAY_REASONING_CONTENT
+    thinking_style: ThinkingStyle = ThinkingStyle.ZAI
+    preserve_style: PreserveStyle = PreserveStyle.ZAI
+    replay_field: ReplayField = ReplayField.REASONING_CONTENT
     max_tokens_field: str = "max_tokens"
     stream_usage: bool = True
     """Send stream_options.include_usage (harmless where ignored)."""
@@ -102,16 +129,16 @@ class Host:
 
     @property
     def can_toggle_thinking(self) -> bool:
-        return self.thinking_style != THINK_NONE
+        return self.thinking_style != ThinkingStyle.NONE
 
     @property
     def can_preserve_thinking(self) -> bool:
-        return self.preserve_style != PRESERVE_NONE and self.replay_field != REPLAY_NONE
+        return self.preserve_style != PreserveStyle.NONE and self.replay_field != ReplayField.NONE
 
     @property
     def can_replay_reasoning(self) -> bool:
         """Whether earlier reasoning is sent back at all (OpenRouter: yes, though it has no switch)."""
-        return self.replay_field != REPLAY_NONE and self.dialect != RUNWARE
+        return self.replay_field != ReplayField.NONE and self.dialect != Dialect.RUNWARE
 
     @property
     def url(self) -> str:
@@ -131,7 +158,23 @@ class Host:
             values["models"] = tuple(values["models"])
         if "prices" in values:
             values["prices"] = {m: Price(**p) for m, p in values["prices"].items()}
+        for name, kind in _CHOICES.items():
+            if name in values:
+                try:
+                    values[name] = kind(values[name])
+                except ValueError:
+                    allowed = ", ".join(repr(str(v)) for v in kind)
+                    raise ValueError(f"{name} = {values[name]!r} is not one of {allowed}") from None
         return dataclasses.replace(self, **values)
+
+
+_CHOICES: dict[str, type[StrEnum]] = {
+    "dialect": Dialect,
+    "thinking_style": ThinkingStyle,
+    "preserve_style": PreserveStyle,
+    "replay_field": ReplayField,
+}
+"""Host settings that take one of a fixed set of names."""
 
 
 _ZAI_PRICES = {
@@ -148,7 +191,7 @@ BUILTIN_HOSTS: dict[str, Host] = {
         Host(
             id="zai",
             name="Z.ai",
-            dialect=CHAT,
+            dialect=Dialect.CHAT,
             base_url="https://api.z.ai/api/paas/v4",
             key_env="ZAI_API_KEY",
             models=_ZAI_MODELS,
@@ -157,7 +200,7 @@ BUILTIN_HOSTS: dict[str, Host] = {
         Host(
             id="zai-coding",
             name="Z.ai Coding Plan",
-            dialect=CHAT,
+            dialect=Dialect.CHAT,
             base_url="https://api.z.ai/api/coding/paas/v4",
             key_env="ZAI_API_KEY",
             models=_ZAI_MODELS,
@@ -166,7 +209,7 @@ BUILTIN_HOSTS: dict[str, Host] = {
         Host(
             id="bigmodel",
             name="BigModel",
-            dialect=CHAT,
+            dialect=Dialect.CHAT,
             base_url="https://open.bigmodel.cn/api/paas/v4",
             key_env="ZAI_API_KEY",
             models=_ZAI_MODELS,
@@ -174,7 +217,7 @@ BUILTIN_HOSTS: dict[str, Host] = {
         Host(
             id="cerebras",
             name="Cerebras",
-            dialect=CHAT,
+            dialect=Dialect.CHAT,
             base_url="https://api.cerebras.ai/v1",
             key_env="CEREBRAS_API_KEY",
             default_model="zai-glm-4.7",
@@ -182,87 +225,87 @@ BUILTIN_HOSTS: dict[str, Host] = {
             context_window=131_072,
             max_output=40_000,
             prices={"zai-glm-4.7": Price(input=2.25, output=2.75)},
-            thinking_style=THINK_EFFORT,
-            preserve_style=PRESERVE_TOP,
-            replay_field=REPLAY_THINK_TAGS,
+            thinking_style=ThinkingStyle.EFFORT,
+            preserve_style=PreserveStyle.TOP,
+            replay_field=ReplayField.THINK_TAGS,
             max_tokens_field="max_completion_tokens",
             preserve_needs_thinking=True,
         ),
         Host(
             id="openrouter",
             name="OpenRouter",
-            dialect=CHAT,
+            dialect=Dialect.CHAT,
             base_url="https://openrouter.ai/api/v1",
             key_env="OPENROUTER_API_KEY",
             default_model="z-ai/glm-4.7",
             models=("z-ai/glm-4.7",),
             context_window=202_752,
-            thinking_style=THINK_OPENROUTER,
-            preserve_style=PRESERVE_NONE,
-            replay_field=REPLAY_REASONING_DETAILS,
+            thinking_style=ThinkingStyle.OPENROUTER,
+            preserve_style=PreserveStyle.NONE,
+            replay_field=ReplayField.REASONING_DETAILS,
             note="OpenRouter does not document preserved thinking; reasoning_details are sent back as it asks.",
         ),
         Host(
             id="vllm",
             name="vLLM",
-            dialect=CHAT,
+            dialect=Dialect.CHAT,
             base_url="http://127.0.0.1:8000/v1",
             default_model="zai-org/GLM-4.7-FP8",
             context_window=202_752,
-            thinking_style=THINK_TEMPLATE,
-            preserve_style=PRESERVE_TEMPLATE,
-            replay_field=REPLAY_REASONING,
+            thinking_style=ThinkingStyle.TEMPLATE,
+            preserve_style=PreserveStyle.TEMPLATE,
+            replay_field=ReplayField.REASONING,
             local=True,
         ),
         Host(
             id="sglang",
             name="SGLang",
-            dialect=CHAT,
+            dialect=Dialect.CHAT,
             base_url="http://127.0.0.1:30000/v1",
             default_model="zai-org/GLM-4.7-FP8",
             context_window=202_752,
-            thinking_style=THINK_TEMPLATE,
-            preserve_style=PRESERVE_TEMPLATE,
-            replay_field=REPLAY_REASONING_CONTENT,
+            thinking_style=ThinkingStyle.TEMPLATE,
+            preserve_style=PreserveStyle.TEMPLATE,
+            replay_field=ReplayField.REASONING_CONTENT,
             local=True,
         ),
         Host(
             id="llamacpp",
             name="llama.cpp",
-            dialect=CHAT,
+            dialect=Dialect.CHAT,
             base_url="http://127.0.0.1:8080/v1",
             default_model="GLM-4.7-Flash",
             context_window=131_072,
-            thinking_style=THINK_TEMPLATE,
-            preserve_style=PRESERVE_TEMPLATE,
-            replay_field=REPLAY_REASONING_CONTENT,
+            thinking_style=ThinkingStyle.TEMPLATE,
+            preserve_style=PreserveStyle.TEMPLATE,
+            replay_field=ReplayField.REASONING_CONTENT,
             local=True,
         ),
         Host(
             id="ollama",
             name="Ollama",
-            dialect=OLLAMA,
+            dialect=Dialect.OLLAMA,
             base_url="http://127.0.0.1:11434",
             chat_path="/api/chat",
             default_model="glm-4.7",
             context_window=131_072,
-            thinking_style=THINK_OLLAMA,
-            preserve_style=PRESERVE_ALWAYS,
-            replay_field=REPLAY_THINKING,
+            thinking_style=ThinkingStyle.OLLAMA,
+            preserve_style=PreserveStyle.ALWAYS,
+            replay_field=ReplayField.THINKING,
             local=True,
         ),
         Host(
             id="runware",
             name="Runware",
-            dialect=RUNWARE,
+            dialect=Dialect.RUNWARE,
             base_url="https://api.runware.ai",
             chat_path="/v1",
             key_env="RUNWARE_API_KEY",
             default_model="zai-glm-4-7",
             models=("zai-glm-4-7",),
-            thinking_style=THINK_RUNWARE,
-            preserve_style=PRESERVE_NONE,
-            replay_field=REPLAY_NONE,
+            thinking_style=ThinkingStyle.RUNWARE,
+            preserve_style=PreserveStyle.NONE,
+            replay_field=ReplayField.NONE,
             note="Runware's task API cannot carry earlier reasoning: preserved thinking is off on this host.",
         ),
     )

@@ -1,16 +1,25 @@
-"""Sessions and turns: pure data, and which turns a next request replays.
+"""Sessions, turns and steps: pure data, and which of them a next request replays.
 
-A turn's reasoning and answer are kept exactly as the deltas arrived: they are
-only ever concatenated, never stripped, normalised or re-encoded. Preserved
-thinking depends on it (the host compares what we replay with what it produced).
+A session is a tree of turns: each turn points to the turn it answers after
+(`parent_id`), so editing an earlier message or regenerating an answer adds a
+sibling and keeps the old path. A `Session` object holds one path of that
+tree, root first (`turns`), and how many siblings each turn on it has.
+
+A turn is a sequence of steps. A plain reply is one step; with tools, each
+request the model answers is a step: its reasoning, its text, the tool calls
+it made and the results sent back, after which the next step starts.
+
+Every reasoning and answer text is kept exactly as its deltas arrived: only
+ever concatenated, never stripped, normalised or re-encoded. Preserved thinking
+depends on it (the host compares what is replayed with what it produced).
 """
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import Any
 
 from glmchat.protocol.events import (
@@ -23,22 +32,25 @@ from glmchat.protocol.events import (
     ToolCallDelta,
     UsageUpdate,
 )
+from glmchat.usage import Usage
 
-# Turn.status values.
-STREAMING = "streaming"
-"""Still receiving (or the process died while it was: see INTERRUPTED)."""
-COMPLETE = "complete"
-"""Finished cleanly (finish reason `stop` or `tool_calls`)."""
-STOPPED = "stopped"
-"""The user stopped it; what arrived is kept."""
-INTERRUPTED = "interrupted"
-"""The process ended mid-stream (found as `streaming` on the next start)."""
-ERROR = "error"
-"""The request or the stream failed; `Turn.error` says why."""
-TRUNCATED = "truncated"
-"""The host ended it early: `length`, `sensitive`, `network_error`, context window."""
 
-STATUSES = (STREAMING, COMPLETE, STOPPED, INTERRUPTED, ERROR, TRUNCATED)
+class TurnStatus(StrEnum):
+    """How a turn stands (stored as its value)."""
+
+    STREAMING = "streaming"
+    """Still receiving (or the process died while it was: see INTERRUPTED)."""
+    COMPLETE = "complete"
+    """Finished cleanly (finish reason `stop`, or `tool_calls` answered by a next step)."""
+    STOPPED = "stopped"
+    """The user stopped it; what arrived is kept."""
+    INTERRUPTED = "interrupted"
+    """The process ended mid-stream (found streaming when a store opened)."""
+    ERROR = "error"
+    """The request or the stream failed; `Turn.error` says why."""
+    TRUNCATED = "truncated"
+    """The host ended it early: `length`, `sensitive`, `network_error`, context window."""
+
 
 CLEAN_FINISH_REASONS = frozenset({"stop", "tool_calls", "end_turn"})
 """Finish reasons that make a clean reply; anything else is marked TRUNCATED."""
@@ -46,33 +58,6 @@ CLEAN_FINISH_REASONS = frozenset({"stop", "tool_calls", "end_turn"})
 
 def new_id() -> str:
     return uuid.uuid4().hex
-
-
-@dataclass
-class Usage:
-    """Token counts of one turn, as the host reported them (None: not reported)."""
-
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    cached_tokens: int | None = None
-    reasoning_tokens: int | None = None
-    cost: float | None = None
-    """Cost in USD when the host reports it (OpenRouter, Runware)."""
-
-    def merge(self, other: Usage) -> None:
-        """Take every field the other usage reports (later chunks win)."""
-        for f in fields(self):
-            value = getattr(other, f.name)
-            if value is not None:
-                setattr(self, f.name, value)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> Usage:
-        data = data or {}
-        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
 
 
 @dataclass
@@ -94,72 +79,55 @@ class ToolCall:
 
 
 @dataclass
-class Turn:
-    """One exchange: the user's text and the assistant's reply to it."""
+class ToolResult:
+    """What a tool call gave back: the complete text (what the model is sent may be shorter)."""
 
-    user_text: str
-    thinking: bool
-    """Whether thinking was on for this turn's request."""
-    host: str = ""
-    """Host id the turn was sent to (see hosts.py)."""
-    model: str = ""
-    id: str = field(default_factory=new_id)
+    call_id: str | None
+    name: str
+    content: str
+    is_error: bool = False
+    sent_limit: int | None = None
+    """Characters of `content` the model was sent (None: all); a replay sends exactly the same."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ToolResult:
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+@dataclass
+class Step:
+    """One request of a turn and what the model answered to it."""
+
     reasoning: str = ""
-    """Exact concatenation of the reasoning deltas."""
+    """Exact concatenation of the reasoning deltas (after `sync`)."""
     content: str = ""
-    """Exact concatenation of the answer deltas."""
+    """Exact concatenation of the answer deltas (after `sync`)."""
     tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_results: list[ToolResult] = field(default_factory=list)
+    """One per call, in call order, once the calls ran."""
     reasoning_details: list[dict[str, Any]] | None = None
     """OpenRouter's raw `reasoning_details`, kept for replay."""
-    status: str = STREAMING
     finish_reason: str | None = None
-    error: str | None = None
-    """One-line message of the failure, if any."""
-    error_kind: str | None = None
-    """Stable name of the failure (GlmChatError.kind)."""
     usage: Usage = field(default_factory=Usage)
-    created_at: float = field(default_factory=time.time)
-    """When the turn was sent."""
-    first_reasoning_at: float | None = None
-    first_content_at: float | None = None
-    finished_at: float | None = None
-    include_in_context: bool | None = None
-    """None: replay only if clean. True/False: the user's explicit choice."""
 
-    # Streaming accumulation: deltas are appended to lists (O(1) per token) and
-    # joined into `reasoning`/`content` when someone asks (`sync()`).
-    _reasoning_parts: list[str] = field(default_factory=list, repr=False, compare=False)
-    _content_parts: list[str] = field(default_factory=list, repr=False, compare=False)
+    pending_reasoning: list[str] = field(default_factory=list, repr=False, compare=False)
+    """Reasoning deltas not joined into `reasoning` yet (appending is O(1) per token)."""
+    pending_content: list[str] = field(default_factory=list, repr=False, compare=False)
+    """Answer deltas not joined into `content` yet."""
 
-    # -- streaming -------------------------------------------------------------------
+    def sync(self) -> None:
+        """Join the pending deltas into `reasoning` and `content`."""
+        if self.pending_reasoning:
+            self.reasoning += "".join(self.pending_reasoning)
+            self.pending_reasoning.clear()
+        if self.pending_content:
+            self.content += "".join(self.pending_content)
+            self.pending_content.clear()
 
-    def apply(self, event: Event, now: float | None = None) -> None:
-        """Fold one stream event into the turn. Cheap: no string joins here."""
-        if isinstance(event, ReasoningDelta):
-            if event.text:
-                if self.first_reasoning_at is None:
-                    self.first_reasoning_at = now if now is not None else time.time()
-                self._reasoning_parts.append(event.text)
-        elif isinstance(event, ContentDelta):
-            if event.text:
-                if self.first_content_at is None:
-                    self.first_content_at = now if now is not None else time.time()
-                self._content_parts.append(event.text)
-        elif isinstance(event, ToolCallDelta):
-            self._apply_tool_call(event)
-        elif isinstance(event, ReasoningDetailsDelta):
-            if self.reasoning_details is None:
-                self.reasoning_details = []
-            self.reasoning_details.extend(event.items)
-        elif isinstance(event, UsageUpdate):
-            self.usage.merge(event.usage)
-        elif isinstance(event, Finish):
-            if event.reason is not None:
-                self.finish_reason = event.reason
-        elif isinstance(event, StreamFailed):
-            self.fail(event.error)
-
-    def _apply_tool_call(self, event: ToolCallDelta) -> None:
+    def apply_tool_call(self, event: ToolCallDelta) -> None:
         for call in self.tool_calls:
             if call.index == event.index:
                 break
@@ -172,24 +140,150 @@ class Turn:
             call.name = event.name
         call.arguments += event.arguments
 
+    def to_dict(self) -> dict[str, Any]:
+        self.sync()
+        return {
+            "reasoning": self.reasoning,
+            "content": self.content,
+            "tool_calls": [c.to_dict() for c in self.tool_calls],
+            "tool_results": [r.to_dict() for r in self.tool_results],
+            "reasoning_details": self.reasoning_details,
+            "finish_reason": self.finish_reason,
+            "usage": self.usage.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Step:
+        return cls(
+            reasoning=data.get("reasoning") or "",
+            content=data.get("content") or "",
+            tool_calls=[ToolCall.from_dict(c) for c in data.get("tool_calls") or []],
+            tool_results=[ToolResult.from_dict(r) for r in data.get("tool_results") or []],
+            reasoning_details=data.get("reasoning_details"),
+            finish_reason=data.get("finish_reason"),
+            usage=Usage.from_dict(data.get("usage")),
+        )
+
+
+def _one_step() -> list[Step]:
+    return [Step()]
+
+
+@dataclass
+class Turn:
+    """One exchange: the user's text and the assistant's reply to it, in one or more steps."""
+
+    user_text: str
+    thinking: bool
+    """Whether thinking was on for this turn's requests."""
+    host: str = ""
+    """Host id the turn was sent to (see hosts.py)."""
+    model: str = ""
+    id: str = field(default_factory=new_id)
+    parent_id: str | None = None
+    """The turn this one follows (None: the first of its branch)."""
+    steps: list[Step] = field(default_factory=_one_step)
+    status: TurnStatus = TurnStatus.STREAMING
+    finish_reason: str | None = None
+    error: str | None = None
+    """One-line message of the failure, if any."""
+    error_kind: str | None = None
+    """Stable name of the failure (GlmChatError.kind)."""
+    created_at: float = field(default_factory=time.time)
+    """When the turn was sent."""
+    first_reasoning_at: float | None = None
+    first_content_at: float | None = None
+    finished_at: float | None = None
+    include_in_context: bool | None = None
+    """None: replay only if clean. True/False: the user's explicit choice."""
+    thinking_level: str | None = None
+    """The thinking level sent, for models that take one (None: on/off only)."""
+
+    # -- the text of every step -----------------------------------------------------------
+
+    @property
+    def step(self) -> Step:
+        """The current (last) step."""
+        return self.steps[-1]
+
+    @property
+    def reasoning(self) -> str:
+        """All the turn's reasoning, step after step (for display, search and estimates)."""
+        self.sync()
+        return "".join(step.reasoning for step in self.steps)
+
+    @property
+    def content(self) -> str:
+        """All the turn's answer text, step after step."""
+        self.sync()
+        return "".join(step.content for step in self.steps)
+
+    @property
+    def usage(self) -> Usage:
+        """The token counts (and cost) of every step added up."""
+        if len(self.steps) == 1:
+            return self.steps[0].usage
+        return Usage.total(step.usage for step in self.steps)
+
+    @property
+    def last_usage(self) -> Usage:
+        """Usage of the last step that reported a prompt (its prompt is the context the turn ended with)."""
+        for step in reversed(self.steps):
+            if step.usage.prompt_tokens is not None:
+                return step.usage
+        return self.steps[-1].usage
+
+    # -- streaming -------------------------------------------------------------------------
+
+    def apply(self, event: Event, now: float | None = None) -> None:
+        """Fold one stream event into the current step. Cheap: no string joins here."""
+        step = self.steps[-1]
+        if isinstance(event, ReasoningDelta):
+            if event.text:
+                if self.first_reasoning_at is None:
+                    self.first_reasoning_at = now if now is not None else time.time()
+                step.pending_reasoning.append(event.text)
+        elif isinstance(event, ContentDelta):
+            if event.text:
+                if self.first_content_at is None:
+                    self.first_content_at = now if now is not None else time.time()
+                step.pending_content.append(event.text)
+        elif isinstance(event, ToolCallDelta):
+            step.apply_tool_call(event)
+        elif isinstance(event, ReasoningDetailsDelta):
+            if step.reasoning_details is None:
+                step.reasoning_details = []
+            step.reasoning_details.extend(event.items)
+        elif isinstance(event, UsageUpdate):
+            step.usage.merge(event.usage)
+        elif isinstance(event, Finish):
+            if event.reason is not None:
+                step.finish_reason = event.reason
+                self.finish_reason = event.reason
+        elif isinstance(event, StreamFailed):
+            self.fail(event.error)
+
+    def begin_step(self) -> Step:
+        """Start the next step (after the current one's tool results are in)."""
+        self.sync()
+        step = Step()
+        self.steps.append(step)
+        return step
+
     def sync(self) -> None:
-        """Join pending deltas into `reasoning` and `content`."""
-        if self._reasoning_parts:
-            self.reasoning += "".join(self._reasoning_parts)
-            self._reasoning_parts.clear()
-        if self._content_parts:
-            self.content += "".join(self._content_parts)
-            self._content_parts.clear()
+        """Join pending deltas into each step's `reasoning` and `content`."""
+        for step in self.steps:
+            step.sync()
 
     def fail(self, error: BaseException) -> None:
         """Mark the turn failed with the error's one-line message."""
         from glmchat.errors import GlmChatError
 
-        self.status = ERROR
+        self.status = TurnStatus.ERROR
         self.error = str(error) or type(error).__name__
         self.error_kind = error.kind if isinstance(error, GlmChatError) else "error"
 
-    def finish(self, status: str | None = None, now: float | None = None) -> None:
+    def finish(self, status: TurnStatus | None = None, now: float | None = None) -> None:
         """End the stream: join the text and settle the status.
 
         With no explicit status, the finish reason decides: a clean reason gives
@@ -200,18 +294,18 @@ class Turn:
         self.finished_at = now if now is not None else time.time()
         if status is not None:
             self.status = status
-        elif self.status == ERROR:
+        elif self.status == TurnStatus.ERROR:
             pass
         elif self.finish_reason is None or self.finish_reason in CLEAN_FINISH_REASONS:
-            self.status = COMPLETE
+            self.status = TurnStatus.COMPLETE
         else:
-            self.status = TRUNCATED
+            self.status = TurnStatus.TRUNCATED
 
-    # -- derived ---------------------------------------------------------------------
+    # -- derived ---------------------------------------------------------------------------
 
     @property
     def is_clean(self) -> bool:
-        return self.status == COMPLETE
+        return self.status == TurnStatus.COMPLETE
 
     @property
     def replayable(self) -> bool:
@@ -228,33 +322,44 @@ class Turn:
         end = self.first_content_at or self.finished_at
         return None if end is None else max(0.0, end - self.first_reasoning_at)
 
-    # -- (de)serialisation -------------------------------------------------------------
+    # -- (de)serialisation -------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        self.sync()
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name.startswith("_"):
-                continue
             value = getattr(self, f.name)
-            if f.name == "usage":
-                value = value.to_dict()
-            elif f.name == "tool_calls":
-                value = [c.to_dict() for c in value]
+            if f.name == "steps":
+                value = [step.to_dict() for step in value]
+            elif f.name == "status":
+                value = str(value)
             out[f.name] = value
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Turn:
-        kwargs = {f.name: data[f.name] for f in fields(cls) if not f.name.startswith("_") and f.name in data}
-        kwargs["usage"] = Usage.from_dict(data.get("usage"))
-        kwargs["tool_calls"] = [ToolCall.from_dict(c) for c in data.get("tool_calls") or []]
+        """A turn from `to_dict`'s shape, or from the one-step shape of glmchat 0.1 (text at the top)."""
+        kwargs = {f.name: data[f.name] for f in fields(cls) if f.name in data and f.name != "steps"}
+        if "status" in kwargs:
+            kwargs["status"] = TurnStatus(kwargs["status"])
+        if "steps" in data:
+            kwargs["steps"] = [Step.from_dict(s) for s in data["steps"]] or _one_step()
+        else:
+            kwargs["steps"] = [Step.from_dict(data)]
         return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class Branch:
+    """Where a turn stands among its siblings (the turns that follow the same turn)."""
+
+    position: int
+    """1-based, oldest first."""
+    count: int
 
 
 @dataclass
 class Session:
-    """A conversation: its settings and its turns, oldest first."""
+    """A conversation: its settings and one path through its tree of turns, root first."""
 
     title: str = ""
     host: str = "zai"
@@ -271,14 +376,34 @@ class Session:
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     turns: list[Turn] = field(default_factory=list)
+    """The current path: the first turn, then each one's chosen follower, down to the head."""
+    branches: dict[str, Branch] = field(default_factory=dict, compare=False)
+    """Turn id -> its place among its siblings, for turns on the path that have some."""
 
-    def new_turn(self, text: str, thinking: bool | None = None) -> Turn:
-        """Start a turn with the user's text; `thinking` defaults to the session's switch."""
+    @property
+    def head(self) -> Turn | None:
+        """The last turn of the current path (the next turn follows it)."""
+        return self.turns[-1] if self.turns else None
+
+    def new_turn(self, text: str, thinking: bool | None = None, *, after: Turn | None = None) -> Turn:
+        """Start a turn with the user's text and put it at the end of the path.
+
+        Args:
+            text: The user's message.
+            thinking: Thinking for this turn; default the session's switch.
+            after: The turn it follows; default the head. Following an earlier
+                turn starts a new branch there: the path is cut after `after`.
+        """
+        parent = self.head if after is None else after
+        if after is not None:
+            index = next(i for i, t in enumerate(self.turns) if t is after)
+            del self.turns[index + 1 :]
         turn = Turn(
             user_text=text,
             thinking=self.thinking_next if thinking is None else thinking,
             host=self.host,
             model=self.model,
+            parent_id=parent.id if parent is not None else None,
         )
         self.turns.append(turn)
         if not self.title:
@@ -286,26 +411,68 @@ class Session:
         self.updated_at = turn.created_at
         return turn
 
+    def branch_before(self, turn: Turn) -> Turn | None:
+        """The turn a sibling of `turn` would follow (None for a first turn)."""
+        index = next(i for i, t in enumerate(self.turns) if t is turn)
+        return self.turns[index - 1] if index else None
+
     def history(self, before: Turn | None = None) -> list[Turn]:
-        """Earlier turns the request for `before` (default: the last turn) replays, in order."""
+        """Earlier turns the request for `before` (default: the head) replays, in order."""
         turns = self.turns
         if before is not None:
-            turns = turns[: self.turns.index(before)]
+            turns = turns[: next(i for i, t in enumerate(turns) if t is before)]
         elif turns:
             turns = turns[:-1]
         return [t for t in turns if t.replayable]
 
+    def settings(self) -> dict[str, Any]:
+        """Everything but the turns (what a session row stores)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("turns", "branches")}
+
     def to_dict(self, *, with_turns: bool = True) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "turns"}
+        out = self.settings()
         if with_turns:
             out["turns"] = [t.to_dict() for t in self.turns]
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Session:
-        kwargs = {f.name: data[f.name] for f in fields(cls) if f.name != "turns" and f.name in data}
+        kwargs = {f.name: data[f.name] for f in fields(cls) if f.name not in ("turns", "branches") and f.name in data}
         kwargs["turns"] = [Turn.from_dict(t) for t in data.get("turns") or []]
         return cls(**kwargs)
+
+
+@dataclass
+class SessionTree:
+    """A session with every turn of its tree (for the JSON export and import).
+
+    `turns` lists parents before their children; `head` is the id of the
+    current path's last turn. `session.turns` holds that path.
+    """
+
+    session: Session
+    turns: list[Turn]
+    head: str | None
+
+    @classmethod
+    def of(cls, session: Session) -> SessionTree:
+        """A session's path as a tree of one branch (what an unsaved session, or a 0.1 export, holds)."""
+        for previous, turn in zip(session.turns, session.turns[1:]):
+            if turn.parent_id is None:
+                turn.parent_id = previous.id
+        head = session.turns[-1].id if session.turns else None
+        return cls(session=session, turns=list(session.turns), head=head)
+
+    def path_to(self, turn_id: str | None) -> list[Turn]:
+        """The turns from the root to `turn_id`, in order."""
+        by_id = {t.id: t for t in self.turns}
+        path: list[Turn] = []
+        current = by_id.get(turn_id) if turn_id else None
+        while current is not None:
+            path.append(current)
+            current = by_id.get(current.parent_id) if current.parent_id else None
+        path.reverse()
+        return path
 
 
 def default_title(text: str, limit: int = 60) -> str:
@@ -315,34 +482,3 @@ def default_title(text: str, limit: int = 60) -> str:
         if line:
             return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
     return "New chat"
-
-
-def estimate_tokens(text: str) -> int:
-    """A rough token count for warnings before sending (no tokenizer at hand).
-
-    GLM's tokenizer averages about 3.5 characters per token on English and code,
-    and about one token per CJK character; we take the larger of the two reads
-    so the warning errs on the side of caution.
-    """
-    if not text:
-        return 0
-    # Runs of wide characters counted by the regex engine: this is called on the whole
-    # history at every send, and a per-character Python loop made that O(history) slow.
-    wide = 0 if text.isascii() else sum(map(len, _WIDE_RUNS.findall(text)))
-    return max(1, round((len(text) - wide) / 3.5 + wide))
-
-
-_WIDE_RUNS = re.compile("[\u2e80-\U0010ffff]+")
-"""Characters from U+2E80 on (CJK and beyond), which GLM's tokenizer counts about one each."""
-
-
-def estimate_request_tokens(session: Session, next_text: str = "") -> int:
-    """Estimated prompt tokens of a request that sends `next_text` after every replayable turn."""
-    total = estimate_tokens(session.system_prompt) + estimate_tokens(next_text)
-    for turn in session.turns:
-        if not turn.replayable:
-            continue
-        total += estimate_tokens(turn.user_text) + estimate_tokens(turn.content) + 4
-        if session.preserve_thinking and turn.thinking:
-            total += estimate_tokens(turn.reasoning)
-    return total

@@ -1,11 +1,14 @@
-"""Run one turn end to end: the single streaming path used by `glmchat ask` and the TUI.
+"""Run one turn end to end: the single streaming path of `glmchat ask` and the TUI.
 
-build the request -> stream it -> fold each event into the Turn -> tell the
-caller -> save progress now and then -> settle and save the turn.
+For each step: build the request -> stream it -> fold each event into the turn
+-> tell the caller -> save progress now and then. A step that ends asking for
+tools (and a `ToolRunner` to answer them) gets its calls run, their results
+kept with the step, and the next step starts; otherwise the turn settles and
+is saved.
 
 The per-event path stays O(1): `Turn.apply` appends to part lists, the clock
-is read once, and the store is only touched every `save_interval` seconds
-(it appends just the new text, so a save costs O(new text)).
+is read once, and the store is only touched every `save_interval` seconds (it
+appends just the new text, so a save costs O(new text)).
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ import asyncio
 import time
 from collections.abc import Callable
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from glmchat.errors import GlmChatError, StorageError
 from glmchat.protocol.events import ContentDelta, Event, ReasoningDelta, StreamFailed, ToolCallDelta
-from glmchat.session import ERROR, STOPPED, TRUNCATED, Session, Turn
+from glmchat.session import Session, Step, ToolResult, Turn, TurnStatus
 
 if TYPE_CHECKING:
     from glmchat.client import GlmClient
@@ -36,6 +39,32 @@ _FINISH_KIND = {
 }
 
 
+class TurnStore(Protocol):
+    """What the runner needs of a store (`glmchat.store.Store` is one)."""
+
+    def begin_turn(self, session: Session, turn: Turn) -> None: ...
+
+    def save_progress(self, turn: Turn) -> int: ...
+
+    def finish_turn(self, turn: Turn) -> None: ...
+
+
+class ToolRunner(Protocol):
+    """Answers a step's tool calls (see `glmchat.tools`); None means tools are off for the turn."""
+
+    max_steps: int
+    """Steps a turn may take at most; the last one is offered no tools, so it answers."""
+
+    @property
+    def specs(self) -> list[dict[str, object]]:
+        """The tools offered, as the chat-completions `tools` array."""
+        ...
+
+    async def run(self, step: Step) -> list[ToolResult]:
+        """One result per call of `step`, in call order; never raises for a failed call."""
+        ...
+
+
 async def run_turn(
     client: GlmClient,
     host: Host,
@@ -43,21 +72,23 @@ async def run_turn(
     turn: Turn,
     *,
     api_key: str | None,
-    store: Any = None,
+    store: TurnStore | None = None,
     on_event: Callable[[Event], None] | None = None,
+    tools: ToolRunner | None = None,
     save_interval: float = 0.25,
 ) -> Turn:
-    """Send `turn` (already in `session.turns`) to `host` and stream the reply into it.
+    """Send `turn` (the last of `session.turns`) to `host` and stream the reply into it.
 
     Args:
         client: The HTTP client.
         host: The host profile to send to.
-        session: The session the turn belongs to (its history is replayed).
+        session: The session the turn belongs to (its path is replayed).
         turn: The turn to fill; returned settled (COMPLETE, TRUNCATED, ERROR or STOPPED).
         api_key: The key for `host`, or None for a local server.
-        store: A `glmchat.store.Store` (or None): `begin_turn` first, `save_progress`
-            at most every `save_interval` seconds while text arrives, `finish_turn` at the end.
+        store: Where the turn is saved: `begin_turn` first, `save_progress` at most
+            every `save_interval` seconds while text arrives, `finish_turn` at the end.
         on_event: Called with every event, synchronously, right after the turn applied it.
+        tools: Runs tool calls between steps (None: a step asking for tools ends the turn).
         save_interval: Seconds between progress saves.
 
     Returns:
@@ -74,76 +105,87 @@ async def run_turn(
     turn.host = host.id
     if not turn.model:
         turn.model = session.model
-    storage_error: StorageError | None = None
-
-    def save(method: str, *args: Any) -> None:
-        nonlocal storage_error
-        if store is None:
-            return
-        try:
-            getattr(store, method)(*args)
-        except StorageError as exc:
-            # Keep streaming: the turn lives on in memory and the caller hears of it at the end.
-            storage_error = storage_error or exc
-
-    save("begin_turn", session, turn)
-    if storage_error is not None:
+    saver = _Saver(store)
+    saver.call(lambda s: s.begin_turn(session, turn))
+    if saver.error is not None:
         # Nothing can be kept: don't spend the user's tokens on an answer we cannot save.
-        turn.fail(storage_error)
+        turn.fail(saver.error)
         turn.finish()
-        raise storage_error
-
-    try:
-        request = build_request(host, session, turn)
-    except GlmChatError as exc:
-        turn.fail(exc)
-        _settle(turn, host)
-        save("finish_turn", turn)
-        return _done(turn, storage_error)
+        raise saver.error
 
     clock = time.monotonic
     next_save = clock() + save_interval
     try:
-        async with aclosing(client.stream(host, request, api_key)) as events:
-            async for event in events:
-                turn.apply(event)
-                if on_event is not None:
-                    on_event(event)
-                if isinstance(event, _TEXT_EVENTS):
-                    now = clock()
-                    if now >= next_save:
-                        save("save_progress", turn)
-                        next_save = now + save_interval
-                elif isinstance(event, StreamFailed):
-                    break
+        while True:
+            offered = tools is not None and len(turn.steps) < tools.max_steps
+            try:
+                request = build_request(host, session, turn, tools=tools.specs if tools is not None and offered else None)
+            except GlmChatError as exc:
+                turn.fail(exc)
+                break
+            async with aclosing(client.stream(host, request, api_key)) as events:
+                async for event in events:
+                    turn.apply(event)
+                    if on_event is not None:
+                        on_event(event)
+                    if isinstance(event, _TEXT_EVENTS):
+                        now = clock()
+                        if now >= next_save:
+                            saver.call(lambda s: s.save_progress(turn))
+                            next_save = now + save_interval
+                    elif isinstance(event, StreamFailed):
+                        break
+            step = turn.step
+            if turn.status == TurnStatus.ERROR or tools is None or not offered:
+                break
+            if not step.tool_calls or step.finish_reason != "tool_calls":
+                break
+            step.tool_results = await tools.run(step)
+            turn.begin_step()
+            # The finished step (its calls and results) is written whole before the next request.
+            saver.call(lambda s: s.save_progress(turn))
+            next_save = clock() + save_interval
     except asyncio.CancelledError:
-        turn.finish(STOPPED)
-        save("finish_turn", turn)
+        turn.finish(TurnStatus.STOPPED)
+        saver.call(lambda s: s.finish_turn(turn))
         raise
     except Exception as exc:
         # A bug above us (an on_event callback) must not leave the turn "streaming" forever.
         turn.fail(exc)
         turn.finish()
-        save("finish_turn", turn)
+        saver.call(lambda s: s.finish_turn(turn))
         raise
     _settle(turn, host)
-    save("finish_turn", turn)
-    return _done(turn, storage_error)
+    saver.call(lambda s: s.finish_turn(turn))
+    if saver.error is not None:
+        raise saver.error
+    return turn
+
+
+class _Saver:
+    """Calls the store and keeps the first storage failure instead of stopping the stream."""
+
+    def __init__(self, store: TurnStore | None) -> None:
+        self.store = store
+        self.error: StorageError | None = None
+
+    def call(self, write: Callable[[TurnStore], object]) -> None:
+        if self.store is None:
+            return
+        try:
+            write(self.store)
+        except StorageError as exc:
+            # Keep streaming: the turn lives on in memory and the caller hears of it at the end.
+            self.error = self.error or exc
 
 
 def _settle(turn: Turn, host: Host) -> None:
     """Finish the turn and, for a turn the host cut short, say why in one line."""
     turn.finish()
-    if turn.status == TRUNCATED and turn.error is None:
+    if turn.status == TurnStatus.TRUNCATED and turn.error is None:
         from glmchat.protocol.classify import describe_finish
 
         turn.error = describe_finish(host, turn.finish_reason)
         turn.error_kind = _FINISH_KIND.get(turn.finish_reason or "", "truncated")
-    elif turn.status == ERROR and not turn.error:
+    elif turn.status == TurnStatus.ERROR and not turn.error:
         turn.error = f"{host.name}: the request failed — retry"
-
-
-def _done(turn: Turn, storage_error: StorageError | None) -> Turn:
-    if storage_error is not None:
-        raise storage_error
-    return turn

@@ -85,7 +85,7 @@ def test_text_survives_streaming_saves(user_text: str, deltas: tuple) -> None:
         pieces = deltas[0]
         assert seen.reasoning == joined(pieces, "r")
         assert seen.content == joined(pieces, "c")
-        assert (seen.tool_calls[0].arguments if seen.tool_calls else "") == joined(pieces, "t")
+        assert (seen.step.tool_calls[0].arguments if seen.step.tool_calls else "") == joined(pieces, "t")
 
         turn.apply(Finish("stop"))
         turn.finish()

@@ -349,7 +349,7 @@ def test_escape_sequences_are_inert_on_a_terminal(glm_server, glmchat_home: Path
 def make_sessions(home: Path) -> None:
     """Two sessions written in-process (`ask` itself is tested above; this keeps the tests quick)."""
     from glmchat.protocol.events import ContentDelta, ReasoningDelta
-    from glmchat.session import Session
+    from glmchat.session import SessionTree, Session
     from glmchat.store import Store
 
     with Store.open(home) as store:
@@ -379,7 +379,8 @@ def test_sessions_list_and_show_json(glmchat_home: Path) -> None:
     proc = run("sessions", "show", "1", "--json", home=glmchat_home)
     assert proc.returncode == 0, proc.stderr
     shown = json.loads(proc.stdout)["session"]
-    assert [t["reasoning"] for t in shown["turns"]] == ["pondering zebras", "more"]
+    assert [t["steps"][0]["reasoning"] for t in shown["turns"]] == ["pondering zebras", "more"]
+    assert shown["head"] == shown["turns"][-1]["id"]
     proc = run("sessions", "show", "1", home=glmchat_home)
     assert "Zebras have stripes." in proc.stdout and "Why stripes?" in proc.stdout
 
@@ -491,14 +492,14 @@ def test_transient_error_is_retried_with_a_note(glm_server, glmchat_home: Path) 
 
 def test_hostile_title_is_imported_and_exported_inside_the_chosen_folder(glmchat_home: Path, tmp_path: Path) -> None:
     from glmchat.export import to_json
-    from glmchat.session import Session
+    from glmchat.session import Session, SessionTree
 
     session = Session(title="../../escape/\x1b]0;pwned\x07CON")
     turn = session.new_turn("hello", thinking=False)
     turn.finish()
     source = tmp_path / "in" / "hostile.json"
     source.parent.mkdir()
-    source.write_text(to_json(session), encoding="utf-8")
+    source.write_text(to_json(SessionTree.of(session)), encoding="utf-8")
     before = {p for p in tmp_path.rglob("*")}
 
     proc = run("sessions", "import", str(source), home=glmchat_home)

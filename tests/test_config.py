@@ -175,7 +175,7 @@ def test_user_host_based_on_a_builtin() -> None:
     config = Config(hosts={"proxy": {"based_on": "cerebras", "base_url": "https://proxy.example/v1", "name": "My proxy"}})
     host = resolve_host(config, "proxy")
     assert host.id == "proxy" and host.name == "My proxy"
-    assert host.thinking_style == hosts.THINK_EFFORT and host.replay_field == hosts.REPLAY_THINK_TAGS
+    assert host.thinking_style == hosts.ThinkingStyle.EFFORT and host.replay_field == hosts.ReplayField.THINK_TAGS
     assert host.default_model == "zai-glm-4.7"
     # The built-in's key variable is not inherited: a proxy gets its own key.
     assert host.key_env is None and not host.local
@@ -185,9 +185,9 @@ def test_user_host_by_dialect() -> None:
     config = Config(hosts={"box": {"dialect": "ollama", "base_url": "http://127.0.0.1:11434"},
                            "plain": {"dialect": "chat", "base_url": "http://localhost:5000/v1"}})
     box = resolve_host(config, "box")
-    assert box.dialect == hosts.OLLAMA and box.chat_path == "/api/chat" and box.local
+    assert box.dialect == hosts.Dialect.OLLAMA and box.chat_path == "/api/chat" and box.local
     plain = resolve_host(config, "plain")
-    assert plain.dialect == hosts.CHAT and plain.url == "http://localhost:5000/v1/chat/completions"
+    assert plain.dialect == hosts.Dialect.CHAT and plain.url == "http://localhost:5000/v1/chat/completions"
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,8 @@ from glmchat.errors import GlmChatError
 from glmchat.export import SessionImportError, from_json, safe_filename, to_json, to_markdown
 from glmchat.protocol.events import ContentDelta, Finish, ReasoningDelta, StreamFailed, ToolCallDelta, UsageUpdate
 from glmchat.errors import ServerError
-from glmchat.session import INTERRUPTED, STATUSES, STOPPED, Session, ToolCall, Turn, Usage
+from glmchat.session import SessionTree, Step, Session, ToolCall, Turn, TurnStatus
+from glmchat.usage import Usage
 
 # -- helpers ---------------------------------------------------------------------------------
 
@@ -56,7 +57,7 @@ def turn_with(session: Session, user: str, reasoning: str = "", content: str = "
         turn.apply(ContentDelta(content), now=104.5)
     turn.finish(now=105.0)
     for key, value in kw.items():
-        setattr(turn, key, value)
+        setattr(turn.step if key == "usage" else turn, key, value)
     return turn
 
 
@@ -64,10 +65,10 @@ def sample_session() -> Session:
     session = Session(title="Rust lifetimes", created_at=1_700_000_000, updated_at=1_700_000_600)
     turn_with(session, "What is 'a?", "The user asks about lifetimes.\n", "A **lifetime** is...",
               usage=Usage(100, 50, 80, 30, 0.0012))
-    turn_with(session, "Shorter please", "", "Sure.", status=STOPPED, usage=Usage(200, 10, None, None, 0.0005))
+    turn_with(session, "Shorter please", "", "Sure.", status=TurnStatus.STOPPED, usage=Usage(200, 10, None, None, 0.0005))
     turn_with(session, "Again", "", "", status="error", error="Z.ai: server error (500); try again")
     turn_with(session, "Long", "ok", "cut", finish_reason="length", status="truncated")
-    turn_with(session, "Crash", "half", "", status=INTERRUPTED)
+    turn_with(session, "Crash", "half", "", status=TurnStatus.INTERRUPTED)
     session.updated_at = 1_700_000_600
     return session
 
@@ -249,10 +250,10 @@ def test_document_structure_survives_any_text(user: str, reasoning: str, content
 
 def test_json_envelope() -> None:
     session = sample_session()
-    data = json.loads(to_json(session))
-    assert data["format"] == "glmchat.session" and data["version"] == 1
+    data = json.loads(to_json(SessionTree.of(session)))
+    assert data["format"] == "glmchat.session" and data["version"] == 2
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", data["exported_at"])
-    assert data["session"] == session.to_dict()
+    assert data["session"] == {**session.to_dict(), "head": session.turns[-1].id}
 
 
 def test_json_round_trip_of_a_rich_session() -> None:
@@ -261,32 +262,32 @@ def test_json_round_trip_of_a_rich_session() -> None:
     turn.apply(ToolCallDelta(0, "c", "f", '{"a": "\\u00e9"}'))
     turn.apply(UsageUpdate(Usage(cost=0.1)))
     turn.apply(StreamFailed(ServerError("boom", host="Z.ai")))
-    turn.reasoning_details = [{"type": "reasoning.text", "text": "x", "signature": None}]
+    turn.step.reasoning_details = [{"type": "reasoning.text", "text": "x", "signature": None}]
     turn.include_in_context = False
-    assert from_json(to_json(session)).to_dict() == session.to_dict()
-    assert from_json(to_json(session).encode("utf-8")).to_dict() == session.to_dict()
+    assert from_json(to_json(SessionTree.of(session))).session.to_dict() == session.to_dict()
+    assert from_json(to_json(SessionTree.of(session)).encode("utf-8")).session.to_dict() == session.to_dict()
 
 
 def test_json_is_utf8_and_escapes_what_a_terminal_would_act_on() -> None:
     session = Session(title="\ud800 \x9b31m \x1b[2J \u2028 😀")
-    text = to_json(session)
+    text = to_json(SessionTree.of(session))
     text.encode("utf-8")
     assert "\x9b" not in text and "\x1b" not in text and "\u2028" not in text
     assert "😀" in text  # real characters stay readable
-    assert from_json(text).title == session.title
+    assert from_json(text).session.title == session.title
 
 
 def test_split_surrogate_pair_stays_two_code_points() -> None:
     session = Session(title="t")
     turn_with(session, "q", "\ud83d\ude00", "\ud83d" + "x" + "\ude00")
-    back = from_json(to_json(session))
+    back = from_json(to_json(SessionTree.of(session))).session
     assert back.turns[0].reasoning == "\ud83d\ude00" and len(back.turns[0].reasoning) == 2
     assert back.to_dict() == session.to_dict()
 
 
 def test_foreign_escaped_pair_decoder_handles_all_escapes() -> None:
     session = Session(title='q"\\/\b\f\n\r\t\x00é\ud83d\ude00')
-    assert from_json(to_json(session)).title == session.title
+    assert from_json(to_json(SessionTree.of(session))).session.title == session.title
 
 
 any_char = st.characters(exclude_categories=())
@@ -295,26 +296,16 @@ text = st.lists(
               st.sampled_from(["\r\n", "\x00", "\ud83d\ude00", "`", "</details>", " \t "])),
     max_size=8,
 ).map("".join)
-number = st.floats(allow_nan=False)
+number = st.floats(allow_nan=False, allow_infinity=False)
+when = st.floats(0, 32_503_680_000)
 opt_int = st.none() | st.integers(0, 10**9)
 
 
 @st.composite
 def turns(draw: st.DrawFn) -> Turn:
-    return Turn(
-        user_text=draw(text), thinking=draw(st.booleans()), host=draw(text), model=draw(text),
-        id=draw(st.uuids()).hex, reasoning=draw(text), content=draw(text),
-        tool_calls=[ToolCall(index=i, id=draw(st.none() | text), name=draw(text), arguments=draw(text))
-                    for i in range(draw(st.integers(0, 2)))],
-        reasoning_details=draw(st.none() | st.lists(st.dictionaries(text, text | st.integers() | st.none(),
-                                                                    max_size=2), max_size=2)),
-        status=draw(st.sampled_from(STATUSES)), finish_reason=draw(st.none() | text), error=draw(st.none() | text),
-        error_kind=draw(st.none() | text),
-        usage=Usage(draw(opt_int), draw(opt_int), draw(opt_int), draw(opt_int), draw(st.none() | number)),
-        created_at=draw(number), first_reasoning_at=draw(st.none() | number),
-        first_content_at=draw(st.none() | number), finished_at=draw(st.none() | number),
-        include_in_context=draw(st.none() | st.booleans()),
-    )
+    return Turn(user_text=draw(text), thinking=draw(st.booleans()), host=draw(text), model=draw(text), id=draw(st.uuids()).hex, status=draw(st.sampled_from(tuple(TurnStatus))), finish_reason=draw(st.none() | text), error=draw(st.none() | text), error_kind=draw(st.none() | text), created_at=draw(when), first_reasoning_at=draw(st.none() | when), first_content_at=draw(st.none() | when), finished_at=draw(st.none() | when), include_in_context=draw(st.none() | st.booleans()), steps=[Step(reasoning=draw(text), content=draw(text), tool_calls=[ToolCall(index=i, id=draw(st.none() | text), name=draw(text), arguments=draw(text))
+                    for i in range(draw(st.integers(0, 2)))], reasoning_details=draw(st.none() | st.lists(st.dictionaries(text, text | st.integers() | st.none(),
+                                                                    max_size=2), max_size=2)), usage=Usage(draw(opt_int), draw(opt_int), draw(opt_int), draw(opt_int), draw(st.none() | number)))])
 
 
 @st.composite
@@ -323,16 +314,16 @@ def sessions(draw: st.DrawFn) -> Session:
         title=draw(text), host=draw(text), model=draw(text), system_prompt=draw(text),
         temperature=draw(st.none() | number), top_p=draw(st.none() | number), max_tokens=draw(opt_int),
         preserve_thinking=draw(st.booleans()), thinking_next=draw(st.booleans()), id=draw(st.uuids()).hex,
-        created_at=draw(number), updated_at=draw(number), turns=draw(st.lists(turns(), max_size=3)),
+        created_at=draw(when), updated_at=draw(when), turns=draw(st.lists(turns(), max_size=3)),
     )
 
 
 @settings(max_examples=100, deadline=None)
 @given(session=sessions())
 def test_json_round_trip_is_identity(session: Session) -> None:
-    exported = to_json(session)
+    exported = to_json(SessionTree.of(session))
     exported.encode("utf-8")
-    assert from_json(exported).to_dict() == session.to_dict()
+    assert from_json(exported).session.to_dict() == session.to_dict()
 
 
 @settings(max_examples=30, deadline=None)
@@ -347,19 +338,36 @@ def test_markdown_of_any_session_is_valid_utf8(session: Session) -> None:
 
 
 def envelope(**session_changes) -> str:
-    data = json.loads(to_json(sample_session()))
+    data = json.loads(to_json(SessionTree.of(sample_session())))
     data["session"].update(session_changes)
     return json.dumps(data)
 
 
 def with_turn_change(**changes) -> str:
-    data = json.loads(to_json(sample_session()))
+    data = json.loads(to_json(SessionTree.of(sample_session())))
+    data["session"]["turns"][0].update(changes)
+    return json.dumps(data)
+
+
+def with_step_change(**changes) -> str:
+    data = json.loads(to_json(SessionTree.of(sample_session())))
+    data["session"]["turns"][0]["steps"][0].update(changes)
+    return json.dumps(data)
+
+
+def with_version_1(**changes) -> str:
+    """A version 1 export: each turn holds its one step's fields itself."""
+    data = json.loads(to_json(SessionTree.of(sample_session())))
+    data["version"] = 1
+    for turn in data["session"]["turns"]:
+        step = turn.pop("steps")[0]
+        turn.update({k: v for k, v in step.items() if k != "tool_results"})
     data["session"]["turns"][0].update(changes)
     return json.dumps(data)
 
 
 def with_envelope_change(**changes) -> str:
-    data = json.loads(to_json(sample_session()))
+    data = json.loads(to_json(SessionTree.of(sample_session())))
     data.update(changes)
     return json.dumps(data)
 
@@ -375,7 +383,7 @@ def with_envelope_change(**changes) -> str:
         ('"just a string"', "no \"format\""),
         ('{"format": "something.else", "version": 1}', "no \"format\""),
         ('{"messages": []}', "no \"format\""),
-        (with_envelope_change(version=2), "newer glmchat"),
+        (with_envelope_change(version=3), "newer glmchat"),
         (with_envelope_change(version="1"), "version should be a whole number"),
         (with_envelope_change(version=True), "version should be a whole number"),
         (with_envelope_change(version=0), "version should be a whole number"),
@@ -384,17 +392,24 @@ def with_envelope_change(**changes) -> str:
         (envelope(turns="none"), "session.turns should be a list, not text"),
         (envelope(title=5), "session.title should be text, not a number"),
         (envelope(preserve_thinking="yes"), "session.preserve_thinking should be true/false"),
-        (envelope(max_tokens=1.5), "session.max_tokens should be a whole number or null"),
+        (envelope(max_tokens=1.5), "session.max_tokens should be a whole number"),
+        (envelope(created_at=-1e18), "session.created_at is not a time"),
+        (envelope(updated_at=1e400), "session.updated_at is out of range"),
+        (envelope(max_tokens=10**30), "session.max_tokens is out of range"),
+        (envelope(head="nowhere"), "session.head names no turn"),
         (envelope(id=""), "session.id is empty"),
         (envelope(turns=[1]), "session.turns[0] should be an object"),
-        (with_turn_change(reasoning=12), "session.turns[0].reasoning should be text, not a number"),
+        (with_step_change(reasoning=12), "session.turns[0].steps[0].reasoning should be text, not a number"),
         (with_turn_change(thinking=1), "session.turns[0].thinking should be true/false"),
-        (with_turn_change(usage={"prompt_tokens": "5"}), "session.turns[0].usage.prompt_tokens should be"),
-        (with_turn_change(usage={"prompt_tokens": True}), "session.turns[0].usage.prompt_tokens should be"),
+        (with_step_change(usage={"prompt_tokens": "5"}), "session.turns[0].steps[0].usage.prompt_tokens should be"),
+        (with_step_change(usage={"prompt_tokens": True}), "session.turns[0].steps[0].usage.prompt_tokens should be"),
         (with_turn_change(status="weird"), "status 'weird' is unknown"),
-        (with_turn_change(tool_calls=[{"name": "x"}]), 'tool_calls[0] has no "index"'),
-        (with_turn_change(reasoning_details=["x"]), "reasoning_details[0] should be an object"),
+        (with_step_change(tool_calls=[{"name": "x"}]), 'tool_calls[0] has no "index"'),
+        (with_step_change(reasoning_details=["x"]), "reasoning_details[0] should be an object"),
         (with_turn_change(created_at="yesterday"), "created_at should be"),
+        (with_turn_change(parent_id="elsewhere"), "session.turns[0].parent_id names no turn"),
+        (with_version_1(reasoning=12), "session.turns[0].reasoning should be text, not a number"),
+        (with_version_1(tool_calls=[{"name": "x"}]), 'tool_calls[0] has no "index"'),
     ],
 )
 def test_import_errors(text: str, message: str) -> None:
@@ -406,14 +421,14 @@ def test_import_errors(text: str, message: str) -> None:
 
 
 def test_missing_required_turn_field() -> None:
-    data = json.loads(to_json(sample_session()))
+    data = json.loads(to_json(SessionTree.of(sample_session())))
     del data["session"]["turns"][0]["user_text"]
     with pytest.raises(SessionImportError, match='has no "user_text"'):
         from_json(json.dumps(data))
 
 
 def test_repeated_turn_ids() -> None:
-    data = json.loads(to_json(sample_session()))
+    data = json.loads(to_json(SessionTree.of(sample_session())))
     data["session"]["turns"][1]["id"] = data["session"]["turns"][0]["id"]
     with pytest.raises(SessionImportError, match="repeated"):
         from_json(json.dumps(data))
@@ -425,7 +440,7 @@ def test_not_utf8() -> None:
 
 
 def test_every_truncation_is_reported_as_truncated() -> None:
-    exported = to_json(sample_session())
+    exported = to_json(SessionTree.of(sample_session()))
     end = len(exported.rstrip())
     for cut in range(1, end, max(1, end // 300)):
         with pytest.raises(SessionImportError, match="truncated"):
@@ -434,8 +449,8 @@ def test_every_truncation_is_reported_as_truncated() -> None:
 
 def test_truncation_is_found_on_the_exact_path_too() -> None:
     """A file with an escaped surrogate pair takes the pure-Python decoder: same errors."""
-    exported = to_json(sample_session()).replace('"Rust lifetimes"', '"Rust \\ud83d\\ude00"')
-    assert from_json(exported).title == "Rust \ud83d\ude00"
+    exported = to_json(SessionTree.of(sample_session())).replace('"Rust lifetimes"', '"Rust \\ud83d\\ude00"')
+    assert from_json(exported).session.title == "Rust \ud83d\ude00"
     end = len(exported.rstrip())
     for cut in range(1, end, max(1, end // 300)):
         with pytest.raises(SessionImportError, match="truncated"):
@@ -445,21 +460,12 @@ def test_truncation_is_found_on_the_exact_path_too() -> None:
 
 
 def test_unknown_extra_fields_are_ignored() -> None:
-    data = json.loads(to_json(sample_session()))
+    data = json.loads(to_json(SessionTree.of(sample_session())))
     data["session"]["future_field"] = {"x": 1}
     data["session"]["turns"][0]["another"] = 2
-    assert from_json(json.dumps(data)).to_dict() == sample_session().to_dict() | {
-        "id": data["session"]["id"], "turns": from_json(json.dumps(data)).to_dict()["turns"]
+    assert from_json(json.dumps(data)).session.to_dict() == sample_session().to_dict() | {
+        "id": data["session"]["id"], "turns": from_json(json.dumps(data)).session.to_dict()["turns"]
     }
-
-
-def test_field_tables_cover_the_dataclasses() -> None:
-    from glmchat.session import ToolCall as TC
-
-    for cls, table in ((Session, export.SESSION_FIELDS), (Turn, export.TURN_FIELDS), (Usage, export.USAGE_FIELDS),
-                       (TC, export.TOOL_CALL_FIELDS)):
-        names = {f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")}
-        assert names == set(table), cls.__name__
 
 
 # -- keys -------------------------------------------------------------------------------------
@@ -470,7 +476,7 @@ def test_exports_hold_no_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("ZAI_API_KEY", "CEREBRAS_API_KEY", "OPENROUTER_API_KEY", "RUNWARE_API_KEY"):
         monkeypatch.setenv(name, secret)
     session = sample_session()
-    for output in (to_markdown(session), to_json(session)):
+    for output in (to_markdown(session), to_json(SessionTree.of(session))):
         assert secret not in output
         assert "SECRET" not in output
 

@@ -16,7 +16,7 @@ import pytest
 
 from glmchat.turn_runner import run_turn
 from glmchat.client import GlmClient
-from glmchat.session import COMPLETE, ERROR, TRUNCATED, Session, Turn
+from glmchat.session import Session, Turn, TurnStatus
 from glmchat.store import Store
 from tests.glm_server import GlmServer, Reply
 
@@ -33,80 +33,80 @@ class Fault:
     says: tuple[str, ...] = ()
     """Pieces the one-line message must contain (besides the host name)."""
     partial: str = ""
-    """Answer text the turn keeps (COMPLETE turns: the whole default answer)."""
+    """Answer text the turn keeps (TurnStatus.COMPLETE turns: the whole default answer)."""
     client: dict = field(default_factory=dict)
 
 
 PARTIAL = Reply(reasoning="", content=["Partial ", "answer ", "here ", "that ", "goes on"], drop_after=2)
 
 FAULTS = {
-    "401": Fault("zai", [Reply.error(401)], ERROR, "auth", says=("API key was rejected", "ZAI_API_KEY")),
-    "403": Fault("zai", [Reply.error(403)], ERROR, "auth", says=("access denied",)),
+    "401": Fault("zai", [Reply.error(401)], TurnStatus.ERROR, "auth", says=("API key was rejected", "ZAI_API_KEY")),
+    "403": Fault("zai", [Reply.error(403)], TurnStatus.ERROR, "auth", says=("access denied",)),
     "429-retry-after": Fault(
-        "zai", [Reply.error(429, headers={"Retry-After": "1"})], COMPLETE, retried=True, partial="You said: q2\n"
+        "zai", [Reply.error(429, headers={"Retry-After": "1"})], TurnStatus.COMPLETE, retried=True, partial="You said: q2\n"
     ),
-    "zai-1113": Fault("zai", [Reply.zai_error(1113)], ERROR, "quota", says=("balance", "top up")),
-    "zai-1301": Fault("zai", [Reply.zai_error(1301)], ERROR, "content_filter", says=("content filter", "rephrase")),
-    "zai-1302": Fault("zai", [Reply.zai_error(1302)], COMPLETE, retried=True, partial="You said: q2\n"),
-    "zai-1305": Fault("zai", [Reply.zai_error(1305)], COMPLETE, retried=True, partial="You said: q2\n"),
-    "zai-1308": Fault("zai-coding", [Reply.zai_error(1308)], ERROR, "quota", says=("usage limit", "2026-01-08 17:06:43")),
-    "zai-1309": Fault("zai-coding", [Reply.zai_error(1309)], ERROR, "quota", says=("expired", "renew")),
-    "zai-1310": Fault("zai-coding", [Reply.zai_error(1310)], ERROR, "quota", says=("usage limit", "2026-01-12")),
-    "zai-1261": Fault("bigmodel", [Reply.zai_error(1261)], ERROR, "context_length", says=("context window", "new session")),
-    "cerebras-429": Fault("cerebras", [Reply.cerebras_error()], COMPLETE, retried=True, partial="You said: q2\n"),
+    "zai-1113": Fault("zai", [Reply.zai_error(1113)], TurnStatus.ERROR, "quota", says=("balance", "top up")),
+    "zai-1301": Fault("zai", [Reply.zai_error(1301)], TurnStatus.ERROR, "content_filter", says=("content filter", "rephrase")),
+    "zai-1302": Fault("zai", [Reply.zai_error(1302)], TurnStatus.COMPLETE, retried=True, partial="You said: q2\n"),
+    "zai-1305": Fault("zai", [Reply.zai_error(1305)], TurnStatus.COMPLETE, retried=True, partial="You said: q2\n"),
+    "zai-1308": Fault("zai-coding", [Reply.zai_error(1308)], TurnStatus.ERROR, "quota", says=("usage limit", "2026-01-08 17:06:43")),
+    "zai-1309": Fault("zai-coding", [Reply.zai_error(1309)], TurnStatus.ERROR, "quota", says=("expired", "renew")),
+    "zai-1310": Fault("zai-coding", [Reply.zai_error(1310)], TurnStatus.ERROR, "quota", says=("usage limit", "2026-01-12")),
+    "zai-1261": Fault("bigmodel", [Reply.zai_error(1261)], TurnStatus.ERROR, "context_length", says=("context window", "new session")),
+    "cerebras-429": Fault("cerebras", [Reply.cerebras_error()], TurnStatus.COMPLETE, retried=True, partial="You said: q2\n"),
     "cerebras-400": Fault(
         "cerebras",
         [Reply.cerebras_error(400, "Invalid temperature", "invalid_request_error", "wrong_api_format", "temperature")],
-        ERROR,
+        TurnStatus.ERROR,
         "bad_request",
         says=("Invalid temperature", "settings"),
     ),
     "openrouter-in-stream": Fault(
         "openrouter",
         [Reply(reasoning="", content="Half of it", stream_error={"code": 502, "message": "Provider disconnected"})],
-        ERROR,
+        TurnStatus.ERROR,
         "server",
         says=("Provider disconnected", "retry"),
         partial="Half of it",
     ),
-    "500": Fault("sglang", [Reply.error(500)], COMPLETE, retried=True, partial="You said: q2\n"),
-    "503": Fault("vllm", [Reply.error(503, headers={"Retry-After": "0"})], COMPLETE, retried=True, partial="You said: q2\n"),
+    "500": Fault("sglang", [Reply.error(500)], TurnStatus.COMPLETE, retried=True, partial="You said: q2\n"),
+    "503": Fault("vllm", [Reply.error(503, headers={"Retry-After": "0"})], TurnStatus.COMPLETE, retried=True, partial="You said: q2\n"),
     "read-timeout": Fault(
         "zai",
         [Reply(reasoning="", content=["Stalls ", "after ", "this"], stall_after=2)],
-        ERROR,
+        TurnStatus.ERROR,
         "timeout",
         says=("stalled for 0.3 s", "what arrived is kept"),
         partial="Stalls after ",
         client={"read_timeout": 0.3},
     ),
-    "drop": Fault("zai", [PARTIAL], ERROR, "network", says=("dropped mid-answer", "what arrived is kept"), partial="Partial answer "),
+    "drop": Fault("zai", [PARTIAL], TurnStatus.ERROR, "network", says=("dropped mid-answer", "what arrived is kept"), partial="Partial answer "),
     "malformed": Fault(
         "llamacpp",
         [Reply(reasoning="", content=["Good ", "start ", "then"], malformed_after=2)],
-        ERROR,
+        TurnStatus.ERROR,
         "stream",
         says=("malformed chunk", "retry"),
         partial="Good start ",
     ),
     "sensitive": Fault(
-        "zai", [Reply(reasoning="", content="Cut by filter", finish_reason="sensitive")], TRUNCATED, "content_filter",
+        "zai", [Reply(reasoning="", content="Cut by filter", finish_reason="sensitive")], TurnStatus.TRUNCATED, "content_filter",
         says=("content filter", "rephrase"), partial="Cut by filter",
     ),
     "network_error": Fault(
-        "zai", [Reply(reasoning="", content="Cut by network", finish_reason="network_error")], TRUNCATED, "network",
+        "zai", [Reply(reasoning="", content="Cut by network", finish_reason="network_error")], TurnStatus.TRUNCATED, "network",
         says=("network error", "retry"), partial="Cut by network",
     ),
     "length": Fault(
-        "cerebras", [Reply(reasoning="Thinking that never ends", content="", finish_reason="length")], TRUNCATED, "length",
+        "cerebras", [Reply(reasoning="Thinking that never ends", content="", finish_reason="length")], TurnStatus.TRUNCATED, "length",
         says=("max-tokens", "raise max tokens"),
     ),
     "no-done": Fault(
-        "zai", [Reply(reasoning="", content="Ends without marker", done=False, finish=False)], ERROR, "stream",
+        "zai", [Reply(reasoning="", content="Ends without marker", done=False, finish=False)], TurnStatus.ERROR, "stream",
         says=("ended before the answer was complete",), partial="Ends without marker",
     ),
     "ollama-no-done": Fault(
-        "ollama", [Reply(reasoning="", content="Ends without done", done=False)], ERROR, "stream",
+        "ollama", [Reply(reasoning="", content="Ends without done", done=False)], TurnStatus.ERROR, "stream",
         says=("ended before the answer was complete",), partial="Ends without done",
     ),
 }
@@ -139,7 +139,7 @@ async def test_fault(glm_server: GlmServer, tmp_path: Path, name: str) -> None:
     try:
         async with GlmClient(backoff=0.01, **fault.client) as client:
             first, _ = await send(client, host, session, "q1", store)
-            assert first.status == COMPLETE
+            assert first.status == TurnStatus.COMPLETE
 
             glm_server.enqueue(*fault.replies)
             before = len(glm_server.chat_requests())
@@ -152,7 +152,7 @@ async def test_fault(glm_server: GlmServer, tmp_path: Path, name: str) -> None:
             assert sent == (1 + len(retries))
             assert turn.status == fault.status
             assert turn.content == fault.partial  # exactly what arrived, nothing lost, nothing invented
-            if fault.status == COMPLETE:
+            if fault.status == TurnStatus.COMPLETE:
                 assert turn.content == fault.partial and turn.error is None
                 assert retries[0].error.retryable and retries[0].delay >= 0
             else:
@@ -163,7 +163,7 @@ async def test_fault(glm_server: GlmServer, tmp_path: Path, name: str) -> None:
                     assert piece in turn.error, (piece, turn.error)
                 assert KEY not in turn.error
                 failed = [e for e in events if type(e).__name__ == "StreamFailed"]
-                assert len(failed) == (1 if turn.status == ERROR else 0)
+                assert len(failed) == (1 if turn.status == TurnStatus.ERROR else 0)
             if name == "length":
                 assert turn.reasoning == "Thinking that never ends" and turn.content == ""
 
@@ -173,14 +173,14 @@ async def test_fault(glm_server: GlmServer, tmp_path: Path, name: str) -> None:
 
             # The next request from the same session is still correct.
             nxt, _ = await send(client, host, session, "q3", store)
-            assert nxt.status == COMPLETE
-            expected = ["q1", "q2", "q3"] if fault.status == COMPLETE else ["q1", "q3"]
+            assert nxt.status == TurnStatus.COMPLETE
+            expected = ["q1", "q2", "q3"] if fault.status == TurnStatus.COMPLETE else ["q1", "q3"]
             assert user_texts(glm_server.last) == expected
-            if fault.status != COMPLETE and fault.partial:
+            if fault.status != TurnStatus.COMPLETE and fault.partial:
                 assert fault.partial not in assistant_contents(glm_server.last)
 
             # ... and the user can choose to include the broken turn after all.
-            if fault.status != COMPLETE:
+            if fault.status != TurnStatus.COMPLETE:
                 turn.include_in_context = True
                 await send(client, host, session, "q4", store)
                 assert user_texts(glm_server.last) == ["q1", "q2", "q3", "q4"]
@@ -197,7 +197,7 @@ async def test_stream_with_a_finish_reason_but_no_done_marker_is_complete(glm_se
     turn = session.new_turn("q")
     async with GlmClient() as client:
         await run_turn(client, host, session, turn, api_key=KEY)
-    assert turn.status == COMPLETE and turn.content == "whole answer" and turn.finish_reason == "stop"
+    assert turn.status == TurnStatus.COMPLETE and turn.content == "whole answer" and turn.finish_reason == "stop"
 
 
 async def test_connect_timeout_is_retried_then_reported(tmp_path: Path) -> None:
@@ -220,10 +220,10 @@ async def test_connect_timeout_is_retried_then_reported(tmp_path: Path) -> None:
             await run_turn(client, host, session, turn, api_key=KEY, store=store, on_event=events.append)
         assert [type(e).__name__ for e in events] == ["Retrying", "Retrying", "StreamFailed"]
         assert len(attempts) == 3
-        assert turn.status == ERROR and turn.error_kind == "timeout"
+        assert turn.status == TurnStatus.ERROR and turn.error_kind == "timeout"
         assert turn.error == "Z.ai: could not connect to api.z.ai within 2 s — check your network and the host's base URL"
         assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in attempts)
-        assert store.load_session(session.id).turns[-1].status == ERROR
+        assert store.load_session(session.id).turns[-1].status == TurnStatus.ERROR
         assert session.history() == []  # the failed turn is not replayed
     finally:
         store.close()

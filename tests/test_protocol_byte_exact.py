@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from glmchat.protocol import build_request, encode_body
-from glmchat.session import COMPLETE, Session
+from glmchat.session import Session, TurnStatus
 
 from tests.wire_helpers import fold, host, host_stream, parse, split_at
 
@@ -77,7 +77,7 @@ def test_reasoning_round_trips_byte_exact(host_id: str, data: st.DataObject) -> 
     session = Session(host=host_id, model=h.default_model)
     turn = session.new_turn("first", thinking=True)
     fold(turn, parse(h, split_at(wire, cuts)))
-    assert turn.status == COMPLETE
+    assert turn.status == TurnStatus.COMPLETE
     assert turn.reasoning == reasoning
     assert turn.content == content
 

@@ -15,7 +15,7 @@ from glmchat.protocol.events import (
     UsageUpdate,
 )
 from glmchat.protocol.decoding import LineDecoder, SSEDecoder, SSEEvent
-from glmchat.session import COMPLETE, ERROR, TRUNCATED, Turn
+from glmchat.session import Turn, TurnStatus
 
 from tests.wire_helpers import assert_well_ended, chat_chunk, fold, host, parse, split_at, sse
 
@@ -77,11 +77,11 @@ def test_zai_47_capture() -> None:
     turn = fold(Turn("weather in Florence?", thinking=True), events)
     assert turn.reasoning == "The user is asking about the weather in Florence, Italy."
     assert turn.content == "I'll check the weather in Florence, Italy for you."
-    assert [(c.index, c.id, c.name, c.arguments) for c in turn.tool_calls] == [
+    assert [(c.index, c.id, c.name, c.arguments) for c in turn.step.tool_calls] == [
         (0, "call_330c741a86144cb7a385bc6d", "weather", '{"location":"Florence"}')
     ]
     assert turn.usage.to_dict() == {"prompt_tokens": 173, "completion_tokens": 87, "cached_tokens": 172, "reasoning_tokens": 63, "cost": None}
-    assert turn.finish_reason == "tool_calls" and turn.status == COMPLETE
+    assert turn.finish_reason == "tool_calls" and turn.status == TurnStatus.COMPLETE
     assert events[-1] == Finish("tool_calls")
     # Reasoning deltas come as they were sent, one event each, in order.
     assert [e.text for e in events if isinstance(e, ReasoningDelta)] == ["The", " user", " is asking about the weather in Florence, Italy."]
@@ -92,8 +92,8 @@ def test_zai_47_capture_split_anywhere_gives_the_same_turn(offset: int) -> None:
     whole = fold(Turn("q", thinking=True), parse(host("zai"), ZAI_47_STREAM))
     pieces = split_at(ZAI_47_STREAM, range(offset, len(ZAI_47_STREAM), 97))
     split = fold(Turn("q", thinking=True), parse(host("zai"), pieces))
-    assert (split.reasoning, split.content, split.tool_calls, split.usage, split.status) == (
-        whole.reasoning, whole.content, whole.tool_calls, whole.usage, whole.status)
+    assert (split.reasoning, split.content, split.step.tool_calls, split.usage, split.status) == (
+        whole.reasoning, whole.content, whole.step.tool_calls, whole.usage, whole.status)
 
 
 @pytest.mark.parametrize("eol", ["\n\n", "\r\n\r\n", "\r\r"])
@@ -103,9 +103,9 @@ def test_zai_45_capture_older_shape(eol: str) -> None:
     assert_well_ended(events)
     turn = fold(Turn("q", thinking=True), events)
     assert (turn.content, turn.reasoning) == ("\n", "The")
-    assert turn.tool_calls[0].arguments == '{"location": "Florence, Italy"}'
+    assert turn.step.tool_calls[0].arguments == '{"location": "Florence, Italy"}'
     assert turn.usage.cached_tokens == 43 and turn.usage.reasoning_tokens is None
-    assert turn.finish_reason == "tool_calls" and turn.status == COMPLETE
+    assert turn.finish_reason == "tool_calls" and turn.status == TurnStatus.COMPLETE
     assert sum(isinstance(e, Finish) for e in events) == 1
 
 
@@ -113,7 +113,7 @@ def test_zai_45_capture_without_blank_lines_is_still_read() -> None:
     # protocol.md prints §7.2 without the blank lines; a server that forgets them must not break us.
     data = b"\n".join(ZAI_45_LINES) + b"\n"
     turn = fold(Turn("q", thinking=True), parse(host("zai"), data))
-    assert (turn.content, turn.reasoning, turn.status) == ("\n", "The", COMPLETE)
+    assert (turn.content, turn.reasoning, turn.status) == ("\n", "The", TurnStatus.COMPLETE)
     assert turn.usage.prompt_tokens == 179
 
 
@@ -127,9 +127,9 @@ def test_openrouter_capture() -> None:
     ]
     turn = fold(Turn("q", thinking=True), events)
     assert (turn.reasoning, turn.content) == ("\nThe", "Hi")
-    assert turn.reasoning_details == [d.items[0] for d in details]
+    assert turn.step.reasoning_details == [d.items[0] for d in details]
     assert turn.usage.to_dict() == {"prompt_tokens": 10, "completion_tokens": 5, "cached_tokens": 4, "reasoning_tokens": 3, "cost": 0.000123}
-    assert turn.status == COMPLETE and events[-1] == Finish("stop")
+    assert turn.status == TurnStatus.COMPLETE and events[-1] == Finish("stop")
 
 
 def test_cerebras_non_streaming_capture() -> None:
@@ -139,14 +139,14 @@ def test_cerebras_non_streaming_capture() -> None:
     assert turn.content == "25 * 4 = 100."
     assert turn.reasoning.startswith('The user wants me to solve the multiplication problem: "25 * 4".\n\n1.  **Analyze')
     assert turn.usage.to_dict() == {"prompt_tokens": 17, "completion_tokens": 415, "cached_tokens": 0, "reasoning_tokens": 406, "cost": None}
-    assert turn.finish_reason == "stop" and turn.status == COMPLETE
+    assert turn.finish_reason == "stop" and turn.status == TurnStatus.COMPLETE
 
 
 def test_zai_non_streaming_capture() -> None:
     turn = fold(Turn("q", thinking=True), parse(host("zai"), ZAI_BODY, stream=False))
     assert turn.reasoning == "The user is asking..."
-    assert turn.tool_calls[0].id == "call_-7807252050131023498"
-    assert turn.tool_calls[0].arguments == '{"location":"Florence, Italy"}'
+    assert turn.step.tool_calls[0].id == "call_-7807252050131023498"
+    assert turn.step.tool_calls[0].arguments == '{"location":"Florence, Italy"}'
     assert (turn.usage.cached_tokens, turn.usage.reasoning_tokens, turn.finish_reason) == (169, 61, "tool_calls")
 
 
@@ -179,7 +179,7 @@ def test_tool_call_fragments_join_by_index() -> None:
         "[DONE]",
     )
     turn = fold(Turn("q", thinking=False), parse(host("zai"), data))
-    assert [(c.index, c.id, c.name, c.arguments) for c in turn.tool_calls] == [(0, "a", "f", '{"x": 1}'), (1, "b", "g", "{}")]
+    assert [(c.index, c.id, c.name, c.arguments) for c in turn.step.tool_calls] == [(0, "a", "f", '{"x": 1}'), (1, "b", "g", "{}")]
 
 
 def test_usage_from_llamacpp_timings_when_no_cached_tokens() -> None:
@@ -203,7 +203,7 @@ def test_unclean_finish_is_a_finish_and_marks_the_turn_truncated(reason: str) ->
     events = parse(host("zai"), data)
     assert events[-1] == Finish(reason)
     turn = fold(Turn("q", thinking=True), events)
-    assert (turn.status, turn.content, turn.reasoning) == (TRUNCATED, "partial", "R")
+    assert (turn.status, turn.content, turn.reasoning) == (TurnStatus.TRUNCATED, "partial", "R")
 
 
 def test_done_without_finish_reason_is_a_clean_end_and_later_bytes_are_ignored() -> None:
@@ -236,7 +236,7 @@ def test_stream_that_ends_early_fails_and_keeps_what_arrived(cut: int) -> None:
     assert failure.error.code in ("ended_early", "malformed_chunk")
     assert str(failure.error).startswith("Z.ai: ") and "retry" in str(failure.error)
     turn = fold(Turn("q", thinking=True), events)
-    assert turn.status == ERROR and turn.reasoning == "thinking..."
+    assert turn.status == TurnStatus.ERROR and turn.reasoning == "thinking..."
 
 
 def test_malformed_chunk_fails_after_the_good_ones() -> None:
@@ -377,7 +377,7 @@ def test_ollama_ndjson(step: int) -> None:
     turn = fold(Turn("hi", thinking=True), events)
     assert (turn.reasoning, turn.content) == ("Let me think \r\n", "Hello 世")
     assert (turn.usage.prompt_tokens, turn.usage.completion_tokens) == (26, 290)
-    assert turn.finish_reason == "stop" and turn.status == COMPLETE
+    assert turn.finish_reason == "stop" and turn.status == TurnStatus.COMPLETE
 
 
 def test_ollama_crlf_error_line_length_and_early_end() -> None:
@@ -399,7 +399,7 @@ def test_ollama_tool_calls_and_non_streaming_body() -> None:
             b'"done":true,"done_reason":"stop","prompt_eval_count":3,"eval_count":4}')
     turn = fold(Turn("q", thinking=True), parse(host("ollama"), body, stream=False))
     assert turn.reasoning == "T"
-    assert [(c.index, c.name, c.arguments) for c in turn.tool_calls] == [(0, "weather", '{"city":"Roma"}'), (1, "time", "{}")]
+    assert [(c.index, c.name, c.arguments) for c in turn.step.tool_calls] == [(0, "weather", '{"city":"Roma"}'), (1, "time", "{}")]
 
 
 # -- Runware ---------------------------------------------------------------------------------
@@ -419,7 +419,7 @@ def test_runware_envelope_and_bare_objects() -> None:
     turn = fold(Turn("q", thinking=True), events)
     assert (turn.reasoning, turn.content) == ("Thinking", "Answer")
     assert turn.usage.to_dict() == {"prompt_tokens": 11, "completion_tokens": 22, "cached_tokens": None, "reasoning_tokens": 5, "cost": 0.0021}
-    assert turn.status == COMPLETE and events[-1] == Finish("stop")
+    assert turn.status == TurnStatus.COMPLETE and events[-1] == Finish("stop")
 
 
 def test_runware_errors_and_sync_body() -> None:
@@ -428,4 +428,4 @@ def test_runware_errors_and_sync_body() -> None:
     assert isinstance(events[-1].error, AuthError) and "RUNWARE_API_KEY" in str(events[-1].error)
     body = b'{"data":[{"taskType":"textInference","taskUUID":"u","text":"Hi","reasoningContent":"R","finishReason":"stop","cost":0.5}]}'
     turn = fold(Turn("q", thinking=True), parse(h, body, stream=False))
-    assert (turn.content, turn.reasoning, turn.usage.cost, turn.status) == ("Hi", "R", 0.5, COMPLETE)
+    assert (turn.content, turn.reasoning, turn.usage.cost, turn.status) == ("Hi", "R", 0.5, TurnStatus.COMPLETE)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from glmchat.session import Session, Turn, estimate_request_tokens, estimate_tokens
+from glmchat.session import Step, Session, Turn
+from glmchat.usage import request_estimate as estimate_request_tokens, estimate_tokens
 
 
 def reference(text: str) -> int:
@@ -28,8 +29,7 @@ def test_edges_of_the_wide_range_and_lone_surrogates() -> None:
 
 
 def test_request_estimate_counts_history_reasoning_only_when_preserved() -> None:
-    turn = Turn(user_text="hello", thinking=True, reasoning="思考" * 50, content="answer " * 20, status="complete",
-                finish_reason="stop")
+    turn = Turn(user_text="hello", thinking=True, status="complete", finish_reason="stop", steps=[Step(reasoning="思考" * 50, content="answer " * 20)])
     session = Session(turns=[turn], preserve_thinking=True)
     with_reasoning = estimate_request_tokens(session, "next")
     session.preserve_thinking = False

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from glmchat import store as store_module
-from glmchat.errors import StorageError
+from glmchat.errors import SessionNotFound, StorageError, TurnNotFound
+from glmchat.store import schema
 from glmchat.protocol.events import (
     ContentDelta,
     Finish,
@@ -17,8 +18,9 @@ from glmchat.protocol.events import (
     ToolCallDelta,
     UsageUpdate,
 )
-from glmchat.session import COMPLETE, ERROR, INTERRUPTED, STREAMING, TRUNCATED, Session, Turn, Usage
-from glmchat.store import DB_NAME, SessionNotFoundError, Store
+from glmchat.session import Session, SessionTree, Turn, TurnStatus
+from glmchat.usage import Usage
+from glmchat.store import DB_NAME, Store
 
 
 @pytest.fixture
@@ -42,7 +44,7 @@ def finished_turn(session: Session, text: str, reasoning: str = "", content: str
     turn.apply(Finish(kw.pop("finish_reason", "stop")))
     turn.finish()
     for key, value in kw.items():
-        setattr(turn, key, value)
+        setattr(turn.step if key == "usage" else turn, key, value)
     return turn
 
 
@@ -57,7 +59,7 @@ def rich_session() -> Session:
     turn.apply(Finish("tool_calls"))
     turn.finish()
     finished_turn(session, "long one", "r", "partial", finish_reason="length")
-    finished_turn(session, "broken", "", "", status=ERROR, error="Z.ai: server error (500)", error_kind="server",
+    finished_turn(session, "broken", "", "", status=TurnStatus.ERROR, error="Z.ai: server error (500)", error_kind="server",
                   include_in_context=True)
     return session
 
@@ -76,8 +78,8 @@ def test_round_trip_through_streaming_api(store: Store) -> None:
     save_all(store, session)
     loaded = reopen(store).load_session(session.id)
     assert loaded.to_dict() == session.to_dict()
-    assert [t.status for t in loaded.turns] == [COMPLETE, COMPLETE, TRUNCATED, ERROR]
-    assert loaded.turns[1].tool_calls[0].arguments == '{"q": "x"}'
+    assert [t.status for t in loaded.turns] == [TurnStatus.COMPLETE, TurnStatus.COMPLETE, TurnStatus.TRUNCATED, TurnStatus.ERROR]
+    assert loaded.turns[1].steps[0].tool_calls[0].arguments == '{"q": "x"}'
 
 
 def test_round_trip_through_save_session(store: Store) -> None:
@@ -163,7 +165,7 @@ def test_resolve_id(store: Store) -> None:
     assert store.resolve_id("ABCD0") == a.id  # prefix, case-insensitive
     assert store.resolve_id("1") == a.id
     assert store.resolve_id(" #2 ") == b.id
-    with pytest.raises(SessionNotFoundError, match="No session"):
+    with pytest.raises(SessionNotFound, match="No session"):
         store.resolve_id("abc")  # too short to be taken as a prefix
 
 
@@ -172,13 +174,13 @@ def test_resolve_id_errors(store: Store) -> None:
     b = Session(id="abcd" + "1" * 28)
     store.save_session(a)
     store.save_session(b)
-    with pytest.raises(SessionNotFoundError, match="several"):
+    with pytest.raises(SessionNotFound, match="several"):
         store.resolve_id("abcd")
-    with pytest.raises(SessionNotFoundError, match="No session"):
+    with pytest.raises(SessionNotFound, match="No session"):
         store.resolve_id("99")
-    with pytest.raises(SessionNotFoundError):
+    with pytest.raises(SessionNotFound):
         store.resolve_id("")
-    with pytest.raises(SessionNotFoundError):
+    with pytest.raises(SessionNotFound):
         store.load_session("ffff")
     assert store.load_session("abcd1").id == b.id
 
@@ -195,21 +197,10 @@ def test_rename_and_delete(store: Store) -> None:
     assert conn.execute("SELECT count(*) FROM turns").fetchone() == (0,)
     assert conn.execute("SELECT count(*) FROM turns_fts").fetchone() == (0,)
     conn.close()
-    with pytest.raises(SessionNotFoundError):
+    with pytest.raises(SessionNotFound):
         store.delete_session(session.id)
-    with pytest.raises(SessionNotFoundError):
+    with pytest.raises(SessionNotFound):
         store.rename_session(session.id, "x")
-
-
-def test_delete_turn(store: Store) -> None:
-    session = rich_session()
-    save_all(store, session)
-    store.delete_turn(session.turns[0].id)
-    assert store.list_sessions()[0].turn_count == 3
-    assert [t.id for t in store.load_session(session.id).turns] == [t.id for t in session.turns[1:]]
-    assert store.search("yes") == []
-    with pytest.raises(StorageError):
-        store.delete_turn(session.turns[0].id)
 
 
 def test_update_turn(store: Store) -> None:
@@ -221,19 +212,20 @@ def test_update_turn(store: Store) -> None:
     assert store.load_session(session.id).turns[2].include_in_context is True
 
 
-def test_load_turns_pages_back(store: Store) -> None:
+def test_load_turns_before_pages_back_along_the_path(store: Store) -> None:
     session = Session()
     for i in range(10):
         finished_turn(session, f"q{i}")
     save_all(store, session)
-    last = store.load_turns(session.id, limit=3)
+    last = store.load_session(session.id, last=3).turns
     assert [t.user_text for t in last] == ["q7", "q8", "q9"]
-    older = store.load_turns(session.id, limit=3, before_turn=last[0].id)
+    older, _ = store.load_turns_before(session.id, last[0].id, 3)
     assert [t.user_text for t in older] == ["q4", "q5", "q6"]
-    seq = store.turn_seq(older[0].id)
-    assert [t.user_text for t in store.load_turns(session.id, before_seq=seq)] == ["q0", "q1", "q2", "q3"]
-    assert store.load_turns(session.id, limit=2, before_turn="nope") == []
-    assert [t.user_text for t in store.load_session(session.id, last=2).turns] == ["q8", "q9"]
+    rest, _ = store.load_turns_before(session.id, older[0].id)
+    assert [t.user_text for t in rest] == ["q0", "q1", "q2", "q3"]
+    assert store.load_turns_before(session.id, rest[0].id) == ([], {})
+    with pytest.raises(TurnNotFound):
+        store.load_turns_before(session.id, "nope")
 
 
 # -- streaming saves --------------------------------------------------------------------------
@@ -253,7 +245,7 @@ def test_save_progress_writes_only_new_text(store: Store) -> None:
     store.begin_turn(session, turn)
 
     # Count every row update of sessions and turns from here on, on the store's own connection.
-    conn = store._conn
+    conn = store._db._conn
     conn.execute("CREATE TEMP TABLE writes (what TEXT)")
     conn.execute("CREATE TEMP TRIGGER s_upd AFTER UPDATE ON main.sessions BEGIN INSERT INTO writes VALUES ('s'); END")
     conn.execute("CREATE TEMP TRIGGER t_upd AFTER UPDATE ON main.turns BEGIN INSERT INTO writes VALUES ('t'); END")
@@ -284,7 +276,7 @@ def test_save_progress_writes_only_new_text(store: Store) -> None:
 
 
 def test_save_progress_needs_begin(store: Store) -> None:
-    with pytest.raises(ValueError, match="begin_turn"):
+    with pytest.raises(TurnNotFound, match="begin_turn"):
         store.save_progress(Turn(user_text="x", thinking=False))
 
 
@@ -299,9 +291,9 @@ def test_streaming_turn_visible_to_another_store(store: Store) -> None:
     store.save_progress(turn)
     other = Store(store.path)
     seen = other.load_session(session.id).turns[0]
-    assert seen.status == STREAMING
+    assert seen.status == TurnStatus.STREAMING
     assert seen.reasoning == "so far"
-    assert seen.tool_calls[0].arguments == '{"a": 1}'
+    assert seen.steps[0].tool_calls[0].arguments == '{"a": 1}'
     # It is alive (this process): the other store leaves it alone.
     assert other.recover() == []
     other.close()
@@ -314,7 +306,7 @@ def test_replaced_text_falls_back_to_full_write(store: Store) -> None:
     turn.apply(ContentDelta("first version"))
     store.save_progress(turn)
     turn.sync()
-    turn.content = "short"
+    turn.step.content = "short"
     store.save_progress(turn)
     turn.apply(ContentDelta(" and more"))
     store.save_progress(turn)
@@ -417,9 +409,9 @@ def test_search_finds_text_with_nul_and_surrogates(store: Store) -> None:
 
 def test_import_new_and_existing(store: Store) -> None:
     session = rich_session()
-    first = store.import_session(session)
+    first = store.import_session(SessionTree.of(session)).session
     assert first.id == session.id
-    second = store.import_session(session)
+    second = store.import_session(SessionTree.of(session)).session
     assert second.id != session.id
     assert {t.id for t in second.turns}.isdisjoint(t.id for t in session.turns)
     assert store.load_session(session.id).to_dict() == session.to_dict()  # not overwritten
@@ -432,9 +424,9 @@ def test_import_marks_streaming_turns_interrupted(store: Store) -> None:
     session = Session()
     turn = session.new_turn("q")
     turn.apply(ContentDelta("half"))
-    stored = store.import_session(session)
-    assert stored.turns[0].status == INTERRUPTED
-    assert reopen(store).load_session(session.id).turns[0].status == INTERRUPTED
+    stored = store.import_session(SessionTree.of(session)).session
+    assert stored.turns[0].status == TurnStatus.INTERRUPTED
+    assert reopen(store).load_session(session.id).turns[0].status == TurnStatus.INTERRUPTED
 
 
 # -- schema and migrations -----------------------------------------------------------------------
@@ -501,14 +493,14 @@ def test_migration_to_a_future_version(glmchat_home: Path, monkeypatch: pytest.M
         ran.append(True)
         conn.execute("ALTER TABLE sessions ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0")
 
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, v2])
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, v2])
     with Store.open(glmchat_home) as store:
         assert store.load_session("a1").turns[0].content == "hello"
     with Store.open(glmchat_home):
         pass
     assert ran == [True]  # once
     conn = sqlite3.connect(glmchat_home / DB_NAME)
-    assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (3,)
     assert conn.execute("SELECT pinned FROM sessions").fetchall() == [(0,)]
     conn.close()
 
@@ -520,7 +512,7 @@ def test_failed_migration_changes_nothing(glmchat_home: Path, monkeypatch: pytes
         conn.execute("ALTER TABLE sessions ADD COLUMN pinned INTEGER")
         raise sqlite3.OperationalError("boom")
 
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, v2])
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, v2])
     with pytest.raises(StorageError, match="boom"):
         Store.open(glmchat_home)
     conn = sqlite3.connect(glmchat_home / DB_NAME)
@@ -530,7 +522,7 @@ def test_failed_migration_changes_nothing(glmchat_home: Path, monkeypatch: pytes
 
 
 def test_new_database_settings(store: Store) -> None:
-    conn = store._conn
+    conn = store._db._conn
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000

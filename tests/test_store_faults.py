@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from glmchat import store as store_module
+from glmchat.store import database
 from glmchat.errors import StorageError
 from glmchat.protocol.events import ContentDelta, ReasoningDelta
-from glmchat.session import COMPLETE, INTERRUPTED, STREAMING, Session
+from glmchat.session import Session, TurnStatus
 from glmchat.store import DB_NAME, Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -155,8 +155,8 @@ def test_disk_full_raises_and_keeps_data(glmchat_home: Path) -> None:
     store = Store.open(glmchat_home)
     session = saved_session(store)
     before = session.to_dict()
-    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
-    store._conn.execute(f"PRAGMA max_page_count = {pages}")
+    pages = store._db._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._db._conn.execute(f"PRAGMA max_page_count = {pages}")
 
     big = session.new_turn("x" * 200_000)
     with pytest.raises(StorageError, match="full"):
@@ -178,12 +178,12 @@ def test_disk_full_during_stream_loses_nothing_once_space_returns(glmchat_home: 
     store.begin_turn(session, turn)
     turn.apply(ReasoningDelta("small "))
     store.save_progress(turn)
-    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
-    store._conn.execute(f"PRAGMA max_page_count = {pages}")
+    pages = store._db._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._db._conn.execute(f"PRAGMA max_page_count = {pages}")
     turn.apply(ReasoningDelta("big " * 100_000))
     with pytest.raises(StorageError, match="full"):
         store.save_progress(turn)
-    store._conn.execute("PRAGMA max_page_count = 1073741823")
+    store._db._conn.execute("PRAGMA max_page_count = 1073741823")
     turn.apply(ReasoningDelta("end"))
     store.save_progress(turn)  # writes what the failed save could not
     with Store.open(glmchat_home) as other:
@@ -195,7 +195,7 @@ def test_read_only_raises_and_keeps_data(glmchat_home: Path) -> None:
     store = Store.open(glmchat_home)
     session = saved_session(store)
     before = session.to_dict()
-    store._conn.execute("PRAGMA query_only = 1")
+    store._db._conn.execute("PRAGMA query_only = 1")
     turn = session.new_turn("three")
     with pytest.raises(StorageError, match="read-only") as info:
         store.begin_turn(session, turn)
@@ -211,8 +211,8 @@ def test_read_only_raises_and_keeps_data(glmchat_home: Path) -> None:
 def test_read_only_connection(glmchat_home: Path) -> None:
     store = Store.open(glmchat_home)
     session = saved_session(store)
-    store._conn.close()
-    store._conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True, isolation_level=None,
+    store._db._conn.close()
+    store._db._conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True, isolation_level=None,
                                   check_same_thread=False)
     with pytest.raises(StorageError, match="read-only"):
         store.delete_session(session.id)
@@ -237,8 +237,8 @@ def test_waits_for_another_writer(glmchat_home: Path) -> None:
 
 
 def test_lock_held_too_long_is_a_storage_error(glmchat_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "_BUSY_TIMEOUT_MS", 50)
-    monkeypatch.setattr(store_module, "_BUSY_RETRIES", 1)
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr(database, "BUSY_RETRIES", 1)
     store = Store.open(glmchat_home)
     other = sqlite3.connect(store.path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
@@ -257,7 +257,7 @@ def test_lock_held_too_long_is_a_storage_error(glmchat_home: Path, monkeypatch: 
 CHILD = r"""
 import os, signal, sys
 from glmchat.store import Store
-from glmchat.session import Session
+from glmchat.session import Session, TurnStatus
 from glmchat.protocol.events import ReasoningDelta, ContentDelta
 
 mode, db, session_id = sys.argv[1:4]
@@ -301,12 +301,12 @@ def check_recovered(store: Store, session_id: str, turn_id: str) -> None:
     assert turn_id in store.recovered
     session = store.load_session(session_id)
     done, turn = session.turns
-    assert done.status == COMPLETE and done.content == "complete answer"
-    assert turn.id == turn_id and turn.status == INTERRUPTED
+    assert done.status == TurnStatus.COMPLETE and done.content == "complete answer"
+    assert turn.id == turn_id and turn.status == TurnStatus.INTERRUPTED
     assert turn.reasoning == "reasoning \r\n saved more"
     assert turn.content == "answer\x00 saved"
     assert turn.finished_at is not None and turn.first_content_at is not None
-    assert store._conn.execute("SELECT count(*) FROM chunks").fetchone() == (0,)
+    assert store._db._conn.execute("SELECT count(*) FROM chunks").fetchone() == (0,)
     assert store.check() == "ok"
 
 
@@ -329,7 +329,7 @@ def test_turn_streaming_in_a_live_process_is_left_alone(glmchat_home: Path) -> N
         with Store.open(glmchat_home) as store:
             assert store.recovered == []
             turn = store.load_session(session_id).turns[1]
-            assert turn.status == STREAMING and turn.content == "answer\x00 saved"
+            assert turn.status == TurnStatus.STREAMING and turn.content == "answer\x00 saved"
             proc.send_signal(signal.SIGKILL)
             # Not yet reaped: a zombie counts as gone.
             deadline = time.monotonic() + 10
@@ -347,11 +347,11 @@ def test_turn_of_another_machine_is_left_alone(glmchat_home: Path) -> None:
     session = Session()
     turn = session.new_turn("q")
     store.begin_turn(session, turn)
-    store._conn.execute("UPDATE turns SET owner_host = 'elsewhere', owner_pid = 999999999")
+    store._db._conn.execute("UPDATE turns SET owner_host = 'elsewhere', owner_pid = 999999999")
     store.close()
     with Store.open(glmchat_home) as other:
         assert other.recovered == []
-        assert other.load_session(session.id).turns[0].status == STREAMING
+        assert other.load_session(session.id).turns[0].status == TurnStatus.STREAMING
 
 
 def test_dead_owner_with_reused_pid_is_recovered(glmchat_home: Path) -> None:
@@ -362,8 +362,8 @@ def test_dead_owner_with_reused_pid_is_recovered(glmchat_home: Path) -> None:
     turn.apply(ContentDelta("saved"))
     store.save_progress(turn)
     # Our own pid, but a different start time: the pid was reused by a new process.
-    store._conn.execute("UPDATE turns SET owner_start = '1'")
-    if store_module._Owner.current().start is None:
+    store._db._conn.execute("UPDATE turns SET owner_start = '1'")
+    if database.Owner.current().start is None:
         pytest.skip("process start times are not available here")
     store.close()
     with Store.open(glmchat_home) as other:
@@ -374,7 +374,7 @@ def test_dead_owner_with_reused_pid_is_recovered(glmchat_home: Path) -> None:
 WRITER = r"""
 import sys
 from glmchat.store import Store
-from glmchat.session import Session
+from glmchat.session import Session, TurnStatus
 from glmchat.protocol.events import ReasoningDelta, ContentDelta
 
 db, shared_id, own_id, name, count = sys.argv[1:6]
@@ -420,18 +420,21 @@ def test_two_processes_lose_no_turn(glmchat_home: Path) -> None:
         assert proc.returncode == 0 and out.strip() == "DONE"
 
     with Store(db) as store:
-        shared = store.load_session(shared_id)
+        # Each process went on from its own last turn: two branches of one session, every turn kept.
+        shared = store.load_tree(shared_id)
         assert len(shared.turns) == 2 * count
         for name in ("alpha", "beta"):
-            mine = [t for t in shared.turns if t.user_text.startswith(name)]
+            last = [t for t in shared.turns if t.user_text == f"{name} {count - 1}"][0]
+            mine = shared.path_to(last.id)
             assert [t.user_text for t in mine] == [f"{name} {i}" for i in range(count)]  # order kept
-            assert all(t.status == COMPLETE for t in mine)
+            assert all(t.status == TurnStatus.COMPLETE for t in mine)
             assert [t.content for t in mine] == [f"{name} answers {i}" for i in range(count)]
             own = store.load_session(name[0] * 32)
             assert [t.reasoning for t in own.turns] == [f"{name} thinks {i}" for i in range(count)]
-        seqs = [row[0] for row in store._conn.execute("SELECT seq FROM turns WHERE session_id = ?", (shared_id,))]
+        seqs = [row[0] for row in store._db._conn.execute("SELECT seq FROM turns WHERE session_id = ?", (shared_id,))]
         assert len(set(seqs)) == 2 * count
+        # The shared session's current path is one process's branch.
         assert {s.id: s.turn_count for s in store.list_sessions()} == {
-            shared_id: 2 * count, "a" * 32: count, "b" * 32: count
+            shared_id: count, "a" * 32: count, "b" * 32: count
         }
         assert store.check() == "ok"

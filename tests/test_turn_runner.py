@@ -13,7 +13,7 @@ from glmchat.turn_runner import run_turn
 from glmchat.client import GlmClient
 from glmchat.errors import StorageError
 from glmchat.protocol.events import ContentDelta
-from glmchat.session import COMPLETE, ERROR, STOPPED, Session
+from glmchat.session import Session, TurnStatus
 from glmchat.store import Store
 from tests.glm_server import HOST_IDS, GlmServer, Reply
 
@@ -57,7 +57,7 @@ async def three_turns(server: GlmServer, host_id: str, preserve: bool) -> tuple[
         for text, thinking in (("one?", True), ("two?", False), ("three?", True)):
             turn = session.new_turn(text, thinking=thinking)
             await run_turn(client, host, session, turn, api_key=KEY if host.key_env else None)
-            assert turn.status == COMPLETE, turn.error
+            assert turn.status == TurnStatus.COMPLETE, turn.error
             records.append(server.last)
     return session, records
 
@@ -90,7 +90,7 @@ async def test_three_turns_with_thinking_toggled_replay_reasoning_byte_exact(glm
             assert not reasoning_field_value(host_id, assistants[1])  # the thinking-off turn has none
     if host_id == "openrouter":
         sent = [m for m in messages_of(records[2]) if m["role"] == "assistant"][0]["reasoning_details"]
-        assert sent == t1.reasoning_details and all(d["type"] == "reasoning.text" for d in sent)
+        assert sent == t1.step.reasoning_details and all(d["type"] == "reasoning.text" for d in sent)
 
 
 @pytest.mark.parametrize("host_id", HOST_IDS)
@@ -122,7 +122,7 @@ async def test_a_changed_reasoning_loses_the_cache_from_that_byte_on(glm_server:
         first = session.new_turn("one?")
         await run_turn(client, host, session, first, api_key=KEY)
         exact_end = len(glm_server.last.prompt + glm_server.last.generation) // 4
-        first.reasoning = R1.strip()  # what a careless client would store
+        first.step.reasoning = R1.strip()  # what a careless client would store
         second = session.new_turn("two?")
         await run_turn(client, host, session, second, api_key=KEY)
     assert second.usage.cached_tokens < exact_end
@@ -156,10 +156,10 @@ async def test_cancel_stops_the_turn_keeps_what_arrived_and_closes_the_stream(gl
                 await task
             record = glm_server.last
             assert glm_server.wait_for(lambda s: record.disconnected, timeout=5)
-        assert turn.status == STOPPED and turn.finished_at is not None
+        assert turn.status == TurnStatus.STOPPED and turn.finished_at is not None
         assert turn.content == "".join(seen) and turn.content.startswith("w0 w1 w2 w3 w4 ")
         stored = store.load_session(session.id).turns[-1]
-        assert (stored.status, stored.content) == (STOPPED, turn.content)
+        assert (stored.status, stored.content) == (TurnStatus.STOPPED, turn.content)
         assert len(record.chunk_times) < 1000  # the 10 s reply did not run on
     finally:
         store.close()
@@ -178,7 +178,7 @@ async def test_a_10_mb_answer_streams_through_intact(glm_server: GlmServer, tmp_
     try:
         async with GlmClient() as client:
             await run_turn(client, host, session, turn, api_key=KEY, store=store)
-        assert turn.status == COMPLETE
+        assert turn.status == TurnStatus.COMPLETE
         assert turn.content == expected
         assert store.load_session(session.id).turns[-1].content == expected
     finally:
@@ -249,7 +249,7 @@ async def test_a_failing_progress_save_does_not_stop_the_stream(glm_server: GlmS
         async with GlmClient() as client:
             with pytest.raises(StorageError, match="disk full"):
                 await run_turn(client, host, session, turn, api_key=KEY, store=spy, save_interval=0.01)
-        assert turn.status == COMPLETE and turn.content == "".join(f"c{i} " for i in range(20))
+        assert turn.status == TurnStatus.COMPLETE and turn.content == "".join(f"c{i} " for i in range(20))
         assert spy.calls[-1] == "finish_turn"  # the full turn was still written
         assert spy.store.load_session(session.id).turns[-1].content == turn.content
     finally:
@@ -266,7 +266,7 @@ async def test_a_store_that_cannot_begin_the_turn_sends_nothing(glm_server: GlmS
             with pytest.raises(StorageError):
                 await run_turn(client, host, session, turn, api_key=KEY, store=spy)
         assert glm_server.chat_requests() == []
-        assert turn.status == ERROR and turn.error_kind == "storage"
+        assert turn.status == TurnStatus.ERROR and turn.error_kind == "storage"
     finally:
         spy.store.close()
 
@@ -279,7 +279,7 @@ async def test_on_event_sees_every_event_after_the_turn_applied_it(glm_server: G
     log: list[tuple[str, int, int]] = []
 
     def on_event(event) -> None:
-        log.append((type(event).__name__, len(turn._reasoning_parts), len(turn._content_parts)))
+        log.append((type(event).__name__, len(turn.step.pending_reasoning), len(turn.step.pending_content)))
 
     async with GlmClient(backoff=0.01) as client:
         result = await run_turn(client, host, session, turn, api_key=KEY, on_event=on_event)
@@ -288,17 +288,7 @@ async def test_on_event_sees_every_event_after_the_turn_applied_it(glm_server: G
     assert names[0] == "Retrying" and names[-1] == "Finish"
     first_content = names.index("ContentDelta")
     assert log[first_content][2] == 1  # applied before the callback ran
-    assert turn.reasoning == "ab" and turn.content == "cd" and turn.reasoning_details
-
-
-async def test_an_unknown_dialect_fails_the_turn_without_a_request(glm_server: GlmServer) -> None:
-    host = glm_server.host("zai", dialect="carrier-pigeon")
-    session = Session(host="zai")
-    turn = session.new_turn("q")
-    async with GlmClient() as client:
-        await run_turn(client, host, session, turn, api_key=KEY)
-    assert turn.status == ERROR and turn.error_kind == "config" and "carrier-pigeon" in turn.error
-    assert glm_server.chat_requests() == []
+    assert turn.reasoning == "ab" and turn.content == "cd" and turn.step.reasoning_details
 
 
 async def test_a_callback_that_raises_leaves_the_turn_settled_and_saved(glm_server: GlmServer, tmp_path: Path) -> None:
@@ -315,7 +305,7 @@ async def test_a_callback_that_raises_leaves_the_turn_settled_and_saved(glm_serv
         async with GlmClient() as client:
             with pytest.raises(RuntimeError, match="widget bug"):
                 await run_turn(client, host, session, turn, api_key=KEY, store=store, on_event=on_event)
-        assert turn.status == ERROR and turn.error == "widget bug"
-        assert store.load_session(session.id).turns[-1].status == ERROR
+        assert turn.status == TurnStatus.ERROR and turn.error == "widget bug"
+        assert store.load_session(session.id).turns[-1].status == TurnStatus.ERROR
     finally:
         store.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from textual import events
 
-from glmchat.session import COMPLETE, ERROR, STOPPED
+from glmchat.session import TurnStatus
 from tests.glm_server import Reply
 from tests.ui_support import (
     SIZE,
@@ -52,7 +52,7 @@ async def test_ctrl_t_turns_thinking_off_for_the_next_request_and_marks_the_turn
         assert request.thinking is False
         assert request.json["thinking"]["type"] == "disabled"
         turn = app.chat.session.turns[-1]
-        assert turn.thinking is False and turn.status == COMPLETE
+        assert turn.thinking is False and turn.status == TurnStatus.COMPLETE
         assert "thinking off" in screen_text(app)
         # The switch stays where the user put it, and is saved with the session.
         assert composer.thinking is False
@@ -197,11 +197,11 @@ async def test_escape_stops_the_stream_and_keeps_what_arrived(glm_server):
         await pilot.press("escape")
         await app.workers.wait_for_complete()
         await pilot.pause()
-        assert turn.status == STOPPED
+        assert turn.status == TurnStatus.STOPPED
         assert turn.content.startswith("partial answer")
         assert "■ stopped" in screen_text(app)
         stored = open_store().load_session(app.chat.session.id).turns[-1]
-        assert stored.status == STOPPED and stored.content == turn.content
+        assert stored.status == TurnStatus.STOPPED and stored.content == turn.content
         assert app.chat.composer.text == ""
 
 
@@ -211,7 +211,7 @@ async def test_retry_after_a_server_error(glm_server):
     async with app.run_test(size=SIZE) as pilot:
         await send(pilot, "hello")
         turn = app.chat.session.turns[-1]
-        assert turn.status == ERROR
+        assert turn.status == TurnStatus.ERROR
         text = screen_text(app)
         assert "✖" in text and "retry" in text
         assert turn.error and turn.error.startswith("Z.ai: server error")
@@ -221,7 +221,7 @@ async def test_retry_after_a_server_error(glm_server):
         await pilot.pause()
         session = app.chat.session
         assert len(session.turns) == 1
-        assert session.turns[0].status == COMPLETE and session.turns[0].user_text == "hello"
+        assert session.turns[0].status == TurnStatus.COMPLETE and session.turns[0].user_text == "hello"
         assert len(glm_server.chat_requests()) == 2
         assert len(open_store().load_session(session.id).turns) == 1
 
@@ -237,7 +237,7 @@ async def test_retry_countdown_shows_while_rate_limited(glm_server):
         assert "retrying in" in screen_text(app)
         await app.workers.wait_for_complete()
         await pilot.pause()
-        assert view.turn.status == COMPLETE
+        assert view.turn.status == TurnStatus.COMPLETE
         assert "retrying" not in screen_text(app)
 
 
@@ -493,14 +493,14 @@ async def test_an_error_quoting_the_host_is_shown_inert(glm_server):
     async with app.run_test(size=SIZE) as pilot:
         await send(pilot, "hi")
         turn = app.chat.session.turns[-1]
-        assert turn.status == ERROR
+        assert turn.status == TurnStatus.ERROR
         shown = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
         assert "\x1b" not in shown and "\x07" not in shown
 
 
 def test_live_turn_repr_does_not_carry_the_history():
     """The streaming worker is described by its arguments: that must not cost O(history)."""
-    from glmchat.session import Session
+    from glmchat.session import Session, TurnStatus
     from glmchat.ui.screens.chat import LiveTurn
 
     session = Session(turns=[stored_turn(n, content="long answer " * 500) for n in range(1, 4)])

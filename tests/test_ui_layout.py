@@ -17,7 +17,7 @@ from textual.app import App, ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
-from glmchat.session import COMPLETE, ERROR, STOPPED
+from glmchat.session import TurnStatus
 from glmchat.ui.stream_layout import ExactLayoutScreen
 from glmchat.ui.widgets.answer import MarkdownView
 from tests.glm_server import Reply, corpus, split_tokens
@@ -129,7 +129,7 @@ def test_a_finished_answer_is_drawn_whole_at_its_current_height(glm_server, seed
             await app.workers.wait_for_complete()
             await pilot.pause()
             turn = app.chat.session.turns[-1]
-            assert turn.status == COMPLETE and turn.content == answer
+            assert turn.status == TurnStatus.COMPLETE and turn.content == answer
             await assert_answer_settled(pilot, turn)
 
     asyncio.run(scenario())
@@ -152,7 +152,7 @@ async def test_a_stopped_answer_shows_what_arrived_to_its_last_line(glm_server):
         await app.workers.wait_for_complete()
         await pilot.pause()
         turn = app.chat.session.turns[-1]
-        assert turn.status == STOPPED and turn.content
+        assert turn.status == TurnStatus.STOPPED and turn.content
         await assert_answer_settled(pilot, turn)
 
 
@@ -165,7 +165,7 @@ async def test_a_failed_answer_shows_what_arrived_to_its_last_line(glm_server):
         await app.workers.wait_for_complete()
         await pilot.pause()
         turn = app.chat.session.turns[-1]
-        assert turn.status == ERROR and turn.content
+        assert turn.status == TurnStatus.ERROR and turn.content
         await assert_answer_settled(pilot, turn)
         assert "dropped" in screen_text(app)
 
@@ -182,13 +182,13 @@ async def test_retried_regenerated_and_edited_answers_show_to_their_last_line(gl
         app.chat.composer.set_text("go")
         await pilot.press("enter")
         await app.workers.wait_for_complete()
-        assert app.chat.session.turns[-1].status == ERROR
+        assert app.chat.session.turns[-1].status == TurnStatus.ERROR
         for key in ("ctrl+r", "ctrl+r"):
             await pilot.press(key)
             await app.workers.wait_for_complete()
             await pilot.pause()
             turn = app.chat.session.turns[-1]
-            assert turn.status == COMPLETE
+            assert turn.status == TurnStatus.COMPLETE
             await assert_answer_settled(pilot, turn)
         assert turn.content.endswith("Regenerated last line.")
         await pilot.press("ctrl+g")

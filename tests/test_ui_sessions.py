@@ -10,7 +10,7 @@ import os
 import stat
 
 from glmchat.config import AppOptions, Paths, load_config
-from glmchat.session import STOPPED
+from glmchat.session import TurnStatus
 from tests.glm_server import Reply
 from tests.ui_support import (
     SIZE,
@@ -128,7 +128,7 @@ async def test_search_result_opens_its_session_at_its_turn(glm_server):
 
     store = open_store()
     turns = [stored_turn(n, user=f"Question {n}") for n in range(1, 31)]
-    turns[2].content = "The answer mentions a zebra."
+    turns[2].step.content = "The answer mentions a zebra."
     target = stored_session(store, "Animals", turns, number_hint=1)
     stored_session(store, "Other", [stored_turn(40)], number_hint=2)
     app = make_app(glm_server, store=store)
@@ -175,7 +175,7 @@ async def test_switching_away_from_a_streaming_session_and_back(glm_server):
         await pilot.press("escape")
         await app.workers.wait_for_complete()
         await pilot.pause()
-        assert live_session.turns[-1].status == STOPPED
+        assert live_session.turns[-1].status == TurnStatus.STOPPED
         assert "■ stopped" in screen_text(app)
 
 
@@ -362,14 +362,14 @@ async def test_a_draft_is_written_a_moment_after_typing_stops_without_quitting(g
         await pilot.press(*"typed then")
         assert load_drafts(path).get(session.id) is None, "not written on every keystroke"
         await pilot.press(*" killed")
-        await wait_for(pilot, lambda: load_drafts(path).get(session.id) == "typed then killed")
+        await wait_for(pilot, lambda: load_drafts(path).get(session.id) == "typed then killed", timeout=15)
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         assert chat.composer.text == "typed then killed", "the composer keeps its text"
         # A big paste is written the same way, and clearing the prompt removes the draft.
         chat.composer.prompt.insert("x" * 1_000_000)
-        await wait_for(pilot, lambda: len(load_drafts(path).get(session.id, "")) > 1_000_000)
+        await wait_for(pilot, lambda: len(load_drafts(path).get(session.id, "")) > 1_000_000, timeout=15)
         chat.composer.clear()
-        await wait_for(pilot, lambda: not path.exists())
+        await wait_for(pilot, lambda: not path.exists(), timeout=15)
 
 
 def test_drafts_file_round_trip_and_damage(tmp_path):

@@ -625,12 +625,12 @@ def filled_store(folder: Path) -> tuple[Store, dict[str, str]]:
     ids: dict[str, str] = {}
     bread = Session(title="Baking")
     turn = bread.new_turn("How long should sourdough proof?", thinking=True)
-    turn.reasoning, turn.content = "Consider the kitchen temperature.", "About 4 hours at room temperature."
+    turn.step.reasoning, turn.step.content = "Consider the kitchen temperature.", "About 4 hours at room temperature."
     turn.finish()
     ids["bread"] = turn.id
     rust = Session(title="Rust \x1b[31mred\x1b[0m title")
     turn = rust.new_turn("Explain lifetimes", thinking=False)
-    turn.content = "Lifetimes tell the borrow checker how long references live."
+    turn.step.content = "Lifetimes tell the borrow checker how long references live."
     turn.finish()
     ids["rust"] = turn.id
     ids["rust_session"], ids["bread_session"] = rust.id, bread.id
@@ -886,13 +886,13 @@ def _filled_store_path() -> Path:
     store = Store.open(paths().data_dir)
     stored_session(store, "Big", [stored_turn(n, content="word " * 800) for n in range(1, 30)])
     path = store.path
-    store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store._db._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
     return path
 
 
 def test_quick_check_finds_a_damaged_database() -> None:
-    from glmchat.ui.app import quick_check
+    from glmchat.store.files import quick_check
 
     path = _filled_store_path()
     assert quick_check(path) is None

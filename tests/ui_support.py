@@ -8,7 +8,8 @@ from typing import Any, Callable
 
 from glmchat.client import GlmClient
 from glmchat.config import AppOptions, Config, paths
-from glmchat.session import COMPLETE, Session, Turn, Usage
+from glmchat.session import Step, Session, Turn, TurnStatus
+from glmchat.usage import Usage
 from glmchat.store import Store
 from glmchat.ui.app import GlmChatApp
 
@@ -72,22 +73,7 @@ def stored_turn(
 ) -> Turn:
     """A finished turn with fixed ids and timestamps (deterministic on screen)."""
     created = BASE_TIME + n * 60
-    turn = Turn(
-        user_text=user if user is not None else f"Question {n}",
-        thinking=thinking,
-        host="zai",
-        model="glm-4.7",
-        id=f"{n:032x}",
-        reasoning=(reasoning if reasoning is not None else f"Reasoning for question {n}. " * 3) if thinking else "",
-        content=content if content is not None else f"Answer **{n}**.",
-        status=COMPLETE,
-        finish_reason="stop",
-        created_at=created,
-        first_reasoning_at=created + 0.5 if thinking else None,
-        first_content_at=created + 3.6,
-        finished_at=created + 5.0,
-        usage=Usage(prompt_tokens=100 * n, completion_tokens=50, cached_tokens=80 * n if n > 1 else 0, reasoning_tokens=20 if thinking else 0),
-    )
+    turn = Turn(user_text=user if user is not None else f"Question {n}", thinking=thinking, host="zai", model="glm-4.7", id=f"{n:032x}", status=TurnStatus.COMPLETE, finish_reason="stop", created_at=created, first_reasoning_at=created + 0.5 if thinking else None, first_content_at=created + 3.6, finished_at=created + 5.0, steps=[Step(reasoning=(reasoning if reasoning is not None else f"Reasoning for question {n}. " * 3) if thinking else "", content=content if content is not None else f"Answer **{n}**.", usage=Usage(prompt_tokens=100 * n, completion_tokens=50, cached_tokens=80 * n if n > 1 else 0, reasoning_tokens=20 if thinking else 0))])
     return turn
 
 

@@ -11,8 +11,9 @@ Public API:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from glmchat.hosts import Dialect
 from glmchat.protocol.common import Parser, Request, encode_body
 
 if TYPE_CHECKING:
@@ -49,48 +50,43 @@ __all__ = [
 ]
 
 
+_DIALECTS = {
+    Dialect.CHAT: "glmchat.protocol.openai",
+    Dialect.OLLAMA: "glmchat.protocol.ollama",
+    Dialect.RUNWARE: "glmchat.protocol.runware",
+}
+"""Dialect -> the module that speaks it (imported on first use)."""
+
+
 def _dialect(host: Host) -> ModuleType:
-    from glmchat import hosts
-    from glmchat.errors import ConfigError
+    import importlib
 
-    if host.dialect == hosts.CHAT:
-        from glmchat.protocol import openai
-
-        return openai
-    if host.dialect == hosts.OLLAMA:
-        from glmchat.protocol import ollama
-
-        return ollama
-    if host.dialect == hosts.RUNWARE:
-        from glmchat.protocol import runware
-
-        return runware
-    raise ConfigError(
-        f"{host.name}: unknown dialect {host.dialect!r} — set dialect to "
-        f"{hosts.CHAT!r}, {hosts.OLLAMA!r} or {hosts.RUNWARE!r} under [hosts.{host.id}] in config.toml",
-        host=host.name,
-    )
+    return importlib.import_module(_DIALECTS[host.dialect])
 
 
-def build_request(host: Host, session: Session, turn: Turn, *, stream: bool = True) -> Request:
-    """The request that sends `turn` to `host`.
+def build_request(
+    host: Host, session: Session, turn: Turn, *, stream: bool = True, tools: list[dict[str, Any]] | None = None
+) -> Request:
+    """The request for the current step of `turn` to `host`.
 
-    Messages: the system prompt, each replayable earlier turn (`session.history`),
-    then `turn.user_text`. Thinking is switched on or off for this turn only
-    (`turn.thinking`), the way the host wants. With `session.preserve_thinking`,
-    earlier reasoning goes back exactly as stored, in the host's field, and the
-    host's clear_thinking switch (where it has one) says so explicitly.
+    Messages: the system prompt, each replayable earlier turn of the path step by
+    step (`glmchat.protocol.messages`), then `turn.user_text` and the turn's done
+    steps. Thinking is switched on or off for this turn only (`turn.thinking`),
+    the way the host wants. With `session.preserve_thinking`, earlier reasoning
+    goes back exactly as stored, in the host's field, and the host's
+    clear_thinking switch (where it has one) says so explicitly.
+
+    Args:
+        tools: The chat-completions `tools` array to offer (None: no tools).
 
     Raises:
-        ConfigError: the host names an unknown dialect.
+        ConfigError: the host cannot carry the request (e.g. tools on Runware).
     """
-    return _dialect(host).build_request(host, session, turn, stream=stream)
+    return _dialect(host).build_request(host, session, turn, stream=stream, tools=tools)
 
 
 def new_parser(host: Host, *, stream: bool = True) -> Parser:
     """A fresh parser for one response from `host` (`stream=False` for a whole JSON body).
 
-    Raises:
-        ConfigError: the host names an unknown dialect.
     """
     return _dialect(host).new_parser(host, stream=stream)

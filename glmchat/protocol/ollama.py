@@ -14,39 +14,25 @@ from glmchat import hosts as H
 from glmchat.protocol import classify
 from glmchat.protocol.common import Request, deep_merge, json_headers
 from glmchat.protocol.events import Event, ToolCallDelta, UsageUpdate
-from glmchat.protocol.parser import (
-    BaseParser,
-    Malformed,
-    as_int,
-    history_for,
-    loads,
-    model_for,
-    replays_reasoning,
-    sampling,
-    text_deltas,
-    tool_arguments,
-)
 from glmchat.protocol.decoding import LineDecoder
-from glmchat.session import Session, Turn, Usage
+from glmchat.protocol.messages import conversation, model_for, sampling, tool_result_text
+from glmchat.protocol.parser import BaseParser, Malformed, as_int, loads, text_deltas, tool_arguments
+from glmchat.session import Session, Step, ToolCall, ToolResult, Turn
+from glmchat.usage import Usage
 
 
-def build_request(host: H.Host, session: Session, turn: Turn, *, stream: bool = True) -> Request:
-    """The `/api/chat` request for `turn`."""
+def build_request(
+    host: H.Host, session: Session, turn: Turn, *, stream: bool = True, tools: list[dict[str, Any]] | None = None
+) -> Request:
+    """The `/api/chat` request for `turn`'s current step (Ollama takes the OpenAI-style `tools` array)."""
     messages: list[dict[str, Any]] = []
     if session.system_prompt:
         messages.append({"role": "system", "content": session.system_prompt})
-    replay = replays_reasoning(host, session)
-    for past in history_for(session, turn):
-        messages.append({"role": "user", "content": past.user_text})
-        message: dict[str, Any] = {"role": "assistant", "content": past.content}
-        if replay and past.reasoning:
-            message["thinking"] = past.reasoning
-        if past.tool_calls:
-            message["tool_calls"] = [_tool_call(call) for call in past.tool_calls]
-        messages.append(message)
-    messages.append({"role": "user", "content": turn.user_text})
+    messages.extend(conversation(host, session, turn, assistant=_assistant_message, tool=_tool_message))
     body: dict[str, Any] = {"model": model_for(host, session, turn), "messages": messages, "stream": stream}
-    if host.thinking_style != H.THINK_NONE:
+    if tools:
+        body["tools"] = tools
+    if host.thinking_style != H.ThinkingStyle.NONE:
         body["think"] = turn.thinking
     options = sampling(session, "temperature", "top_p", "num_predict")
     if options:
@@ -56,7 +42,21 @@ def build_request(host: H.Host, session: Session, turn: Turn, *, stream: bool = 
     return Request(url=host.url, body=body, headers=json_headers("application/x-ndjson"), stream=stream)
 
 
-def _tool_call(call: Any) -> dict[str, Any]:
+def _assistant_message(step: Step, replay: bool) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": step.content}
+    if replay and step.reasoning:
+        message["thinking"] = step.reasoning
+    if step.tool_calls:
+        message["tool_calls"] = [_tool_call(call) for call in step.tool_calls]
+    return message
+
+
+def _tool_message(step: Step, result: ToolResult) -> dict[str, Any]:
+    # Ollama answers calls by tool name (its calls carry no id).
+    return {"role": "tool", "content": tool_result_text(result), "tool_name": result.name}
+
+
+def _tool_call(call: ToolCall) -> dict[str, Any]:
     # Ollama takes arguments as an object; ours are the JSON string as streamed.
     try:
         arguments = json.loads(call.arguments) if call.arguments else {}

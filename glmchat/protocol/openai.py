@@ -23,32 +23,26 @@ from glmchat import hosts as H
 from glmchat.protocol import classify
 from glmchat.protocol.common import Request, deep_merge, json_headers
 from glmchat.protocol.events import Event, ReasoningDetailsDelta, ToolCallDelta
-from glmchat.protocol.parser import (
-    Malformed,
-    SSEParser,
-    as_int,
-    history_for,
-    loads,
-    model_for,
-    openai_usage,
-    replays_reasoning,
-    sampling,
-    text_deltas,
-    tool_arguments,
-)
 from glmchat.protocol.decoding import SSEEvent
-from glmchat.session import Session, Turn
+from glmchat.protocol.messages import conversation, model_for, sampling, tool_result_text
+from glmchat.protocol.parser import Malformed, SSEParser, as_int, loads, openai_usage, text_deltas, tool_arguments
+from glmchat.session import Session, Step, ToolCall, ToolResult, Turn
 
 # -- request ---------------------------------------------------------------------------------
 
 
-def build_request(host: H.Host, session: Session, turn: Turn, *, stream: bool = True) -> Request:
-    """The chat-completions request for `turn`: history, thinking switch, sampling, host extras."""
+def build_request(
+    host: H.Host, session: Session, turn: Turn, *, stream: bool = True, tools: list[dict[str, Any]] | None = None
+) -> Request:
+    """The chat-completions request for `turn`'s current step: history, tools, thinking switch, sampling, extras."""
     body: dict[str, Any] = {
         "model": model_for(host, session, turn),
         "messages": build_messages(host, session, turn),
         "stream": stream,
     }
+    if tools:
+        body["tools"] = tools
+        body["tool_choice"] = "auto"  # GLM accepts only "auto"
     if stream and host.stream_usage:
         body["stream_options"] = {"include_usage": True}
     body.update(sampling(session, "temperature", "top_p", host.max_tokens_field or "max_tokens"))
@@ -61,38 +55,43 @@ def build_request(host: H.Host, session: Session, turn: Turn, *, stream: bool = 
 
 
 def build_messages(host: H.Host, session: Session, turn: Turn) -> list[dict[str, Any]]:
-    """System prompt, every replayable earlier turn, then this turn's user text."""
+    """System prompt, every replayable earlier turn step by step, this turn's text and its done steps."""
     messages: list[dict[str, Any]] = []
     if session.system_prompt:
         messages.append({"role": "system", "content": session.system_prompt})
-    replay = replays_reasoning(host, session)
-    for past in history_for(session, turn):
-        messages.append({"role": "user", "content": past.user_text})
-        messages.append(assistant_message(host, past, replay))
-    messages.append({"role": "user", "content": turn.user_text})
+    messages.extend(
+        conversation(host, session, turn, assistant=lambda step, replay: assistant_message(host, step, replay), tool=_tool_message)
+    )
     return messages
 
 
-def assistant_message(host: H.Host, turn: Turn, replay: bool) -> dict[str, Any]:
-    """An earlier reply as the host wants it back; reasoning exactly as stored, when replayed."""
-    content = turn.content
+def assistant_message(host: H.Host, step: Step, replay: bool) -> dict[str, Any]:
+    """A step of an earlier reply as the host wants it back; reasoning exactly as stored, when replayed."""
+    content = step.content
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if replay:
         field = host.replay_field
-        if field == H.REPLAY_REASONING_DETAILS:
-            if turn.reasoning_details:
-                message["reasoning_details"] = turn.reasoning_details
-        elif turn.reasoning:
-            if field == H.REPLAY_THINK_TAGS:
-                message["content"] = "<think>" + turn.reasoning + "</think>" + content
-            elif field in (H.REPLAY_REASONING_CONTENT, H.REPLAY_REASONING):
-                message[field] = turn.reasoning
-    if turn.tool_calls:
-        message["tool_calls"] = [_tool_call(call) for call in turn.tool_calls]
+        if field == H.ReplayField.REASONING_DETAILS:
+            if step.reasoning_details:
+                message["reasoning_details"] = step.reasoning_details
+        elif step.reasoning:
+            if field == H.ReplayField.THINK_TAGS:
+                message["content"] = "<think>" + step.reasoning + "</think>" + content
+            elif field in (H.ReplayField.REASONING_CONTENT, H.ReplayField.REASONING):
+                message[field] = step.reasoning
+    if step.tool_calls:
+        message["tool_calls"] = [_tool_call(call) for call in step.tool_calls]
     return message
 
 
-def _tool_call(call: Any) -> dict[str, Any]:
+def _tool_message(step: Step, result: ToolResult) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "tool", "content": tool_result_text(result)}
+    if result.call_id:
+        message["tool_call_id"] = result.call_id
+    return message
+
+
+def _tool_call(call: ToolCall) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if call.id:
         out["id"] = call.id
@@ -103,14 +102,14 @@ def _tool_call(call: Any) -> dict[str, Any]:
 
 def _apply_thinking(body: dict[str, Any], host: H.Host, on: bool) -> None:
     style = host.thinking_style
-    if style == H.THINK_ZAI:
+    if style == H.ThinkingStyle.ZAI:
         body["thinking"] = {"type": "enabled" if on else "disabled"}
-    elif style == H.THINK_EFFORT:
+    elif style == H.ThinkingStyle.EFFORT:
         if not on:  # reasoning is on by default where this knob exists
             body["reasoning_effort"] = "none"
-    elif style == H.THINK_OPENROUTER:
+    elif style == H.ThinkingStyle.OPENROUTER:
         body["reasoning"] = {"enabled": True} if on else {"effort": "none"}
-    elif style == H.THINK_TEMPLATE:
+    elif style == H.ThinkingStyle.TEMPLATE:
         body.setdefault("chat_template_kwargs", {})["enable_thinking"] = on
 
 
@@ -119,11 +118,11 @@ def _apply_preserve(body: dict[str, Any], host: H.Host, preserve: bool, thinking
         return
     style = host.preserve_style
     clear = not preserve
-    if style == H.PRESERVE_ZAI:
+    if style == H.PreserveStyle.ZAI:
         body.setdefault("thinking", {})["clear_thinking"] = clear
-    elif style == H.PRESERVE_TOP:
+    elif style == H.PreserveStyle.TOP:
         body["clear_thinking"] = clear
-    elif style == H.PRESERVE_TEMPLATE:
+    elif style == H.PreserveStyle.TEMPLATE:
         body.setdefault("chat_template_kwargs", {})["clear_thinking"] = clear
 
 

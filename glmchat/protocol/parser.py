@@ -14,7 +14,7 @@ from glmchat.errors import GlmChatError
 from glmchat.protocol import classify
 from glmchat.protocol.events import ContentDelta, Event, Finish, ReasoningDelta, StreamFailed, UsageUpdate
 from glmchat.protocol.decoding import SSEDecoder
-from glmchat.session import Session, Turn, Usage
+from glmchat.usage import Usage
 
 if TYPE_CHECKING:
     from glmchat.hosts import Host
@@ -222,38 +222,9 @@ def tool_arguments(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-# -- request side ----------------------------------------------------------------------
-
-
-def history_for(session: Session, turn: Turn) -> list[Turn]:
-    """The earlier turns the request for `turn` replays (all replayable ones if `turn` is not in the session)."""
-    if any(t is turn for t in session.turns):
-        turns = session.history(before=turn)
-    else:
-        turns = [t for t in session.turns if t.replayable]
-    for t in turns:
-        t.sync()  # finished turns are synced already; this makes sure of it
-    return turns
-
-
-def sampling(session: Session, temperature: str, top_p: str, max_tokens: str) -> dict[str, Any]:
-    """The session's sampling settings that are set, under the dialect's names for them."""
-    values = {temperature: session.temperature, top_p: session.top_p, max_tokens: session.max_tokens}
-    return {name: value for name, value in values.items() if value is not None}
-
-
 def text_deltas(reasoning: Any, content: Any, out: list[Event]) -> None:
     """Append a ReasoningDelta and a ContentDelta for whichever of the two is a non-empty string."""
     if isinstance(reasoning, str) and reasoning:
         out.append(ReasoningDelta(reasoning))
     if isinstance(content, str) and content:
         out.append(ContentDelta(content))
-
-
-def model_for(host: Host, session: Session, turn: Turn) -> str:
-    return turn.model or session.model or host.default_model
-
-
-def replays_reasoning(host: Host, session: Session) -> bool:
-    """Whether earlier reasoning goes back to this host at all."""
-    return session.preserve_thinking and host.can_replay_reasoning

@@ -17,21 +17,11 @@ from glmchat import hosts as H
 from glmchat.protocol import classify
 from glmchat.protocol.common import Request, deep_merge, json_headers
 from glmchat.protocol.events import Event, UsageUpdate
-from glmchat.protocol.parser import (
-    Malformed,
-    SSEParser,
-    as_int,
-    as_number,
-    dig,
-    first_str,
-    history_for,
-    loads,
-    model_for,
-    sampling,
-    text_deltas,
-)
 from glmchat.protocol.decoding import SSEEvent
-from glmchat.session import Session, Turn, Usage
+from glmchat.protocol.messages import history_for, model_for, sampling
+from glmchat.protocol.parser import Malformed, SSEParser, as_int, as_number, dig, first_str, loads, text_deltas
+from glmchat.session import Session, Turn
+from glmchat.usage import Usage
 
 
 @dataclass(frozen=True)
@@ -67,8 +57,20 @@ FIELDS = RunwareFields()
 TASK_TYPE = "textInference"
 
 
-def build_request(host: H.Host, session: Session, turn: Turn, *, stream: bool = True) -> Request:
-    """A one-task array. Messages carry role and content only; reasoning never goes back."""
+def build_request(
+    host: H.Host, session: Session, turn: Turn, *, stream: bool = True, tools: list[dict[str, Any]] | None = None
+) -> Request:
+    """A one-task array. Messages carry role and content only; reasoning never goes back.
+
+    The task API has no tool messages, so a turn is its whole answer text.
+
+    Raises:
+        ConfigError: tools were asked for (the task API has none).
+    """
+    if tools:
+        from glmchat.errors import ConfigError
+
+        raise ConfigError(f"{host.name}: the task API has no tools — turn the session's tools off for this host", host=host.name)
     messages: list[dict[str, Any]] = []
     for past in history_for(session, turn):
         messages.append({"role": "user", "content": past.user_text})
@@ -78,7 +80,7 @@ def build_request(host: H.Host, session: Session, turn: Turn, *, stream: bool = 
     if session.system_prompt:
         settings["systemPrompt"] = session.system_prompt
     settings.update(sampling(session, "temperature", "topP", "maxTokens"))
-    if host.thinking_style != H.THINK_NONE:
+    if host.thinking_style != H.ThinkingStyle.NONE:
         settings["thinkingLevel"] = host.thinking_level if turn.thinking else "none"
     task: dict[str, Any] = {
         "taskType": TASK_TYPE,

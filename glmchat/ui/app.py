@@ -8,7 +8,6 @@ first send, and dialogs are imported when they are opened.
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 import time
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable
 
@@ -28,7 +27,8 @@ from glmchat.config import (
     resolve_host,
     save_config,
 )
-from glmchat.errors import ConfigError, GlmChatError
+from glmchat.controller import Controller
+from glmchat.errors import ConfigError, DamagedStorage, GlmChatError
 from glmchat.session import Session
 from glmchat.ui.drafts import NEW_SESSION
 from glmchat.ui.screens.chat import ChatScreen
@@ -93,6 +93,8 @@ class GlmChatApp(App[int]):
         self._own_client = client is None
         self.clock = clock
         self.probe = probe
+        self.controller = Controller(self.config, self.paths, options=self.options, store=store, client=client, clock=clock)
+        """Sessions, turns, hosts and exports: what the screens ask for."""
         self.chat = ChatScreen()
         self._saved_state = (self.config.last_session, self.config.sidebar)
         self._settle_timer: Timer | None = None
@@ -191,6 +193,8 @@ class GlmChatApp(App[int]):
         the next start (when the store opens with its full check).
         """
         assert self.store is not None
+        from glmchat.store.files import quick_check
+
         problem = quick_check(self.store.path)
         if problem:
             self._mark_for_check()
@@ -239,7 +243,7 @@ class GlmChatApp(App[int]):
                 # (see `_check_store`), not before it.
                 marker = self.paths.data_dir / CHECK_MARKER
                 full = marker.exists()
-                self.store = Store.open(self.paths.data_dir, verify=full)
+                self.store = self.controller.store = Store.open(self.paths.data_dir, verify=full)
                 self._check_pending = not full
                 if full:
                     marker.unlink(missing_ok=True)
@@ -298,22 +302,22 @@ class GlmChatApp(App[int]):
             return None, False
         try:
             session = self.store.load_session(ref, last=PAGE + 1)
-        except GlmChatError as exc:
-            if not quiet:
-                self.notify(str(exc), severity="error", markup=False)
-            return None, False
-        except (ValueError, sqlite3.DatabaseError) as exc:
+        except DamagedStorage as exc:
             # Rows that do not decode: the file is damaged (the check that would have
             # found it runs after the first frame). Start on a new session and have
             # the next start check the file and set it aside.
             self._mark_for_check()
             self.notify(
-                f"Session {ref} could not be read ({type(exc).__name__}); the database may be damaged.",
+                f"Session {ref} could not be read; the database may be damaged. ({exc})",
                 title="Storage",
                 severity="error",
                 timeout=15,
                 markup=False,
             )
+            return None, False
+        except GlmChatError as exc:
+            if not quiet:
+                self.notify(str(exc), severity="error", markup=False)
             return None, False
         # PAGE + 1 asked for: a full page means there may be older turns to load.
         return session, len(session.turns) > PAGE
@@ -440,7 +444,7 @@ class GlmChatApp(App[int]):
             ("Fold / unfold all reasoning", "Fold or unfold every turn's reasoning (Ctrl+O)", chat.action_toggle_fold_all),
             ("Copy last answer", "Copy the last answer to the clipboard (Alt+C)", chat.action_copy_answer),
             ("Copy code blocks", "Copy the last answer's code blocks (Alt+K)", chat.action_copy_code),
-            ("Export to Markdown", "Write this session to a .md file in the current folder (Alt+M)", lambda: chat.action_export("markdown")),
+            ("Export to Markdown", "Write this session to a .md file in the current folder (Alt+M)", lambda: chat.action_export("md")),
             ("Export to JSON", "Write this session to a .json file in the current folder (Alt+J)", lambda: chat.action_export("json")),
             ("Rename session", "Rename this session (F2)", chat.action_rename_session),
             ("Delete session", "Delete this session (Alt+D)", chat.action_delete_session),
@@ -499,21 +503,6 @@ def _warm_imports(client: GlmClient) -> None:
     from glmchat.ui.markdown_render import parse_blocks
 
     parse_blocks("warm `up` **now**\n\n- a\n\n| a |\n|---|\n| 1 |\n")
-
-
-def quick_check(path: Any) -> str | None:
-    """Run SQLite's `quick_check` on a database file; the first problem, or None if it is sound."""
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    except sqlite3.Error as exc:
-        return str(exc)
-    try:
-        rows = [row[0] for row in conn.execute("PRAGMA quick_check")]
-    except sqlite3.Error as exc:
-        return str(exc)
-    finally:
-        conn.close()
-    return None if rows == ["ok"] else str(rows[0] if rows else "no answer")
 
 
 def run_app(options: AppOptions | None = None, *, resume_gc: bool = False) -> int:

@@ -9,7 +9,6 @@ config, the store, the client and the hosts.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -22,15 +21,16 @@ from textual.reactive import var
 from textual.widget import MountError
 from textual.widgets import Footer, TextArea
 
-from glmchat.errors import ConfigError, GlmChatError, StorageError
+from glmchat.errors import ConfigError, DamagedStorage, GlmChatError, StorageError
 from glmchat.protocol.events import ContentDelta, Event, ReasoningDelta, Retrying
 from glmchat.sanitize import inert
-from glmchat.session import ERROR, STREAMING, Session, Turn
+from glmchat.session import Session, Turn, TurnStatus
 from glmchat.ui.drafts import NEW_SESSION, DraftWriter, drafts_path
 from glmchat.ui.stream_layout import ExactLayoutScreen
 from glmchat.ui.widgets.chat_log import ChatLog
 from glmchat.ui.widgets.composer import Composer
-from glmchat.ui.widgets.status import StatusFacts, StatusLine, context_used, request_estimate
+from glmchat.ui.widgets.status import StatusFacts, StatusLine
+from glmchat.usage import context_used, request_estimate
 
 if TYPE_CHECKING:
     from textual.timer import Timer
@@ -112,7 +112,7 @@ class ChatScreen(ExactLayoutScreen):
         Binding("alt+d", "delete_session", "Delete", tooltip="Delete this session.", id="delete-session", show=False),
         Binding("alt+c", "copy_answer", "Copy", tooltip="Copy the last answer.", id="copy-answer", show=False),
         Binding("alt+k", "copy_code", "Copy code", tooltip="Copy the code blocks of the last answer.", id="copy-code", show=False),
-        Binding("alt+m", "export('markdown')", "Export .md", tooltip="Export this session to Markdown.", id="export-markdown", show=False),
+        Binding("alt+m", "export('md')", "Export .md", tooltip="Export this session to Markdown.", id="export-markdown", show=False),
         Binding("alt+j", "export('json')", "Export .json", tooltip="Export this session to JSON.", id="export-json", show=False),
         Binding("shift+pageup", "scroll_log(-1)", "Scroll up", tooltip="Scroll the chat up.", id="scroll-up", show=False),
         Binding("shift+pagedown", "scroll_log(1)", "Scroll down", tooltip="Scroll the chat down.", id="scroll-down", show=False),
@@ -338,18 +338,9 @@ class ChatScreen(ExactLayoutScreen):
             full = store.load_session(session.id)
         except GlmChatError as exc:
             self._partial = True
+            if isinstance(exc, DamagedStorage):
+                self.gapp._mark_for_check()  # checked in full (and set aside) on the next start
             self.notify(str(exc), title="Could not load the whole session", severity="error", markup=False)
-            return
-        except (ValueError, sqlite3.DatabaseError) as exc:
-            # Rows that do not decode: a damaged file (checked in full on the next start).
-            self._partial = True
-            self.gapp._mark_for_check()
-            self.notify(
-                f"The older turns could not be read ({type(exc).__name__}); the database may be damaged.",
-                title="Could not load the whole session",
-                severity="error",
-                markup=False,
-            )
             return
         older = []
         for turn in full.turns:
@@ -453,7 +444,7 @@ class ChatScreen(ExactLayoutScreen):
                 self._confirm_long(text, thinking, estimate, host)
                 return False
         if self._editing is not None and session.turns and session.turns[-1].id == self._editing:
-            if not await self._drop_last_turn():
+            if not await self._branch_off_last():
                 return False
         self._editing = None
         self.composer.set_editing(False)
@@ -518,7 +509,7 @@ class ChatScreen(ExactLayoutScreen):
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - nothing a stream does may take the app down
-            if turn.status == STREAMING:
+            if turn.status == TurnStatus.STREAMING:
                 turn.fail(exc if isinstance(exc, GlmChatError) else GlmChatError(f"Unexpected error: {exc}"))
                 turn.finish()
                 if app.store is not None:
@@ -544,7 +535,7 @@ class ChatScreen(ExactLayoutScreen):
 
     async def _storage_failed(self, live: LiveTurn, exc: StorageError) -> None:
         turn = live.turn
-        if not turn.reasoning and not turn.content and turn.status == ERROR:
+        if not turn.reasoning and not turn.content and turn.status == TurnStatus.ERROR:
             # Nothing was sent: take the turn back and give the text back to the composer.
             if turn in live.session.turns:
                 live.session.turns.remove(turn)
@@ -563,22 +554,12 @@ class ChatScreen(ExactLayoutScreen):
         else:
             self.notify(str(exc), title="The answer could not be saved", severity="error", markup=False, timeout=10)
 
-    async def _drop_last_turn(self) -> bool:
-        """Delete the session's last turn (retry, regenerate, edit)."""
+    async def _branch_off_last(self) -> bool:
+        """Take the last turn off the path: it stays stored, on a branch of its own (retry, regenerate, edit)."""
         session = self.session
         if not session.turns:
             return False
-        last = session.turns[-1]
-        store = self.gapp.store
-        if store is not None:
-            try:
-                store.delete_turn(last.id)
-            except StorageError as exc:
-                # Never stored (e.g. its save failed) is fine; anything else stops here.
-                if "not in" not in str(exc):
-                    self.notify(str(exc), severity="error", markup=False)
-                    return False
-        session.turns.pop()
+        last = session.turns.pop()
         await self.log_view.remove_view(last.id)
         self.fold_state.pop(last.id, None)
         return True
@@ -620,7 +601,7 @@ class ChatScreen(ExactLayoutScreen):
 
     def _streaming_elsewhere(self, turn: Turn) -> bool:
         """The turn is being streamed by another glmchat process: it must not be replaced."""
-        if turn.status != STREAMING or (self.live is not None and self.live.turn is turn):
+        if turn.status != TurnStatus.STREAMING or (self.live is not None and self.live.turn is turn):
             return False
         self.notify("This answer is still streaming in another window.", severity="warning")
         return True
@@ -633,7 +614,7 @@ class ChatScreen(ExactLayoutScreen):
         if self._streaming_elsewhere(last):
             return
         text, thinking = last.user_text, last.thinking
-        if await self._drop_last_turn():
+        if await self._branch_off_last():
             await self.send(text, thinking, confirmed=True)
 
     async def action_regenerate(self) -> None:
@@ -855,35 +836,17 @@ class ChatScreen(ExactLayoutScreen):
     # -- export ----------------------------------------------------------------------------
 
     def action_export(self, kind: str) -> None:
-        """Write the session to the current folder as Markdown or JSON."""
-        from glmchat import export  # Lazy import: only when exporting.
+        """Write the session to the current folder as Markdown (this branch) or JSON (every branch)."""
+        from glmchat.controller import ExportFormat
 
         self.ensure_full_session()
         session = self.session
         if not session.turns:
             self.notify("Nothing to export yet.")
             return
-        for turn in session.turns:
-            turn.sync()
-        ext = "md" if kind == "markdown" else "json"
         try:
-            text = export.to_markdown(session) if ext == "md" else export.to_json(session)
-            path = _free_path(Path.cwd(), export.safe_filename(session.title or "chat", ext))
-            path.write_text(text, encoding="utf-8")
-        except (OSError, GlmChatError) as exc:
+            path = self.gapp.controller.export(session, ExportFormat(kind), Path.cwd())
+        except GlmChatError as exc:
             self.notify(f"Export failed: {exc}", severity="error", markup=False)
             return
         self.notify(f"Exported to {path}", title="Export", markup=False, timeout=8)
-
-
-def _free_path(folder: Path, name: str) -> Path:
-    """`folder/name`, or `name` with -2, -3... before the extension if it exists."""
-    path = folder / name
-    stem, dot, ext = name.rpartition(".")
-    if not dot:
-        stem, ext = name, ""
-    n = 2
-    while path.exists():
-        path = folder / (f"{stem}-{n}.{ext}" if ext else f"{stem}-{n}")
-        n += 1
-    return path

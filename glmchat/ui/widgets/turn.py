@@ -21,16 +21,9 @@ from textual.widgets import Static
 
 from glmchat.protocol.events import ContentDelta, Event, Finish, ReasoningDelta, Retrying, StreamFailed
 from glmchat.sanitize import inert
-from glmchat.session import (
-    COMPLETE,
-    ERROR,
-    INTERRUPTED,
-    STOPPED,
-    STREAMING,
-    TRUNCATED,
-    Turn,
-    estimate_tokens,
-)
+from glmchat.session import Turn, TurnStatus
+from glmchat.usage import estimate_tokens
+
 from glmchat.ui.widgets.answer import AnswerView
 from glmchat.ui.widgets.reasoning import ReasoningPane, format_seconds
 
@@ -83,11 +76,11 @@ class UserMessage(Static):
     """
 
 
-class TurnStatus(Static):
+class TurnFooter(Static):
     """A line under the answer: how the turn ended and what can be done with it."""
 
     DEFAULT_CSS = """
-    TurnStatus {
+    TurnFooter {
         height: auto;
     }
     """
@@ -205,7 +198,7 @@ class TurnView(Vertical):
             )
             self.reasoning.display = has_reasoning
         self.answer = AnswerView("" if live else inert(turn.content), live=live, defer_highlight=defer_highlight)
-        self.status = TurnStatus(self._status_content(), classes="status")
+        self.status = TurnFooter(self._status_content(), classes="status")
         self._apply_status_classes()
 
     def compose(self):
@@ -399,22 +392,22 @@ class TurnView(Vertical):
         status = turn.status
         if self._live:
             return Content("")
-        if status == ERROR:
+        if status == TurnStatus.ERROR:
             # The message may quote the host's reply: shown inert like model text.
             parts.append((f"✖ {inert(turn.error or 'the request failed')}", "$text-error"))
             action("retry", "retry")
-        elif status == STOPPED:
+        elif status == TurnStatus.STOPPED:
             parts.append(("■ stopped", "$text-warning"))
             action("retry", "retry")
-        elif status == STREAMING:
+        elif status == TurnStatus.STREAMING:
             # Not ours, still streaming: the store leaves a turn so while the glmchat
             # process that streams it is alive (another window, same data dir).
             parts.append(("⟳ streaming in another window — reopen the session to see the rest", "$text-warning"))
             return Content.assemble(*parts)
-        elif status == INTERRUPTED:
+        elif status == TurnStatus.INTERRUPTED:
             parts.append(("⚠ interrupted: glmchat ended during this answer", "$text-warning"))
             action("retry", "retry")
-        elif status == TRUNCATED:
+        elif status == TurnStatus.TRUNCATED:
             reason = turn.error or f"the host ended the answer early ({turn.finish_reason or 'cut short'})"
             parts.append((f"⚠ {inert(reason)}", "$text-warning"))
             action("retry", "retry")
@@ -424,7 +417,7 @@ class TurnView(Vertical):
             action("copy", "copy")
             if "```" in turn.content or "~~~" in turn.content:
                 action("copy code", "copy_code")
-        if self.last and status == COMPLETE:
+        if self.last and status == TurnStatus.COMPLETE:
             action("regenerate", "regenerate")
         if self.last:
             action("edit", "edit")
@@ -436,8 +429,8 @@ class TurnView(Vertical):
 
     def _apply_status_classes(self) -> None:
         status = self.turn.status
-        self.set_class(status == ERROR, "-error")
-        self.set_class(status == STOPPED, "-stopped")
+        self.set_class(status == TurnStatus.ERROR, "-error")
+        self.set_class(status == TurnStatus.STOPPED, "-stopped")
         self.set_class(self._live, "-streaming")
 
     def action_request(self, action: str) -> None:

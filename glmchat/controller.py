@@ -1,0 +1,358 @@
+"""Everything done to sessions, in plain Python: the TUI and the CLI both drive this.
+
+The controller owns the config, the store, the HTTP client and the hosts, and
+offers the verbs: open, new, send (and its siblings retry, regenerate, edit),
+branch, fork, rename, delete, export. It knows nothing of the screen: the TUI
+calls it from workers and shows what it returns; `glmchat ask` and
+`glmchat sessions` call the same methods.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from glmchat.config import AppOptions, Config, Paths, api_key_for, known_host_ids, new_session, resolve_host, save_config
+from glmchat.errors import ConfigError, GlmChatError, StorageError
+from glmchat.session import Session, SessionTree, Turn, TurnStatus
+from glmchat.usage import context_used, request_estimate
+
+if TYPE_CHECKING:
+    from glmchat.client import GlmClient
+    from glmchat.hosts import Host
+    from glmchat.protocol.events import Event
+    from glmchat.store import Store
+    from glmchat.turn_runner import ToolRunner
+
+
+class ExportFormat(StrEnum):
+    MARKDOWN = "md"
+    JSON = "json"
+
+
+@dataclass(frozen=True)
+class TooLong:
+    """A message that would not fit the host's context window (estimated)."""
+
+    estimate: int
+    window: int
+    host: str
+
+    def message(self) -> str:
+        return (
+            f"the request is about {self.estimate:,} tokens, more than {self.host}'s context window "
+            f"of {self.window:,} tokens"
+        )
+
+
+class Controller:
+    """Sessions, turns and their storage for one run of glmchat.
+
+    Args:
+        config: The loaded settings.
+        paths: Where config and data live.
+        options: What the command line asked for (host, base URL, model, session).
+        store: An open store, or None when there is none (the data folder is unusable).
+        client: The HTTP client to use; default: one made on first use.
+        clock: Wall-clock time (tests pin it).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        paths: Paths,
+        *,
+        options: AppOptions | None = None,
+        store: Store | None = None,
+        client: GlmClient | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.paths = paths
+        self.options = options or AppOptions()
+        self.store = store
+        self._client = client
+        self.clock = clock
+
+    # -- hosts and keys ------------------------------------------------------------------------
+
+    def host_for_id(self, host_id: str) -> Host:
+        """A host with the config's overrides (and --base-url for this run's host).
+
+        Raises:
+            ConfigError: unknown host, bad override, or plain http to a remote address.
+        """
+        run_host = self.options.host or self.config.host
+        base_url = self.options.base_url if host_id == run_host else None
+        return resolve_host(self.config, host_id, base_url=base_url)
+
+    def host_for(self, session: Session) -> Host:
+        """The host a session sends to, with the session's model as its default model."""
+        host = self.host_for_id(session.host)
+        if session.model and session.model != host.default_model:
+            host = dataclasses.replace(host, default_model=session.model)
+        return host
+
+    def hosts(self) -> dict[str, Host]:
+        """Every host that resolves (built-in and the user's own), by id."""
+        out: dict[str, Host] = {}
+        for host_id in known_host_ids(self.config):
+            try:
+                out[host_id] = self.host_for_id(host_id)
+            except ConfigError:
+                continue
+        return out
+
+    def default_model(self, host_id: str) -> str:
+        try:
+            return self.host_for_id(host_id).default_model
+        except ConfigError:
+            return "glm-4.7"
+
+    def api_key(self, host: Host) -> str | None:
+        return api_key_for(self.config, host)
+
+    def needs_key(self, host: Host) -> bool:
+        """A hosted service with no key in the environment or the config."""
+        return bool(host.key_env) and not host.local and not self.api_key(host)
+
+    @property
+    def client(self) -> GlmClient:
+        """The HTTP client, made on first use (httpx is imported then)."""
+        if self._client is None:
+            from glmchat.client import GlmClient
+
+            self._client = GlmClient()
+        return self._client
+
+    async def close(self) -> None:
+        """Close the client's connections (the store is closed by whoever opened it)."""
+        if self._client is not None:
+            await self._client.aclose()
+
+    def save_config(self) -> None:
+        """Write the settings (mode 0600). Raises ConfigError with a one-line message."""
+        save_config(self.config, self.paths)
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def _store(self, action: str) -> Store:
+        if self.store is None:
+            raise StorageError(f"Could not {action}: the session store could not be opened.")
+        return self.store
+
+    def new_session(self) -> Session:
+        """A new, unsaved session with the config's defaults (saved with its first turn)."""
+        config = self.config
+        host_id = self.options.host or config.host
+        model = self.options.model or (config.model if host_id == config.host else "") or self.default_model(host_id)
+        return new_session(config, host_id, model)
+
+    def open_session(self, ref: str, *, last: int | None = None) -> Session:
+        """A stored session's current path (all of it, or the `last` turns)."""
+        return self._store("load the session").load_session(ref, last=last)
+
+    def apply_options(self, session: Session) -> Session:
+        """The host and model the command line asked for, on an opened session."""
+        options = self.options
+        if options.host and options.host != session.host:
+            session.host = options.host
+            session.model = options.model or self.default_model(options.host)
+        elif options.model:
+            session.model = options.model
+        return session
+
+    def older_turns(self, session: Session, limit: int | None = None) -> list[Turn]:
+        """Load the turns of the path before the first one the session holds; put them in front."""
+        if not session.turns or session.turns[0].parent_id is None:
+            return []
+        turns, branches = self._store("load turns").load_turns_before(session.id, session.turns[0].id, limit)
+        session.turns[:0] = turns
+        session.branches.update(branches)
+        return turns
+
+    def changed_elsewhere(self, session: Session, revision: int | None) -> bool:
+        """Whether another process changed the session since `revision` (None: never stored)."""
+        if self.store is None or revision is None or not session.turns:
+            return False
+        return self.store.revision(session.id) != revision
+
+    def save_settings(self, session: Session) -> None:
+        """Save the session's settings (not its turns) if it is stored already."""
+        if self.store is not None and session.turns:
+            self.store.save_session(session, turns=False)
+
+    def rename(self, session: Session | str, title: str) -> None:
+        session_id = session if isinstance(session, str) else session.id
+        if not isinstance(session, str):
+            session.title = title
+            if not session.turns:
+                return  # saved with its first turn
+        self._store("rename the session").rename_session(session_id, title)
+
+    def delete(self, session_id: str) -> None:
+        self._store("delete the session").delete_session(session_id)
+
+    def fork(self, session: Session | str, at: int, title: str | None = None) -> str:
+        """A new session sharing the first `at` turns of the current path; returns its id (one row written)."""
+        ref = session if isinstance(session, str) else session.id
+        return self._store("fork the session").fork_session(ref, at, title)
+
+    def switch_branch(self, session: Session, turn: Turn, offset: int) -> Session | None:
+        """The session with the sibling `offset` places from `turn` (and its newest path) current.
+
+        Returns the reloaded session, or None when there is no such sibling.
+        """
+        store = self._store("switch branches")
+        siblings = store.siblings(session.id, turn.id)
+        index = siblings.index(turn.id) + offset
+        if not 0 <= index < len(siblings):
+            return None
+        store.switch_branch(session.id, siblings[index])
+        return self.apply_options(store.load_session(session.id))
+
+    # -- turns -----------------------------------------------------------------------------------
+
+    def too_long(self, session: Session, text: str, host: Host) -> TooLong | None:
+        """The estimate, when a message would not fit the host's context window."""
+        # The cheap estimate first; the full one (O(session)) only when it is close.
+        estimate = context_used(session, text)
+        if estimate > 0.8 * host.context_window:
+            estimate = max(estimate, request_estimate(session, text))
+        if estimate > host.context_window:
+            return TooLong(estimate, host.context_window, host.name)
+        return None
+
+    def start_turn(self, session: Session, text: str, thinking: bool, *, replacing: Turn | None = None) -> Turn:
+        """Put a new turn at the end of the path: after the head, or as a sibling of `replacing`.
+
+        Editing, retrying and regenerating all add a sibling: the old turn stays on
+        its own branch, reachable with the branch arrows.
+        """
+        after = session.branch_before(replacing) if replacing is not None else None
+        if replacing is not None and after is None:
+            del session.turns[:]  # a sibling of the first turn: the path starts afresh
+        turn = session.new_turn(text, thinking, after=after)
+        if replacing is not None:
+            turn.parent_id = replacing.parent_id
+        return turn
+
+    async def run(
+        self,
+        session: Session,
+        turn: Turn,
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        tools: ToolRunner | None = None,
+    ) -> Turn:
+        """Stream the turn's reply through the one turn runner, saving as it goes.
+
+        Raises:
+            ConfigError: the session's host does not resolve.
+            StorageError: the store failed (the turn is settled in memory first).
+        """
+        from glmchat.turn_runner import run_turn
+
+        host = self.host_for(session)
+        return await run_turn(
+            self.client, host, session, turn, api_key=self.api_key(host), store=self.store, on_event=on_event,
+            tools=tools,
+        )
+
+    # -- export --------------------------------------------------------------------------------------
+
+    def export_text(self, session: Session, kind: ExportFormat) -> str:
+        """A session as Markdown (its current path) or JSON (its whole tree)."""
+        from glmchat import export
+
+        if kind == ExportFormat.MARKDOWN:
+            return export.to_markdown(session)
+        if self.store is not None and session.turns:
+            return export.to_json(self.store.load_tree(session.id))
+        return export.to_json(SessionTree.of(session))
+
+    def export(self, session: Session, kind: ExportFormat, target: Path) -> Path:
+        """Write the session to `target` (a file, or a folder to name a file in), atomically, mode 0600.
+
+        A name made from the title never overwrites: "-2", "-3"… are tried next.
+
+        Raises:
+            GlmChatError: the file could not be written (one line naming it).
+        """
+        from glmchat.export import safe_filename
+        from glmchat.files import write_atomic
+
+        text = self.export_text(session, kind)
+        path = target
+        if target.is_dir():
+            path = free_name(target, safe_filename(session.title or "chat", str(kind)))
+        try:
+            write_atomic(path, text, mode=0o600)
+        except OSError as exc:
+            raise GlmChatError(f"cannot write {path}: {exc.strerror or exc}") from None
+        return path
+
+    def import_file(self, text: str | bytes) -> Session:
+        """Store a JSON export as a new session; returns it (its current path)."""
+        from glmchat.export import from_json
+
+        tree = self._store("import the session").import_session(from_json(text))
+        return tree.session
+
+    # -- the TUI's memory of the last session -------------------------------------------------------
+
+    def remember(self, session: Session) -> None:
+        """The session to reopen next time."""
+        self.config.last_session = session.id
+
+    def initial(self) -> tuple[Session, bool]:
+        """The session a start opens (asked for, last, most recent, or new) and whether it is partial."""
+        options = self.options
+        if self.store is not None and not options.new:
+            for ref in (options.session, self.config.last_session or None):
+                if ref:
+                    try:
+                        return self._partial(ref)
+                    except GlmChatError:
+                        if ref == options.session:
+                            raise
+            recent = self.store.most_recent_session_id()
+            if recent:
+                return self._partial(recent)
+        return self.new_session(), False
+
+    FIRST_LOAD = 9
+    """Turns of the path loaded when a session opens (the rest after the first frame)."""
+
+    def _partial(self, ref: str) -> tuple[Session, bool]:
+        session = self.apply_options(self.open_session(ref, last=self.FIRST_LOAD))
+        return session, bool(session.turns) and session.turns[0].parent_id is not None
+
+
+def free_name(folder: Path, name: str) -> Path:
+    """`folder/name`, or `stem-2.ext`, `stem-3.ext`… when taken."""
+    path = folder / name
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    n = 2
+    while path.exists():
+        path = folder / (f"{stem}-{n}.{ext}" if ext else f"{stem}-{n}")
+        n += 1
+    return path
+
+
+def umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def finished_ok(turn: Turn) -> bool:
+    return turn.status == TurnStatus.COMPLETE

@@ -1,0 +1,240 @@
+"""Tokens and money: what a host reported for a turn, what it cost, and estimates where it said nothing.
+
+Pure functions over sessions and hosts, shared by the TUI's status line, `glmchat
+ask` and the exports, so every front end shows the same figures.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from glmchat.hosts import Host
+    from glmchat.session import Session, Turn
+
+
+@dataclass
+class Usage:
+    """Token counts of one request, as the host reported them (None: not reported)."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cost: float | None = None
+    """Cost in USD when the host reports it (OpenRouter, Runware)."""
+
+    def merge(self, other: Usage) -> None:
+        """Take every field the other usage reports (later chunks win)."""
+        for f in fields(self):
+            value = getattr(other, f.name)
+            if value is not None:
+                setattr(self, f.name, value)
+
+    @classmethod
+    def total(cls, usages: Iterable[Usage]) -> Usage:
+        """Every field added up over the usages that report it (None where none does)."""
+        out = cls()
+        for usage in usages:
+            for f in fields(cls):
+                value = getattr(usage, f.name)
+                if value is not None:
+                    current = getattr(out, f.name)
+                    setattr(out, f.name, value if current is None else current + value)
+        return out
+
+    @property
+    def reported(self) -> bool:
+        return any(getattr(self, f.name) is not None for f in fields(self))
+
+    @property
+    def cache_hit(self) -> float | None:
+        """Cached share of the prompt (0..1), when the host reported both."""
+        if not self.prompt_tokens or self.cached_tokens is None:
+            return None
+        return min(self.cached_tokens / self.prompt_tokens, 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Usage:
+        data = data or {}
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+
+
+# -- estimates ---------------------------------------------------------------------------------
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count where the host reported none (no tokenizer at hand).
+
+    GLM's tokenizer averages about 3.5 characters per token on English and code,
+    and about one token per CJK character; the larger of the two reads is taken,
+    so a warning errs on the side of caution.
+    """
+    if not text:
+        return 0
+    # Runs of wide characters counted by the regex engine: a per-character Python
+    # loop made this O(history) slow when it ran over the whole history at a send.
+    wide = 0 if text.isascii() else sum(map(len, _WIDE_RUNS.findall(text)))
+    return max(1, round((len(text) - wide) / 3.5 + wide))
+
+
+_WIDE_RUNS = re.compile("[\u2e80-\U0010ffff]+")
+"""Characters from U+2E80 on (CJK and beyond), which GLM's tokenizer counts about one each."""
+
+
+@dataclass(frozen=True)
+class Count:
+    """A token count and whether the host reported it (else it is an estimate)."""
+
+    tokens: int
+    reported: bool
+
+    def __str__(self) -> str:
+        return f"{self.tokens:,}" if self.reported else f"≈{self.tokens:,}"
+
+
+def reasoning_count(turn: Turn) -> Count:
+    """The turn's reasoning tokens: as reported, else estimated from the text."""
+    reported = turn.usage.reasoning_tokens
+    if reported is not None:
+        return Count(reported, True)
+    return Count(estimate_tokens(turn.reasoning), False)
+
+
+def answer_count(turn: Turn) -> Count:
+    """The turn's answer tokens: completion minus reasoning when both are reported, else estimated."""
+    usage = turn.usage
+    if usage.completion_tokens is not None and usage.reasoning_tokens is not None:
+        return Count(max(usage.completion_tokens - usage.reasoning_tokens, 0), True)
+    if usage.completion_tokens is not None and not turn.reasoning:
+        return Count(usage.completion_tokens, True)
+    return Count(estimate_tokens(turn.content), False)
+
+
+_ESTIMATES: dict[str, tuple[tuple[object, ...], int]] = {}
+"""Turn id -> (what the estimate was made from, the estimate): a settled turn is counted once."""
+
+_ESTIMATES_MAX = 20_000
+
+
+def turn_estimate(turn: Turn, preserve_thinking: bool) -> int:
+    """Estimated tokens a turn adds to the next request (0 when it is not replayed).
+
+    Cached for settled turns: the count reads all of the turn's text, and a long
+    session would pay for its whole history at every send.
+    """
+    from glmchat.session import TurnStatus
+
+    if not turn.replayable:
+        return 0
+    key = (turn.status, len(turn.steps), len(turn.user_text), sum(len(s.content) for s in turn.steps),
+           sum(len(s.reasoning) for s in turn.steps) if preserve_thinking else -1)
+    hit = _ESTIMATES.get(turn.id)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    tokens = estimate_tokens(turn.user_text) + 4
+    for step in turn.steps:
+        tokens += estimate_tokens(step.content)
+        if preserve_thinking:
+            tokens += estimate_tokens(step.reasoning)
+        for call in step.tool_calls:
+            tokens += estimate_tokens(call.arguments) + estimate_tokens(call.name) + 4
+        for result in step.tool_results:
+            tokens += estimate_tokens(result.content) + 4
+    if turn.status != TurnStatus.STREAMING:
+        if len(_ESTIMATES) >= _ESTIMATES_MAX:
+            _ESTIMATES.clear()
+        _ESTIMATES[turn.id] = (key, tokens)
+    return tokens
+
+
+def request_estimate(session: Session, next_text: str = "") -> int:
+    """Estimated prompt tokens of a request that sends `next_text` after every replayable turn of the path."""
+    total = estimate_tokens(session.system_prompt) + estimate_tokens(next_text)
+    preserve = session.preserve_thinking
+    return total + sum(turn_estimate(turn, preserve) for turn in session.turns)
+
+
+def context_used(session: Session, next_text: str = "") -> int:
+    """Tokens a request sending `next_text` would start with, estimated cheaply.
+
+    The host's own count for the newest turn that reported one (its last prompt
+    plus its answer), plus an estimate of what came after it; with no report at
+    all, the full estimate. O(turns since the last report), not O(session).
+    """
+    base: int | None = None
+    later: list[Turn] = []
+    for turn in reversed(session.turns):
+        usage = turn.last_usage
+        if usage.prompt_tokens is not None:
+            base = usage.prompt_tokens + (usage.completion_tokens or 0)
+            break
+        later.append(turn)
+    if base is None:
+        return request_estimate(session, next_text)
+    preserve = session.preserve_thinking
+    return base + estimate_tokens(next_text) + sum(turn_estimate(turn, preserve) for turn in later)
+
+
+# -- money ---------------------------------------------------------------------------------------
+
+
+def usage_cost(usage: Usage, host: Host | None, model: str) -> float | None:
+    """USD of one request: the host's reported cost, else its price list; None if unknown."""
+    if usage.cost is not None:
+        return usage.cost
+    if host is None or usage.prompt_tokens is None:
+        return None
+    price = host.price_for(model or host.default_model)
+    if price is None:
+        return None
+    cached = usage.cached_tokens or 0
+    fresh = max(usage.prompt_tokens - cached, 0)
+    cached_price = price.cached_input if price.cached_input is not None else price.input
+    output = usage.completion_tokens or 0
+    return (fresh * price.input + cached * cached_price + output * price.output) / 1_000_000
+
+
+def turn_cost(turn: Turn, host: Host | None) -> float | None:
+    """USD of a turn: each step's cost added up; None when no step's is known."""
+    costs = [usage_cost(step.usage, host, turn.model) for step in turn.steps]
+    known = [c for c in costs if c is not None]
+    return sum(known) if known else None
+
+
+def session_cost(session: Session, current: Host | None = None) -> float | None:
+    """Sum of the known turn costs on the session's path; None when none is known."""
+    from glmchat.hosts import BUILTIN_HOSTS
+
+    total = 0.0
+    known = False
+    for turn in session.turns:
+        host = current if current is not None and turn.host == current.id else BUILTIN_HOSTS.get(turn.host)
+        cost = turn_cost(turn, host)
+        if cost is not None:
+            total += cost
+            known = True
+    return total if known else None
+
+
+def last_usage_turn(session: Session) -> Turn | None:
+    """The newest turn that reported token counts."""
+    for turn in reversed(session.turns):
+        if turn.usage.prompt_tokens is not None or turn.usage.completion_tokens is not None:
+            return turn
+    return None
+
+
+def compact_count(value: int) -> str:
+    """12,345 -> "12.3k"; 200,000 -> "200k"."""
+    if value < 1000:
+        return str(value)
+    if value < 100_000:
+        return f"{value / 1000:.1f}k".replace(".0k", "k")
+    return f"{round(value / 1000)}k"
