@@ -18,6 +18,7 @@ Tools (each with a JSON-schema for its parameters, derived from the signature):
 - ``big(megabytes)``: a text result of that many megabytes (1,000,000 characters each),
   made of numbered lines so a test can tell a complete copy from a cut one (see `big_text`);
 - ``getenv(name)``: an environment variable of the server process ("" when unset);
+- ``cwd()``: the server process's working directory;
 - ``header(name)``: a header of the HTTP request that carried the call ("" over stdio).
 
 Counting calls: with ``--call-log FILE`` (or ``MCP_TEST_CALL_LOG``) every call
@@ -141,6 +142,12 @@ def build_server(call_log: str | None = None) -> MCPServer:
         """An environment variable of the server process ("" when unset)."""
         record("getenv", {"name": name})
         return os.environ.get(name, "")
+
+    @server.tool()
+    def cwd() -> str:
+        """The server process's working directory."""
+        record("cwd", {})
+        return os.getcwd()
 
     @server.tool()
     def header(name: str, ctx: Context) -> str:

@@ -126,6 +126,8 @@ class _Connection:
         self._ready = asyncio.Event()
         self._error: BaseException | None = None
         self._errlog: TextIO | None = None
+        self._http_status: int | None = None
+        """The last HTTP error status the server answered (the SDK reports only "an error response")."""
         self._lock = asyncio.Lock()
 
     @property
@@ -145,6 +147,7 @@ class _Connection:
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
         self._error = None
+        self._http_status = None
         self._errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115 - lives with the task
         self._task = asyncio.create_task(self._run(first), name=f"mcp server {self.name}")
         try:
@@ -159,9 +162,10 @@ class _Connection:
             self.state = ServerState.STOPPED
             raise
         if self._client is None:
+            failure = self._start_failure()  # before stopping: it reads the server's stderr
             await self._stop_task()
             self.state = ServerState.FAILED
-            return self._notice(self._start_failure())
+            return self._notice(failure)
         self.state = ServerState.READY
         return None
 
@@ -215,11 +219,21 @@ class _Connection:
                         headers=self.config.headers,
                         timeout=httpx2.Timeout(HTTP_CONNECT_TIMEOUT, read=None),
                         follow_redirects=False,
+                        event_hooks={"response": [self._on_response]},
                     )
                 )
                 transport = streamable_http_client(self.config.url, http_client=http, max_sse_event_size=MAX_SSE_EVENT_BYTES)
             client = await stack.enter_async_context(Client(transport, client_info=info))
             yield client
+
+    async def _on_response(self, response: Any) -> None:
+        if response.status_code >= 400:
+            self._http_status = response.status_code
+
+    def take_http_status(self) -> int | None:
+        """The HTTP error status seen since the last time this was asked (None: none)."""
+        status, self._http_status = self._http_status, None
+        return status
 
     async def stop(self) -> None:
         async with self._lock:
@@ -230,7 +244,8 @@ class _Connection:
         task, self._task = self._task, None
         if task is not None:
             self._stop.set()
-            done, _ = await asyncio.wait({task}, timeout=STOP_TIMEOUT)
+            # A connection still starting is not waiting for the stop event: cancel it right away.
+            done, _ = await asyncio.wait({task}, timeout=STOP_TIMEOUT if self._client is not None else 0)
             if not done:
                 task.cancel()
                 with suppress(asyncio.CancelledError, Exception):
@@ -284,6 +299,9 @@ class _Connection:
         from mcp.shared.exceptions import MCPError
 
         leaves = _leaves(self._error) if self._error is not None else []
+        status = self.take_http_status()
+        if status is not None:
+            return _http_status_message(status, self.config)
         for exc in leaves:
             if isinstance(exc, FileNotFoundError) and self.config.transport is McpTransport.STDIO:
                 return f"cannot start {self.config.command[0]!r}: no such program (check command)"
@@ -316,6 +334,13 @@ class _Connection:
         return lines[-1] if lines else ""
 
 
+def _http_status_message(status: int, config: McpServerConfig) -> str:
+    from urllib.parse import urlsplit
+
+    hint = " (check headers in its [mcp] table)" if status in (401, 403) else ""
+    return f"{urlsplit(config.url).hostname or 'the server'} answered HTTP {status}{hint}"
+
+
 def _http_failure(leaves: list[BaseException], config: McpServerConfig) -> str | None:
     """A message for the HTTP client's own errors (connect refused, a status like 401), else None."""
     try:
@@ -327,9 +352,7 @@ def _http_failure(leaves: list[BaseException], config: McpServerConfig) -> str |
     where = urlsplit(config.url).hostname or "the server"
     for exc in leaves:
         if isinstance(exc, httpx2.HTTPStatusError):
-            status = exc.response.status_code
-            hint = " (check headers in its [mcp] table)" if status in (401, 403) else ""
-            return f"{where} answered HTTP {status}{hint}"
+            return _http_status_message(exc.response.status_code, config)
         if isinstance(exc, httpx2.ConnectError):
             return f"cannot connect to {where}"
         if isinstance(exc, httpx2.TimeoutException):
@@ -508,6 +531,12 @@ class ToolBox:
         from mcp_types import CONNECTION_CLOSED
 
         leaves = _leaves(exc)
+        status = connection.take_http_status()
+        if status is not None:
+            why = _http_status_message(status, connection.config)
+            return self._failed(spec.name, spec.server, spec.tool, f"the tool server {why}", started,
+                                notice=f"MCP server {spec.server}: {spec.tool} failed: {why}",
+                                secrets=connection.config.secrets())
         mcp_errors = [e for e in leaves if isinstance(e, MCPError)]
         closed = any(e.code == CONNECTION_CLOSED for e in mcp_errors) or _http_failure(leaves, connection.config) is not None
         if closed:
