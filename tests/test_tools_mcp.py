@@ -350,3 +350,36 @@ def test_from_config_takes_the_enabled_servers_and_the_limits(tmp_path: Path) ->
     box = ToolBox.from_config(config)
     assert [s.name for s in box.servers] == ["a", "c"] and box.settings.max_result_chars == 500
     assert [s.name for s in ToolBox.from_config(config, names=["c", "b", "zzz"]).servers] == ["c"]
+
+
+async def test_a_stdio_server_that_dies_between_calls_is_started_again_for_the_next(tmp_path: Path) -> None:
+    import signal
+
+    server = StdioMcpServer(tmp_path / "calls.jsonl")
+    async with box_for({"command": server.command}) as box:
+        assert (await box.call("t__echo", {"text": "one"})).text == "one"
+        [first] = {c["pid"] for c in server.calls()}
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while box.status()["t"] is not ServerState.CRASHED:
+            assert time.monotonic() < deadline, box.status()
+            await asyncio.sleep(0.02)
+        again = await box.call("t__echo", {"text": "two"})
+        assert again.status is CallStatus.OK and again.text == "two" and box.notices == []
+        assert server.calls()[-1]["pid"] != first
+
+
+async def test_cancelling_a_start_stops_the_half_started_server(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    script = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    box = ToolBox(servers({"slow": {"command": [sys.executable, "-c", script], "start_timeout": 60}}))
+    task = asyncio.create_task(box.start())
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert_gone(int(pid_file.read_text()))
+    await box.close()

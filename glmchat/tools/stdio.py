@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any, TextIO
 
@@ -32,9 +32,16 @@ READ_SIZE = 1 << 20
 
 @asynccontextmanager
 async def stdio_transport(
-    command: Sequence[str], env: dict[str, str] | None, cwd: str | None, errlog: TextIO
+    command: Sequence[str],
+    env: dict[str, str] | None,
+    cwd: str | None,
+    errlog: TextIO,
+    on_closed: Callable[[], None] | None = None,
 ) -> AsyncIterator[tuple[Any, Any]]:
     """Start `command` and yield the (read, write) streams the SDK's `Client` takes as a transport.
+
+    `on_closed` is called once the server's output ends (it exited or closed stdout), so an idle
+    server that died is noticed before the next call is sent to it.
 
     Raises:
         OSError: the program could not be started (not found, not executable, bad cwd).
@@ -64,6 +71,8 @@ async def stdio_transport(
                     try:
                         chunk = await process.stdout.receive(READ_SIZE)
                     except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+                        if on_closed is not None:
+                            on_closed()
                         return
                     scan_from = len(buffer)
                     buffer += chunk

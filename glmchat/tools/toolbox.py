@@ -209,7 +209,11 @@ class _Connection:
                 else:
                     from glmchat.tools.stdio import stdio_transport
 
-                    transport = stdio_transport(self.config.command, self.config.env, self.config.cwd, self._errlog)
+                    # A server that exits between calls ends this connection at once (see _run), so
+                    # the next call starts it again instead of failing first.
+                    transport = stdio_transport(
+                        self.config.command, self.config.env, self.config.cwd, self._errlog, on_closed=self._stop.set
+                    )
             else:
                 import httpx2
                 from mcp.client.streamable_http import streamable_http_client
