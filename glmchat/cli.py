@@ -254,6 +254,7 @@ class _Context:
         config = self._config
         if config is not None:
             values.update(v for v in config.keys.values() if v)
+            values.update(v for server in config.mcp_servers().values() for v in server.secrets())  # MCP headers, env
             for entry in config.hosts.values():
                 if isinstance(entry.get("key_env"), str):
                     names.add(entry["key_env"])

@@ -894,3 +894,24 @@ def test_control_endpoints_report_steps_and_replay_problems(glm_server: GlmServe
     assert httpx.get(f"{glm_server.url}/_glm/replay_problems").json() == glm_server.replay_problems
     httpx.post(f"{glm_server.url}/_glm/reset")
     assert glm_server.steps == [] and httpx.get(f"{glm_server.url}/_glm/steps").json() == []
+
+
+def test_ollama_replays_need_object_arguments_and_tool_names(glm_server: GlmServer) -> None:
+    _, messages = run_tool_turn(glm_server, "ollama", three_steps()[:1])
+    post(glm_server, "ollama", request("ollama", messages))
+    assert glm_server.last.replay_problems == []
+    messages[2]["tool_calls"][0]["function"]["arguments"] = CALLS[0]["arguments"]  # the string, not the object
+    messages[4]["tool_name"] = "weather"
+    post(glm_server, "ollama", request("ollama", messages))
+    problems = glm_server.last.replay_problems
+    assert any("tool_calls[0] arguments" in p and "not the object produced" in p for p in problems), problems
+    assert any("tool result 2 has tool_name 'weather', expected 'read_note'" in p for p in problems), problems
+
+
+def test_tool_steps_can_be_scripted_over_the_control_endpoint(glm_server: GlmServer) -> None:
+    reply = Reply(reasoning="R", content="", tool_calls=[{"id": "call_remote", "name": "f", "arguments": '{"a":1}'}],
+                  tool_fragments=True)
+    assert httpx.post(f"{glm_server.url}/_glm/enqueue", json=[reply.to_dict()]).json() == {"queued": 1}
+    step = parse_step("zai", post(glm_server, "zai", chat_body()).content)
+    assert step["calls"] == [{"id": "call_remote", "name": "f", "arguments": '{"a":1}'}]
+    assert len(step["fragments"][0]) > 1 and step["finish"] == "tool_calls"

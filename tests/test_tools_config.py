@@ -319,3 +319,22 @@ def test_no_piece_of_eight_characters_survives(secret: str, before: str, after: 
         return
     clean = scrub(before + piece + after, [secret])
     assert piece not in clean
+
+
+def test_a_crash_log_never_holds_mcp_secrets(glmchat_home: Path) -> None:
+    write_config(CONFIG_TOML)
+    fault = (
+        "import glmchat.config as c\n"
+        "def broken(config):\n"
+        "    s = config.mcp_servers()\n"
+        "    raise RuntimeError('boom ' + s['remote'].headers['Authorization'] + ' ' + s['notes'].env['NOTES_TOKEN'])\n"
+        "c.config_to_dict = broken\n"
+    )
+    code = f"import sys\n{fault}\nfrom glmchat.cli import main\nsys.exit(main(['config', 'show']))\n"
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.update(GLMCHAT_HOME=str(glmchat_home), PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "RuntimeError: boom" in proc.stderr
+    log = (glmchat_home / "glmchat.log").read_text()
+    assert "RuntimeError: boom" in log
+    assert TOKEN not in proc.stderr + proc.stdout + log
