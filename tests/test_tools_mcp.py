@@ -383,3 +383,21 @@ async def test_cancelling_a_start_stops_the_half_started_server(tmp_path: Path) 
         await task
     assert_gone(int(pid_file.read_text()))
     await box.close()
+
+
+async def test_closing_during_a_restart_is_quick_and_quiet(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    script = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    box = ToolBox(servers({"slow": {"command": [sys.executable, "-c", script], "start_timeout": 60}}))
+    start = asyncio.create_task(box.start())
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    began = time.monotonic()
+    await box.close()
+    assert await start == [] and box.notices == []  # closing is not a failure to report
+    assert time.monotonic() - began < 15
+    assert_gone(int(pid_file.read_text()))
+    after = await box.call("slow__anything", {})
+    assert after.status is CallStatus.FAILED

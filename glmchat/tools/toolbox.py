@@ -129,6 +129,7 @@ class _Connection:
         self._http_status: int | None = None
         """The last HTTP error status the server answered (the SDK reports only "an error response")."""
         self._lock = asyncio.Lock()
+        self._closed = False
 
     @property
     def name(self) -> str:
@@ -142,6 +143,8 @@ class _Connection:
             return await self._start_locked(first=True)
 
     async def _start_locked(self, *, first: bool) -> str | None:
+        if self._closed:
+            return self._notice("is not running (its tool box was closed)")
         await self._stop_task()
         self.state = ServerState.STARTING
         self._stop = asyncio.Event()
@@ -161,6 +164,10 @@ class _Connection:
             await asyncio.shield(self._stop_task())
             self.state = ServerState.STOPPED
             raise
+        if self._closed:  # closed while starting: nothing to report
+            await self._stop_task()
+            self.state = ServerState.STOPPED
+            return None
         if self._client is None:
             failure = self._start_failure()  # before stopping: it reads the server's stderr
             await self._stop_task()
@@ -240,9 +247,10 @@ class _Connection:
         return status
 
     async def stop(self) -> None:
-        async with self._lock:
-            await self._stop_task()
-            self.state = ServerState.STOPPED
+        """Stop for good; not behind the lock, so a start or restart in progress is cut short."""
+        self._closed = True
+        await self._stop_task()
+        self.state = ServerState.STOPPED
 
     async def _stop_task(self) -> None:
         task, self._task = self._task, None
