@@ -401,3 +401,28 @@ async def test_closing_during_a_restart_is_quick_and_quiet(tmp_path: Path) -> No
     assert_gone(int(pid_file.read_text()))
     after = await box.call("slow__anything", {})
     assert after.status is CallStatus.FAILED
+
+
+def test_nothing_from_servers_or_the_sdk_reaches_the_terminal(tmp_path: Path) -> None:
+    """The TUI draws on stdout/stderr: server stderr and SDK log lines must go elsewhere, even on crashes."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    noisy = ["sh", "-c", f"echo server-noise >&2; exec {sys.executable} {root / 'tests' / 'mcp_server.py'} --stdio"]
+    code = (
+        "import asyncio\n"
+        "from glmchat.config import parse_mcp_servers\n"
+        "from glmchat.tools import ToolBox\n"
+        f"servers, _ = parse_mcp_servers({{'t': {{'command': {noisy!r}}}, 'bad': {{'command': ['/no/such/prog']}}}})\n"
+        "async def main():\n"
+        "    async with ToolBox(list(servers.values())) as box:\n"
+        "        results = [await box.call('t__crash', {}), await box.call('t__echo', {'text': 'x'}), await box.call('t__add', '{')]\n"
+        "    return [r.status.value for r in results], len(box.notices)\n"
+        "statuses, notices = asyncio.run(main())\n"
+        "open('result', 'w').write(repr((statuses, notices)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(root)))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "result").read_text() == "(['failed', 'ok', 'failed'], 2)"
+    assert proc.stdout == "" and proc.stderr == ""
