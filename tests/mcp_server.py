@@ -19,6 +19,7 @@ Tools (each with a JSON-schema for its parameters, derived from the signature):
   made of numbered lines so a test can tell a complete copy from a cut one (see `big_text`);
 - ``getenv(name)``: an environment variable of the server process ("" when unset);
 - ``cwd()``: the server process's working directory;
+- ``noise(kilobytes)``: writes that much to stderr, then answers;
 - ``header(name)``: a header of the HTTP request that carried the call ("" over stdio).
 
 Counting calls: with ``--call-log FILE`` (or ``MCP_TEST_CALL_LOG``) every call
@@ -142,6 +143,15 @@ def build_server(call_log: str | None = None) -> MCPServer:
         """An environment variable of the server process ("" when unset)."""
         record("getenv", {"name": name})
         return os.environ.get(name, "")
+
+    @server.tool()
+    def noise(kilobytes: int) -> str:
+        """Write this many kilobytes to stderr (a chatty server), then answer."""
+        record("noise", {"kilobytes": kilobytes})
+        for _ in range(kilobytes):
+            sys.stderr.write("n" * 1023 + "\n")
+        sys.stderr.flush()
+        return "done"
 
     @server.tool()
     def cwd() -> str:

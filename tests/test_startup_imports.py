@@ -118,4 +118,4 @@ async def test_starting_a_toolbox_is_what_imports_mcp(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=90,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split() == ["11", "True"]
+    assert proc.stdout.split() == ["12", "True"]

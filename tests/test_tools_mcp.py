@@ -426,3 +426,16 @@ def test_nothing_from_servers_or_the_sdk_reaches_the_terminal(tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "result").read_text() == "(['failed', 'ok', 'failed'], 2)"
     assert proc.stdout == "" and proc.stderr == ""
+
+
+async def test_a_chatty_servers_stderr_file_stays_bounded(tmp_path: Path) -> None:
+    from glmchat.tools.toolbox import STDERR_KEEP
+
+    server = StdioMcpServer(tmp_path / "calls.jsonl")
+    async with box_for({"command": server.command}) as box:
+        errlog = box._connections["t"]._errlog  # the file the server's stderr goes to
+        assert errlog is not None
+        for _ in range(4):
+            assert (await box.call("t__noise", {"kilobytes": 700})).text == "done"
+            assert os.fstat(errlog.fileno()).st_size <= STDERR_KEEP + 700 * 1024
+        assert (await box.call("t__echo", {"text": "still talking"})).text == "still talking"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -49,6 +50,9 @@ STOP_TIMEOUT = 10.0
 """Seconds a server's task may take to shut down (the SDK itself escalates to SIGKILL within about 6)."""
 
 HTTP_CONNECT_TIMEOUT = 30.0
+
+STDERR_KEEP = 1 << 20
+"""A server's stderr is kept in a file for the notice when it fails; past this size the file starts over."""
 
 NoticeHandler = Callable[[str], None]
 
@@ -334,6 +338,16 @@ class _Connection:
             return f"could not start ({type(exc).__name__}: {exc})"
         return "could not start"
 
+    def trim_stderr(self) -> None:
+        """Start the stderr file over once it is large: only its last lines are ever read."""
+        if self._errlog is None:
+            return
+        with suppress(OSError, ValueError):
+            if os.fstat(self._errlog.fileno()).st_size > STDERR_KEEP:
+                # The server writes through the same open file, so it carries on at the new start.
+                self._errlog.seek(0)
+                self._errlog.truncate(0)
+
     def _stderr_tail(self) -> str:
         if self._errlog is None:
             return ""
@@ -509,6 +523,7 @@ class ToolBox:
         if notice is not None:
             return self._failed(name, spec.server, spec.tool, "the tool server is not running", started, notice=notice)
         timeout = connection.config.timeout or self.settings.call_timeout
+        connection.trim_stderr()
         try:
             result = await connection.call(spec.tool, parsed, timeout)
         except TimeoutError:
