@@ -439,3 +439,19 @@ async def test_a_chatty_servers_stderr_file_stays_bounded(tmp_path: Path) -> Non
             assert (await box.call("t__noise", {"kilobytes": 700})).text == "done"
             assert os.fstat(errlog.fileno()).st_size <= STDERR_KEEP + 700 * 1024
         assert (await box.call("t__echo", {"text": "still talking"})).text == "still talking"
+
+
+async def test_a_bare_tool_name_is_understood_when_only_one_server_has_it(tmp_path: Path) -> None:
+    one, two = StdioMcpServer(tmp_path / "one.jsonl"), StdioMcpServer(tmp_path / "two.jsonl")
+    async with box_for({"command": one.command, "trusted": ["echo"]}, name="a") as box:
+        assert not box.needs_approval("echo")
+        result = await box.call("echo", {"text": "bare"})
+        assert result.text == "bare" and result.name == "echo" and result.server == "a"
+    box = ToolBox(servers({"a": {"command": one.command, "trusted": ["echo"]}, "b": {"command": two.command}}))
+    try:
+        await box.start()
+        assert box.spec("echo") is None and box.needs_approval("echo")  # two servers have echo: never guessed
+        assert (await box.call("echo", {"text": "x"})).status is CallStatus.FAILED
+    finally:
+        await box.close()
+    assert [c["tool"] for c in one.calls()] == ["echo"] and two.calls() == []

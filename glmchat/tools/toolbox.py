@@ -27,7 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -491,11 +491,17 @@ class ToolBox:
         return [spec.to_chat_tool() for spec in self._specs.values()]
 
     def spec(self, name: str) -> ToolSpec | None:
-        return self._specs.get(name)
+        """The tool a call names: its function name, or its bare name on a server when only one server has it
+        (models now and then drop the ``server__`` part)."""
+        spec = self._specs.get(name)
+        if spec is None:
+            bare = [s for s in self._specs.values() if s.tool == name]
+            spec = bare[0] if len(bare) == 1 else None
+        return spec
 
     def needs_approval(self, name: str) -> bool:
         """Whether the user must allow a call of `name` first (unknown names too: they never run)."""
-        spec = self._specs.get(name)
+        spec = self.spec(name)
         return spec is None or not spec.trusted
 
     def status(self) -> dict[str, ServerState]:
@@ -511,12 +517,13 @@ class ToolBox:
             arguments: the arguments as the model sent them (a JSON object string), or already parsed.
         """
         started = time.monotonic()
-        spec = self._specs.get(name)
+        spec = self.spec(name)
         if spec is None:
             return self._failed(name, None, None, f"there is no tool named {name!r}", started, notice=False)
         parsed = _parse_arguments(arguments)
         if isinstance(parsed, str):
             return self._failed(name, spec.server, spec.tool, parsed, started, notice=False)
+        spec = replace(spec, name=name)  # results carry the name the model used (Ollama replays it)
         connection = self._connections[spec.server]
         secrets = connection.config.secrets()
         notice = await connection.ensure_running()
