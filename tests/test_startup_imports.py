@@ -88,6 +88,26 @@ def test_ask_without_tools_does_not_import_mcp(glm_server, glmchat_home: Path) -
     assert not names & MCP_MODULES, sorted(names & MCP_MODULES)
 
 
+def test_a_running_tui_with_servers_configured_does_not_import_mcp(glmchat_home: Path) -> None:
+    (glmchat_home / "config.toml").write_text('[mcp.notes]\ncommand = ["notes-server"]\n')
+    code = (
+        "import asyncio, sys\n"
+        "from tests.ui_support import make_app, make_config\n"
+        "async def main():\n"
+        "    config = make_config(mcp={'notes': {'command': ['notes-server']}})\n"
+        "    async with make_app(config=config).run_test(size=(100, 32)) as pilot:\n"
+        "        await pilot.pause()\n"
+        "        await pilot.press('h', 'i')\n"
+        "        await pilot.pause()\n"
+        f"    print(sorted(m for m in sys.modules if m.split('.')[0] in {sorted(MCP_MODULES)!r}))\n"
+        "asyncio.run(main())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT), GLMCHAT_HOME=str(glmchat_home)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_tui_start_and_the_tools_package_do_not_import_mcp() -> None:
     # The app module and everything it loads to show its first screen, plus glmchat.tools itself:
     # mcp is imported only when a ToolBox starts a server.
