@@ -254,6 +254,7 @@ class _Context:
         config = self._config
         if config is not None:
             values.update(v for v in config.keys.values() if v)
+            values.update(v for server in config.mcp_servers().values() for v in server.secrets())  # MCP headers, env
             for entry in config.hosts.values():
                 if isinstance(entry.get("key_env"), str):
                     names.add(entry["key_env"])
@@ -775,12 +776,10 @@ def cmd_config_path(args: argparse.Namespace, ctx: _Context) -> int:
 def cmd_config_show(args: argparse.Namespace, ctx: _Context) -> int:
     import tomli_w
 
-    from glmchat.config import config_to_dict, key_source, known_host_ids, mask_key, resolve_host
+    from glmchat.config import key_source, known_host_ids, mask_key, masked_config_dict, resolve_host
 
     config = ctx.config
-    data = config_to_dict(config)
-    if "keys" in data:
-        data["keys"] = {h: mask_key(k) for h, k in data["keys"].items()}
+    data = masked_config_dict(config)  # keys, MCP headers and env values masked
     _print(f"# {config.path}")
     _print(tomli_w.dumps(data).rstrip("\n"))
     _print("\n# hosts (* = default)")

@@ -32,3 +32,23 @@ def glm_server():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def mcp_http_server(tmp_path: Path):
+    """The loopback MCP server (tests/mcp_server.py) over streamable HTTP, in its own process, always stopped."""
+    from tests.mcp_server import http_server
+
+    with http_server(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def mcp_stdio(tmp_path: Path):
+    """How to run the loopback MCP server over stdio: its command line and its call log.
+
+    The process itself is started (and stopped) by whoever runs the command.
+    """
+    from tests.mcp_server import StdioMcpServer
+
+    return StdioMcpServer(call_log=tmp_path / "mcp-stdio-calls.jsonl")
