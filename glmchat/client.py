@@ -37,7 +37,7 @@ from glmchat.errors import (
     NetworkError,
     TimeoutError_,
 )
-from glmchat.hosts import OLLAMA, check_transport, is_local_url
+from glmchat.hosts import OLLAMA, check_transport, display_url, is_local_url
 from glmchat.protocol.events import Event, Retrying, StreamFailed
 
 if TYPE_CHECKING:
@@ -267,7 +267,10 @@ class GlmClient:
         if isinstance(exc, httpx.WriteTimeout):
             return TimeoutError_(f"{name}: sending the request to {where} timed out — check your network and retry", host=name)
         if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
-            return ConfigError(f"{name}: the base URL {host.base_url!r} is not usable ({type(exc).__name__}) — fix it in config.toml", host=name)
+            return ConfigError(
+                f"{name}: the base URL {display_url(host.base_url)!r} is not usable ({type(exc).__name__}) — fix it in config.toml",
+                host=name,
+            )
         if isinstance(exc, httpx.ConnectError):
             text = str(exc)
             if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text.lower():
