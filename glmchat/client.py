@@ -25,7 +25,6 @@ import asyncio
 import random
 import sys
 import threading
-import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -229,13 +228,13 @@ class GlmClient:
     def _retry_delay(self, error: GlmChatError, attempt: int) -> tuple[float | None, GlmChatError]:
         """Seconds before retry `attempt`, or None (with a reworded error) when the host asks too much."""
         if error.retry_after is not None:
-            wait = max(0.0, float(error.retry_after))
-            if wait > self.max_retry_wait:
-                until = time.strftime("%H:%M:%S", time.localtime(time.time() + wait))
-                what = error.message.split(" — ", 1)[0]
-                from glmchat.protocol.faults import format_seconds
+            from glmchat.protocol.faults import format_seconds, sane_wait
 
-                message = f"{what} — the host asks to wait {format_seconds(wait)}: try again after {until}"
+            wait = sane_wait(error.retry_after) or 0.0
+            if wait > self.max_retry_wait:
+                # No clock time: "after 17:56:45" is meaningless for a wait of days (or years).
+                what = error.message.split(" — ", 1)[0]
+                message = f"{what} — the host asks to wait {format_seconds(wait)}: try later"
                 return None, _same_kind(error, message)
             return wait, error
         base = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
