@@ -40,6 +40,14 @@ class UsageError(GlmChatError):
     """The command line asks for something that cannot be done (exit code 2)."""
 
 
+def _count(text: str) -> int:
+    """An argparse type: a whole number from 1 to 100,000 (a limit of rows to show)."""
+    value = text.strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 6 or not 1 <= int(value) <= 100_000:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number from 1 to 100,000")
+    return int(value)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit code 2 without a usage dump."""
 
@@ -94,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = sessions.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser, required=True)
     p = sub.add_parser("list", help="list sessions, most recent first")
     p.add_argument("--json", action="store_true", help="JSON for scripts")
-    p.add_argument("--limit", type=int, default=50, metavar="N", help="at most N sessions (default 50)")
+    p.add_argument("--limit", type=_count, default=50, metavar="N", help="at most N sessions (default 50)")
     p.set_defaults(func=cmd_sessions_list)
     p = sub.add_parser("show", help="print a session")
     p.add_argument("id", metavar="ID")
@@ -115,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="full-text search over prompts, answers and reasoning")
     p.add_argument("query", metavar="QUERY", nargs="+")
     p.add_argument("--json", action="store_true", help="JSON for scripts")
-    p.add_argument("--limit", type=int, default=50, metavar="N")
+    p.add_argument("--limit", type=_count, default=50, metavar="N", help="at most N matches (default 50)")
     p.set_defaults(func=cmd_sessions_search)
 
     config = commands.add_parser("config", help="where the settings are, show them, store an API key")
@@ -576,10 +584,19 @@ def _report_turn(ctx: _Context, host: Host, session: Session, turn: Turn, is_new
 # -- glmchat sessions ---------------------------------------------------------------------------------
 
 
-def _fmt_time(ts: float) -> str:
+def _fmt_time(ts: Any) -> str:
+    """A stored time as local "YYYY-MM-DD HH:MM", or "unknown" for a value no calendar holds."""
     import time
 
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+    from glmchat.sanity import sane_time
+
+    when = sane_time(ts)
+    if when is None:
+        return "unknown"
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
+    except (OverflowError, OSError, ValueError):
+        return "unknown"
 
 
 def _print(text: str = "", *, exact: bool = False) -> None:
@@ -600,8 +617,6 @@ def _summary_dict(s: Any) -> dict[str, Any]:
 def cmd_sessions_list(args: argparse.Namespace, ctx: _Context) -> int:
     import json
 
-    if args.limit < 1:
-        raise UsageError("--limit must be at least 1")
     summaries = ctx.store.list_sessions(limit=args.limit)
     if args.json:
         _print(json.dumps([_summary_dict(s) for s in summaries], ensure_ascii=False, indent=2), exact=True)
@@ -720,7 +735,8 @@ def cmd_sessions_import(args: argparse.Namespace, ctx: _Context) -> int:
     try:
         session = from_json(text)
     except GlmChatError as exc:
-        raise GlmChatError(f"{name}: {exc.message}") from None
+        # A file that is not a valid export is bad input, like a bad option (exit code 2).
+        raise UsageError(f"{name}: {exc.message}") from None
     imported = ctx.store.import_session(session)
     _print(f"imported {_session_label(ctx, imported)}: {imported.title}")
     return EXIT_OK

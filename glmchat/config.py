@@ -434,7 +434,8 @@ def resolve_host(
         raise ConfigError(
             f"{where}: [hosts.{host_id}] dialect {host.dialect!r} is not one of {', '.join(DIALECTS)}"
         )
-    if base_url:
+    if base_url is not None:
+        # Given but empty is a mistake to report, not a reason to fall back to the default URL.
         host = dataclasses.replace(host, base_url=base_url)
     if not model and host_id == config.host and config.model:
         model = config.model

@@ -24,6 +24,8 @@ from typing import Any
 
 from glmchat.errors import GlmChatError
 from glmchat.sanitize import inert, safe_link
+# Field -> allowed JSON types, for every field `to_dict` writes (they live beside the ranges).
+from glmchat.sanity import NULL, SESSION_FIELDS, TOOL_CALL_FIELDS, TURN_FIELDS, USAGE_FIELDS
 from glmchat.session import (
     COMPLETE,
     ERROR,
@@ -485,38 +487,12 @@ def _loads(text: str) -> Any:
     return json.loads(text)
 
 
-_NUMBER = (int, float)
-_OPTIONAL = type(None)
-
-# Field -> allowed JSON types, for every field `to_dict` writes. A test checks this
-# covers the dataclasses, so a new field cannot slip through unchecked.
-SESSION_FIELDS: dict[str, tuple[type, ...]] = {
-    "title": (str,), "host": (str,), "model": (str,), "system_prompt": (str,),
-    "temperature": (*_NUMBER, _OPTIONAL), "top_p": (*_NUMBER, _OPTIONAL), "max_tokens": (int, _OPTIONAL),
-    "preserve_thinking": (bool,), "thinking_next": (bool,), "id": (str,), "created_at": _NUMBER,
-    "updated_at": _NUMBER, "turns": (list,),
-}
-TURN_FIELDS: dict[str, tuple[type, ...]] = {
-    "user_text": (str,), "thinking": (bool,), "host": (str,), "model": (str,), "id": (str,), "reasoning": (str,),
-    "content": (str,), "tool_calls": (list,), "reasoning_details": (list, _OPTIONAL), "status": (str,),
-    "finish_reason": (str, _OPTIONAL), "error": (str, _OPTIONAL), "error_kind": (str, _OPTIONAL),
-    "usage": (dict,), "created_at": _NUMBER, "first_reasoning_at": (*_NUMBER, _OPTIONAL),
-    "first_content_at": (*_NUMBER, _OPTIONAL), "finished_at": (*_NUMBER, _OPTIONAL),
-    "include_in_context": (bool, _OPTIONAL),
-}
-USAGE_FIELDS: dict[str, tuple[type, ...]] = {
-    "prompt_tokens": (int, _OPTIONAL), "completion_tokens": (int, _OPTIONAL), "cached_tokens": (int, _OPTIONAL),
-    "reasoning_tokens": (int, _OPTIONAL), "cost": (*_NUMBER, _OPTIONAL),
-}
-TOOL_CALL_FIELDS: dict[str, tuple[type, ...]] = {
-    "index": (int,), "id": (str, _OPTIONAL), "name": (str,), "arguments": (str,), "type": (str,),
-}
 _REQUIRED_SESSION = ("id", "turns")
 _REQUIRED_TURN = ("id", "user_text", "thinking")
 _REQUIRED_TOOL_CALL = ("index",)
 
 _TYPE_NAMES = {str: "text", bool: "true/false", int: "a whole number", float: "a number", list: "a list",
-               dict: "an object", _OPTIONAL: "null"}
+               dict: "an object", NULL: "null"}
 
 
 def _json_type(value: Any) -> str:
@@ -549,8 +525,20 @@ def _check(obj: Any, spec: dict[str, tuple[type, ...]], required: tuple[str, ...
             )
 
 
+def _check_numbers(rules: dict[str, Any], obj: dict[str, Any], where: str) -> None:
+    from glmchat.sanity import number_problem
+
+    found = number_problem(rules, obj)
+    if found is not None:
+        name, problem = found
+        raise SessionImportError(f"Not a valid glmchat session file: {where}.{name} {problem}.")
+
+
 def _check_session(data: Any) -> None:
+    from glmchat.sanity import SESSION_RULES, TOOL_CALL_RULES, TURN_RULES, USAGE_RULES
+
     _check(data, SESSION_FIELDS, _REQUIRED_SESSION, "session")
+    _check_numbers(SESSION_RULES, data, "session")
     if not data["id"]:
         raise SessionImportError("Not a valid glmchat session file: session.id is empty.")
     seen: set[str] = set()
@@ -562,10 +550,13 @@ def _check_session(data: Any) -> None:
         if not turn["id"] or turn["id"] in seen:
             raise SessionImportError(f"Not a valid glmchat session file: {where}.id is empty or repeated.")
         seen.add(turn["id"])
+        _check_numbers(TURN_RULES, turn, where)
         if "usage" in turn:
             _check(turn["usage"], USAGE_FIELDS, (), f"{where}.usage")
+            _check_numbers(USAGE_RULES, turn["usage"], f"{where}.usage")
         for j, call in enumerate(turn.get("tool_calls", [])):
             _check(call, TOOL_CALL_FIELDS, _REQUIRED_TOOL_CALL, f"{where}.tool_calls[{j}]")
+            _check_numbers(TOOL_CALL_RULES, call, f"{where}.tool_calls[{j}]")
         for j, item in enumerate(turn.get("reasoning_details") or []):
             if not isinstance(item, dict):
                 raise SessionImportError(
@@ -606,6 +597,9 @@ def from_json(text: str | bytes) -> Session:
         ) from None
     except RecursionError:
         raise SessionImportError("Not a glmchat session file: the JSON is nested too deeply.") from None
+    except ValueError:
+        # Python refuses to read integers of more than 4,300 digits (a guard against slow parsing).
+        raise SessionImportError("Not a glmchat session file: a number in it has thousands of digits.") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise SessionImportError(f'Not a glmchat session file: it has no "format": "{FORMAT}".')
     version = data.get("version")

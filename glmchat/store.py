@@ -103,6 +103,54 @@ def _searchable(text: str) -> str:
     return clean.replace("\x00", " ").replace(_MARK_START, " ").replace(_MARK_END, " ")
 
 
+# -- reading back whatever a database holds ---------------------------------------------------
+
+
+def _readable_time(value: Any) -> float:
+    """A stored time every formatter can take; 0.0 (shown as "unknown") for anything out of range."""
+    from glmchat.sanity import UNKNOWN_TIME, sane_time
+
+    return sane_time(value) or UNKNOWN_TIME
+
+
+def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+def _readable_session(data: dict[str, Any]) -> dict[str, Any]:
+    """A session dict from a row, with values no reader can take (absurd numbers, wrong types) dropped."""
+    from glmchat.sanity import SESSION_FIELDS, UNKNOWN_TIME, clean_session_fields, type_ok
+
+    data = _known_fields(Session, data)
+    for name, allowed in SESSION_FIELDS.items():
+        if name in data and not type_ok(data[name], allowed):
+            data.pop(name)
+    for name in ("created_at", "updated_at"):
+        data.setdefault(name, UNKNOWN_TIME)
+    return clean_session_fields(data)
+
+
+def _readable_turn(data: dict[str, Any]) -> dict[str, Any]:
+    """A turn dict from a row (or a progress record), with values no reader can take dropped."""
+    from glmchat.sanity import TOOL_CALL_FIELDS, TURN_FIELDS, UNKNOWN_TIME, USAGE_FIELDS, clean_turn_fields, type_ok
+
+    data = _known_fields(Turn, data)
+    for name, allowed in TURN_FIELDS.items():
+        if name in data and not type_ok(data[name], allowed):
+            data.pop(name)
+    data.setdefault("created_at", UNKNOWN_TIME)
+    data = clean_turn_fields(data)
+    data["usage"] = {k: v for k, v in data["usage"].items() if k in USAGE_FIELDS and type_ok(v, USAGE_FIELDS[k])}
+    data["tool_calls"] = [
+        {k: v for k, v in call.items() if k in TOOL_CALL_FIELDS and type_ok(v, TOOL_CALL_FIELDS[k])}
+        for call in data["tool_calls"]
+    ]
+    if data.get("reasoning_details") is not None:
+        data["reasoning_details"] = [item for item in data["reasoning_details"] if isinstance(item, dict)]
+    return data
+
+
 # -- public records ------------------------------------------------------------------------
 
 
@@ -724,11 +772,13 @@ class Store:
     def _session_from_row(row: sqlite3.Row | tuple) -> Session:
         number, sid, title, host, model, created_at, updated_at, settings = row
         data = _json_load(settings) or {}
+        if not isinstance(data, dict):
+            data = {}
         data.update(
             id=sid, title=_dec(title), host=_dec(host), model=_dec(model), created_at=created_at,
             updated_at=updated_at,
         )
-        return Session.from_dict(data)
+        return Session.from_dict(_readable_session(data))
 
     def _put_turn(
         self, conn: sqlite3.Connection, session_id: str, turn: Turn, *, owner: _Owner | None
@@ -780,11 +830,13 @@ class Store:
     def _turn_from_row(row: tuple) -> Turn:
         tid, status, created_at, user_text, reasoning, content, meta = row
         data = _json_load(meta) or {}
+        if not isinstance(data, dict):
+            data = {}
         data.update(
             id=tid, status=status, created_at=created_at, user_text=_dec(user_text), reasoning=_dec(reasoning),
             content=_dec(content),
         )
-        return Turn.from_dict(data)
+        return Turn.from_dict(_readable_turn(data))
 
     @staticmethod
     def _apply_chunks(turn: Turn, chunks: list[tuple[str, bytes, float]]) -> float | None:
@@ -813,11 +865,15 @@ class Store:
             elif kind == "d":
                 turn.reasoning_details = (turn.reasoning_details or []) + list(_json_load(data))
             elif kind == "m":
-                for name, value in (_json_load(data) or {}).items():
+                meta = _json_load(data)
+                if not isinstance(meta, dict):
+                    continue
+                clean = _readable_turn({**meta, "created_at": turn.created_at})
+                for name in meta:
                     if name == "usage":
-                        turn.usage = Usage.from_dict(value)
-                    elif hasattr(turn, name) and not name.startswith("_"):
-                        setattr(turn, name, value)
+                        turn.usage = Usage.from_dict(clean["usage"])
+                    elif name in clean and name not in ("created_at", "tool_calls", "id"):
+                        setattr(turn, name, clean[name])
         turn.reasoning = "".join(reasoning)
         turn.content = "".join(content)
         return last
@@ -870,7 +926,10 @@ class Store:
                 (limit, offset),
             ).fetchall()
             return [
-                SessionSummary(sid, number, _dec(title), _dec(host), _dec(model), created, updated, count)
+                SessionSummary(
+                    sid, number, _dec(title), _dec(host), _dec(model), _readable_time(created),
+                    _readable_time(updated), count if isinstance(count, int) and count >= 0 else 0,
+                )
                 for sid, number, title, host, model, created, updated, count in rows
             ]
 
@@ -892,13 +951,17 @@ class Store:
             raise SessionNotFoundError("No session given.")
 
         def work(conn: sqlite3.Connection) -> str:
+            if text.isascii() and text.isdigit() and len(text) != 32:
+                # Numbers always mean session numbers: an id (even an old imported one that
+                # is all digits) never shadows them.
+                if len(text) <= 18:
+                    row = conn.execute("SELECT id FROM sessions WHERE number = ?", (int(text),)).fetchone()
+                    if row:
+                        return row[0]
+                raise SessionNotFoundError(f"No session number {text}.")
             row = conn.execute("SELECT id FROM sessions WHERE id = ?", (text,)).fetchone()
             if row:
                 return row[0]
-            if text.isascii() and text.isdigit() and len(text) <= 12:
-                row = conn.execute("SELECT id FROM sessions WHERE number = ?", (int(text),)).fetchone()
-                if row:
-                    return row[0]
             prefix = text.lower()
             if re.fullmatch(r"[0-9a-f]{4,32}", prefix):
                 # Ids are lowercase hex: every id starting with the prefix sorts below prefix + "g".
@@ -1051,12 +1114,16 @@ class Store:
         for turn in copy.turns:
             if turn.status == STREAMING:
                 turn.status = INTERRUPTED
+        if not _is_own_id(copy.id):
+            # Ids are 32 lowercase hex digits: anything else (an id "1" would read as a
+            # session number, an id "../x" as who knows what) gets a new one.
+            copy.id = new_id()
 
         def work(conn: sqlite3.Connection) -> Session:
             if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (copy.id,)).fetchone():
                 copy.id = new_id()
             for turn in copy.turns:
-                if conn.execute("SELECT 1 FROM turns WHERE id = ?", (turn.id,)).fetchone():
+                if not _is_own_id(turn.id) or conn.execute("SELECT 1 FROM turns WHERE id = ?", (turn.id,)).fetchone():
                     turn.id = new_id()
             self._put_session(conn, copy, full=True)
             for turn in copy.turns:
@@ -1340,6 +1407,14 @@ _FTS_FIELDS = ("user_text", "content", "reasoning")
 _WORD = re.compile(r"[^\W_]")
 # Scripts written without spaces: the tokenizer sees a whole run as one word.
 _UNSPACED = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f]")
+
+
+_OWN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def _is_own_id(value: str) -> bool:
+    """Whether an id has the shape glmchat gives ids (32 lowercase hex digits)."""
+    return bool(_OWN_ID.fullmatch(value))
 
 
 def _strip_marks(text: str) -> tuple[str, tuple[tuple[int, int], ...]]:

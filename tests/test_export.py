@@ -295,7 +295,9 @@ text = st.lists(
               st.sampled_from(["\r\n", "\x00", "\ud83d\ude00", "`", "</details>", " \t "])),
     max_size=8,
 ).map("".join)
-number = st.floats(allow_nan=False)
+# Numbers an export may hold: times from 1970 to 9999, sampling settings and counts in their ranges.
+when = st.floats(0, 253_402_300_799)
+unit = st.floats(0, 1)
 opt_int = st.none() | st.integers(0, 10**9)
 
 
@@ -310,9 +312,9 @@ def turns(draw: st.DrawFn) -> Turn:
                                                                     max_size=2), max_size=2)),
         status=draw(st.sampled_from(STATUSES)), finish_reason=draw(st.none() | text), error=draw(st.none() | text),
         error_kind=draw(st.none() | text),
-        usage=Usage(draw(opt_int), draw(opt_int), draw(opt_int), draw(opt_int), draw(st.none() | number)),
-        created_at=draw(number), first_reasoning_at=draw(st.none() | number),
-        first_content_at=draw(st.none() | number), finished_at=draw(st.none() | number),
+        usage=Usage(draw(opt_int), draw(opt_int), draw(opt_int), draw(opt_int), draw(st.none() | unit)),
+        created_at=draw(when), first_reasoning_at=draw(st.none() | when),
+        first_content_at=draw(st.none() | when), finished_at=draw(st.none() | when),
         include_in_context=draw(st.none() | st.booleans()),
     )
 
@@ -321,9 +323,10 @@ def turns(draw: st.DrawFn) -> Turn:
 def sessions(draw: st.DrawFn) -> Session:
     return Session(
         title=draw(text), host=draw(text), model=draw(text), system_prompt=draw(text),
-        temperature=draw(st.none() | number), top_p=draw(st.none() | number), max_tokens=draw(opt_int),
+        temperature=draw(st.none() | st.floats(0, 2)), top_p=draw(st.none() | unit),
+        max_tokens=draw(st.none() | st.integers(1, 10**7)),
         preserve_thinking=draw(st.booleans()), thinking_next=draw(st.booleans()), id=draw(st.uuids()).hex,
-        created_at=draw(number), updated_at=draw(number), turns=draw(st.lists(turns(), max_size=3)),
+        created_at=draw(when), updated_at=draw(when), turns=draw(st.lists(turns(), max_size=3)),
     )
 
 
