@@ -7,7 +7,8 @@ line plus the path of a log holding the traceback, with every known key
 scrubbed from it.
 
 Exit codes: 0 ok, 1 the host, the stream or a file failed, 2 usage or config
-error, 130 interrupted (Ctrl+C).
+error, 130 interrupted (Ctrl+C); `ask` stopped by SIGTERM or SIGHUP exits
+128 + the signal's number (143, 129), after saving the partial turn as stopped.
 """
 
 from __future__ import annotations
@@ -469,12 +470,18 @@ def cmd_ask(args: argparse.Namespace, ctx: _Context) -> int:
     import asyncio
 
     try:
-        asyncio.run(_stream_turn(host, session, turn, api_key, ctx.store, printer))
+        signum = asyncio.run(_stream_turn(host, session, turn, api_key, ctx.store, printer, config.stall_timeout))
     except KeyboardInterrupt:
         printer.close()
         ctx.err(f"stopped; the partial answer is kept in {_session_label(ctx, session)}")
         return EXIT_INTERRUPTED
     printer.close()
+    if signum is not None:
+        import signal
+
+        name = signal.Signals(signum).name
+        ctx.err(f"stopped by {name}; the partial answer is kept in {_session_label(ctx, session)}")
+        return 128 + signum  # the shell's convention: 143 for SIGTERM, 129 for SIGHUP
     return _report_turn(ctx, host, session, turn, is_new)
 
 
@@ -487,12 +494,51 @@ def _require_key(config: Config, host: Host) -> str | None:
     return api_key
 
 
-async def _stream_turn(host: Host, session: Session, turn: Turn, api_key: str | None, store: Store, printer: _TurnPrinter) -> None:
+_STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+"""Signals that stop `ask` the way Ctrl+C does: the partial turn is saved as stopped first."""
+
+
+async def _stream_turn(
+    host: Host, session: Session, turn: Turn, api_key: str | None, store: Store, printer: _TurnPrinter,
+    stall_timeout: float | None = None,
+) -> int | None:
+    """Stream the turn; return the number of the signal that stopped it (None when it ran its course)."""
+    import asyncio
+    import signal
+
     from glmchat.chat import run_turn
     from glmchat.client import GlmClient
 
-    async with GlmClient() as client:
-        await run_turn(client, host, session, turn, api_key=api_key, store=store, on_event=printer)
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    received: list[int] = []
+
+    def stop(signum: int) -> None:
+        if not received and task is not None:
+            received.append(signum)
+            task.cancel()  # run_turn marks the turn stopped and saves it before the cancel goes on
+
+    installed = []
+    for name in _STOP_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is None:
+            continue
+        try:
+            loop.add_signal_handler(signum, stop, signum)
+        except (NotImplementedError, RuntimeError, ValueError):  # no signals here (Windows, a thread)
+            continue
+        installed.append(signum)
+    try:
+        async with GlmClient(stall_timeout=stall_timeout) as client:
+            await run_turn(client, host, session, turn, api_key=api_key, store=store, on_event=printer)
+    except asyncio.CancelledError:
+        if received:
+            return received[0]
+        raise
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+    return None
 
 
 class _TurnPrinter:

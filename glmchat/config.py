@@ -130,6 +130,12 @@ class Config:
     """None: let the host decide."""
     sidebar: bool = True
     """Whether the TUI shows the session list."""
+    stall_timeout: float = 180.0
+    """Seconds a stream may go without text (or a finish) before it is given up as stalled.
+
+    Bytes that carry nothing (a keep-alive comment, a trickle of one byte a second)
+    do not count: they keep the read timeout from firing but show nothing.
+    """
     last_session: str = ""
     """Id of the session the TUI had open last ("" = none)."""
     keys: dict[str, str] = field(default_factory=dict)
@@ -160,6 +166,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "top_p": (int, float),
     "max_tokens": (int,),
     "sidebar": (bool,),
+    "stall_timeout": (int, float),
     "last_session": (str,),
     "keys": (dict,),
     "hosts": (dict,),
@@ -267,6 +274,11 @@ def _apply(config: Config, data: dict[str, Any]) -> None:
             )
             continue
         if name in ("temperature", "top_p"):
+            value = float(value)
+        if name == "stall_timeout":
+            if not 1 <= value <= 86_400:
+                config.warnings.append(f"{where}: stall_timeout = {value!r} is not from 1 to 86400 seconds; using the default")
+                continue
             value = float(value)
         if name == "keys":
             value = _clean_keys(value, config, where)

@@ -523,6 +523,19 @@ def ended_early(host: Host) -> StreamError:
     )
 
 
+def web_page(host: Host) -> StreamError:
+    """A 2xx answer that is an HTML page: the base URL does not point at the API."""
+    return StreamError(
+        _line(
+            host,
+            "the base URL answered with a web page, not the API",
+            "check the base URL (and any proxy or captive portal); it should end where the API's paths begin",
+        ),
+        host=host.name,
+        code="web_page",
+    )
+
+
 def malformed_chunk(host: Host, sample: str) -> StreamError:
     return StreamError(
         _line(
