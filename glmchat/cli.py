@@ -746,19 +746,17 @@ def _free_name(folder: Any, name: str) -> Any:
 
 
 def _write_file(target: Any, text: str) -> None:
-    """Write atomically next to the target, so a failure never leaves half a file."""
+    """Write atomically next to the target, so a failure never leaves half a file.
+
+    Exports are 0600 like the database they come from: a conversation is private
+    until its owner chooses to share the file (chmod), whatever the umask says.
+    """
     from glmchat.files import write_atomic
 
     try:
-        write_atomic(target, text, mode=0o644 & ~_umask())
+        write_atomic(target, text, mode=0o600)
     except OSError as exc:
         raise GlmChatError(f"cannot write {target}: {exc.strerror or exc}") from None
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def cmd_sessions_import(args: argparse.Namespace, ctx: _Context) -> int:

@@ -491,7 +491,39 @@ def _open_lock(path: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+_PRIVATE = 0o600
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def _make_private(path: Path) -> None:
+    """Create the database file 0600 if it is missing, and take group/other bits off it and its side files.
+
+    SQLite creates the -wal and -shm files with the database file's permissions, so
+    a private database keeps its side files private too, whatever the umask or the
+    data folder's mode.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, _PRIVATE)
+    except OSError:
+        return  # a read-only folder or a missing one: SQLite says what is wrong
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, _PRIVATE)
+    except OSError:
+        pass  # not ours to change (another user's file): leave it
+    finally:
+        os.close(fd)
+    for suffix in _SIDE_FILES:
+        side = path.with_name(path.name + suffix)
+        try:
+            if side.stat().st_mode & 0o077:
+                os.chmod(side, _PRIVATE)
+        except OSError:
+            pass
+
+
 def _connect(path: Path) -> sqlite3.Connection:
+    _make_private(path)
     conn = sqlite3.connect(
         str(path), timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
     )
@@ -502,6 +534,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         # NORMAL in WAL mode: a killed process loses nothing committed; only a
         # power cut may lose the last transactions. Much cheaper than FULL.
         conn.execute("PRAGMA synchronous = NORMAL")
+        _make_private(path)  # the -wal/-shm that WAL mode just created
     except BaseException:
         conn.close()
         raise
