@@ -804,11 +804,41 @@ def cmd_sessions_delete(args: argparse.Namespace, ctx: _Context) -> int:
     return EXIT_OK
 
 
+def _search(ctx: _Context, query: str, limit: int) -> list[Any]:
+    """The store's search, in a thread so that Ctrl+C stops it at once (SQLite is interrupted)."""
+    import threading
+
+    from glmchat.store import SearchCancel
+
+    store = ctx.store
+    cancel = SearchCancel()
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["hits"] = store.search(query, limit=limit, cancel=cancel)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread as is
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=work, name="glmchat-search", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.1)
+    except KeyboardInterrupt:
+        cancel.cancel()
+        thread.join(5)
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["hits"]
+
+
 def cmd_sessions_search(args: argparse.Namespace, ctx: _Context) -> int:
     import json
 
     query = " ".join(args.query)
-    hits = ctx.store.search(query, limit=args.limit)
+    hits = _search(ctx, query, args.limit)
     if args.json:
         keys = ("session_id", "turn_id", "title", "snippet", "field")
         _print(json.dumps([{k: getattr(h, k, None) for k in keys} for h in hits], ensure_ascii=False, indent=2), exact=True)

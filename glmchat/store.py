@@ -1350,81 +1350,115 @@ class Store:
 
     # -- search ------------------------------------------------------------------------------
 
-    def search(self, query: str, limit: int = 50) -> list[SearchHit]:
+    def search(self, query: str, limit: int = 50, *, cancel: SearchCancel | None = None) -> list[SearchHit]:
         """Turns whose user text, answer or reasoning match every word of `query`, newest first.
 
         Any input is safe: words are quoted, so FTS syntax (quotes, AND, NEAR,
         parentheses, column filters) is searched for as text. Each word also
         matches as a prefix. Words in scripts without spaces (CJK) are also looked
         up as substrings.
+
+        Costs O(text): the index finds the turns, and each hit's snippet comes from
+        the first match found by reading its text once, a window at a time (never
+        FTS5's snippet(), which re-reads a text for every occurrence of a word).
+        The search runs on its own read-only connection and never takes the
+        store's lock, so progress saves and draft saves go on meanwhile.
+
+        Args:
+            query: The words to find.
+            limit: At most this many hits.
+            cancel: A handle another thread may `cancel()` to stop the search at once.
+
+        Raises:
+            SearchCancelledError: `cancel` was called.
+            StorageError: the database could not be read.
         """
         terms = [t for t in query.split() if _WORD.search(t)]
         if not terms or limit <= 0:
             return []
-        fts = " ".join('"' + t.replace('"', '""').replace("\x00", "") + '"*' for t in terms[:64])
-
-        def work(conn: sqlite3.Connection) -> list[SearchHit]:
-            snippets = ", ".join(
-                f"snippet(turns_fts, {i}, '{_MARK_START}', '{_MARK_END}', '…', 24)" for i in range(3)
-            )
-            # Pick the newest matches first, then make snippets for those only
-            # (a snippet costs a scan of the text; a common word matches everything).
+        terms = terms[:64]
+        fts = " ".join('"' + t.replace('"', '""').replace("\x00", "") + '"*' for t in terms)
+        cancel = cancel or SearchCancel()
+        conn = self._search_connection()
+        try:
+            if not cancel.attach(conn):
+                raise SearchCancelledError("The search was cancelled.")
+            conn.execute("BEGIN")  # one snapshot for the whole search
             rows = conn.execute(
-                f"SELECT t.id, t.session_id, s.title, s.number, t.created_at, {snippets} "
-                "FROM turns_fts JOIN turns t ON t.num = turns_fts.rowid JOIN sessions s ON s.id = t.session_id "
-                "WHERE turns_fts MATCH ? AND turns_fts.rowid IN ("
-                "  SELECT t2.num FROM turns_fts f2 JOIN turns t2 ON t2.num = f2.rowid"
-                "  WHERE f2.turns_fts MATCH ? ORDER BY t2.created_at DESC LIMIT ?"
-                ") ORDER BY t.created_at DESC",
-                (fts, fts, limit),
+                "SELECT t.num, t.id, t.session_id, s.title, s.number, t.created_at "
+                "FROM turns_fts f JOIN turns t ON t.num = f.rowid JOIN sessions s ON s.id = t.session_id "
+                "WHERE turns_fts MATCH ? ORDER BY t.created_at DESC LIMIT ?",
+                (fts, limit),
             ).fetchall()
-            hits = [self._hit(row) for row in rows]
+            finder = _Finder(terms)
+            hits = [self._hit_for(conn, row, fts, finder, cancel) for row in rows]
             if any(_UNSPACED.search(t) for t in terms):
                 seen = {h.turn_id for h in hits}
-                hits.extend(h for h in self._substring_hits(conn, terms, limit) if h.turn_id not in seen)
+                hits.extend(h for h in self._substring_hits(conn, terms, limit, finder, cancel) if h.turn_id not in seen)
                 hits.sort(key=lambda h: h.created_at, reverse=True)
             return hits[:limit]
+        except sqlite3.Error as exc:
+            if cancel.cancelled:
+                raise SearchCancelledError("The search was cancelled.") from None
+            raise self._error(exc, "search") from exc
+        finally:
+            cancel.detach()
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
 
-        return self._read("search", work)
+    def _search_connection(self) -> sqlite3.Connection:
+        """A read-only connection for one search (the store's own connection and lock stay free)."""
+        from urllib.parse import quote
 
-    @staticmethod
-    def _hit(row: tuple) -> SearchHit:
-        tid, sid, title, number, created_at, *snippets = row
-        chosen, name = snippets[1], "content"
-        for text, candidate in zip(snippets, _FTS_FIELDS):
-            if _MARK_START in text:
-                chosen, name = text, candidate
+        if self._conn is None:
+            raise StorageError(f"Could not search: the store {self.path} is closed.")
+        try:
+            conn = sqlite3.connect(
+                f"file:{quote(str(self.path))}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None, check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        except sqlite3.Error as exc:
+            raise self._error(exc, "search") from exc
+        return conn
+
+    def _hit_for(
+        self, conn: sqlite3.Connection, row: tuple, fts: str, finder: _Finder, cancel: SearchCancel
+    ) -> SearchHit:
+        num, tid, sid, title, number, created_at = row
+        # The field that matched, as the index decides (prefixes, case, diacritics).
+        field_name = "content"
+        for name in _FTS_FIELDS:
+            found = conn.execute(
+                "SELECT 1 FROM turns_fts WHERE turns_fts MATCH ? AND rowid = ?", (f"{{{name}}} : ({fts})", num)
+            ).fetchone()
+            if found:
+                field_name = name
                 break
-        plain, spans = _strip_marks(chosen)
-        return SearchHit(sid, tid, _dec(title), plain, name, number, created_at, spans)
+        snippet, spans = finder.snippet(conn, num, field_name, cancel)
+        return SearchHit(sid, tid, _dec(title), snippet, field_name, number, _readable_time(created_at), spans)
 
     @staticmethod
-    def _substring_hits(conn: sqlite3.Connection, terms: list[str], limit: int) -> list[SearchHit]:
-        """Substring matches for words the tokenizer cannot split (a full scan of the index)."""
+    def _substring_hits(
+        conn: sqlite3.Connection, terms: list[str], limit: int, finder: _Finder, cancel: SearchCancel
+    ) -> list[SearchHit]:
+        """Substring matches for words the tokenizer cannot split (one pass over the index's text)."""
         where = " AND ".join(
             "(instr(f.user_text, ?) OR instr(f.content, ?) OR instr(f.reasoning, ?))" for _ in terms
         )
         args = [t for t in terms for _ in range(3)]
         rows = conn.execute(
-            "SELECT t.id, t.session_id, s.title, s.number, t.created_at, f.user_text, f.content, f.reasoning "
+            "SELECT t.num, t.id, t.session_id, s.title, s.number, t.created_at, "
+            "instr(f.user_text, ?) > 0, instr(f.content, ?) > 0 "
             "FROM turns_fts f JOIN turns t ON t.num = f.rowid JOIN sessions s ON s.id = t.session_id "
             f"WHERE {where} ORDER BY t.created_at DESC LIMIT ?",
-            (*args, limit),
+            (terms[0], terms[0], *args, limit),
         ).fetchall()
         hits = []
-        for tid, sid, title, number, created_at, *texts in rows:
-            for text, name in zip(texts, _FTS_FIELDS):
-                at = text.find(terms[0])
-                if at >= 0:
-                    start = max(0, at - 40)
-                    end = min(len(text), at + len(terms[0]) + 40)
-                    snippet = ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
-                    offset = at - start + (1 if start else 0)
-                    hits.append(
-                        SearchHit(sid, tid, _dec(title), snippet, name, number, created_at,
-                                  ((offset, offset + len(terms[0])),))
-                    )
-                    break
+        for num, tid, sid, title, number, created_at, in_user, in_content in rows:
+            name = "user_text" if in_user else "content" if in_content else "reasoning"
+            snippet, spans = finder.snippet(conn, num, name, cancel, substring=terms[0])
+            hits.append(SearchHit(sid, tid, _dec(title), snippet, name, number, _readable_time(created_at), spans))
         return hits
 
     # -- maintenance -------------------------------------------------------------------------
@@ -1436,6 +1470,121 @@ class Store:
 
 
 _FTS_FIELDS = ("user_text", "content", "reasoning")
+
+_WINDOW = 1 << 20
+"""Bytes of a text read at a time when looking for a snippet."""
+_CONTEXT = 48
+"""Characters of context on each side of the match in a snippet."""
+
+
+class SearchCancelledError(GlmChatError):
+    """A search was stopped through its `SearchCancel` handle."""
+
+
+class SearchCancel:
+    """A handle to stop a running `Store.search` from another thread (`cancel()`).
+
+    Cancelling interrupts the search's SQLite statement at once (`interrupt()`) and
+    stops the reading of texts between two windows; the search then raises
+    `SearchCancelledError`. A handle cancelled before the search starts stops it
+    before it reads anything. One handle serves one search at a time.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            if self._conn is not None:
+                self._conn.interrupt()
+
+    def attach(self, conn: sqlite3.Connection) -> bool:
+        """Tie the handle to the search's connection; False if it was cancelled already."""
+        with self._lock:
+            self._conn = conn
+            return not self.cancelled
+
+    def detach(self) -> None:
+        with self._lock:
+            self._conn = None
+
+    def check(self) -> None:
+        if self.cancelled:
+            raise SearchCancelledError("The search was cancelled.")
+
+
+class _Finder:
+    """Finds the first match of the query's words in a stored text, reading it a window at a time."""
+
+    def __init__(self, terms: list[str]) -> None:
+        # A word matches at the start of a word (FTS prefix queries); scripts without
+        # spaces match anywhere.
+        parts = []
+        for term in sorted(set(terms), key=len, reverse=True):
+            escaped = re.escape(term)
+            parts.append(escaped if _UNSPACED.search(term) else r"(?<!\w)" + escaped)
+        self.pattern = re.compile("|".join(parts), re.IGNORECASE)
+        self.longest = max(len(t) for t in terms)
+
+    def snippet(
+        self, conn: sqlite3.Connection, num: int, column: str, cancel: SearchCancel, substring: str | None = None
+    ) -> tuple[str, tuple[tuple[int, int], ...]]:
+        """The snippet around the first match in `turns.<column>` of row `num`, and the matched spans in it.
+
+        Reads O(position of the first match) bytes, a window at a time, keeping only
+        a short tail of what came before; with no match found (the index folds
+        diacritics, this pattern does not) the snippet is the start of the text.
+        """
+        import codecs
+
+        try:
+            blob = conn.blobopen("turns", column, num, readonly=True)
+        except sqlite3.Error:
+            return "", ()
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        carry = ""
+        start_text = ""
+        offset = 0
+        with blob:
+            size = len(blob)
+            while offset < size:
+                cancel.check()
+                data = blob.read(_WINDOW)
+                offset += len(data)
+                text = carry + decoder.decode(data, final=offset >= size)
+                if not start_text:
+                    start_text = text[: 2 * _CONTEXT]
+                match = self.pattern.search(text)
+                if match is not None:
+                    after = text[match.end() : match.end() + _CONTEXT]
+                    while len(after) < _CONTEXT and offset < size:
+                        more = blob.read(4 * _CONTEXT)
+                        offset += len(more)
+                        after += decoder.decode(more, final=offset >= size)
+                    before = text[max(0, match.start() - _CONTEXT) : match.start()]
+                    return _make_snippet(
+                        before, after, self.pattern, text[match.start() : match.end()],
+                        left=match.start() > _CONTEXT or offset - len(data) > 0,
+                        right=len(after) > _CONTEXT or offset < size,
+                    )
+                # Keep enough to see a word that straddles two windows, and the context before it.
+                carry = text[-(self.longest + _CONTEXT) :]
+        clean = " ".join(start_text.split())
+        return (clean + ("…" if size > len(start_text) else "")), ()
+
+
+def _make_snippet(
+    before: str, after: str, pattern: re.Pattern[str], matched: str, *, left: bool, right: bool
+) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """`…before MATCH after…` on one line, with the spans of every match of the pattern in it."""
+    head = ("…" if left else "") + before
+    tail = after[:_CONTEXT] + ("…" if right else "")
+    text = head + matched + tail
+    spans = tuple((m.start(), m.end()) for m in pattern.finditer(text))
+    return text, spans or ((len(head), len(head) + len(matched)),)
 # A searchable word has a letter or digit (the tokenizer drops everything else).
 _WORD = re.compile(r"[^\W_]")
 # Scripts written without spaces: the tokenizer sees a whole run as one word.
@@ -1448,22 +1597,3 @@ _OWN_ID = re.compile(r"[0-9a-f]{32}")
 def _is_own_id(value: str) -> bool:
     """Whether an id has the shape glmchat gives ids (32 lowercase hex digits)."""
     return bool(_OWN_ID.fullmatch(value))
-
-
-def _strip_marks(text: str) -> tuple[str, tuple[tuple[int, int], ...]]:
-    """Remove snippet markers; return the plain text and the marked spans."""
-    out: list[str] = []
-    spans: list[tuple[int, int]] = []
-    length = 0
-    start = None
-    for piece in re.split(f"([{_MARK_START}{_MARK_END}])", text):
-        if piece == _MARK_START:
-            start = length
-        elif piece == _MARK_END:
-            if start is not None:
-                spans.append((start, length))
-            start = None
-        elif piece:
-            out.append(piece)
-            length += len(piece)
-    return "".join(out), tuple(spans)
