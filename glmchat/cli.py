@@ -271,11 +271,14 @@ class _Context:
         return sorted((v for v in values if len(v) >= 8), key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
+        """Whole keys masked (the last 4 characters say which one it was), pieces of them redacted."""
         from glmchat.config import mask_key
+        from glmchat.sanitize import redact
 
-        for secret in self.secrets():
+        secrets = self.secrets()
+        for secret in secrets:
             text = text.replace(secret, mask_key(secret))
-        return text
+        return redact(text, secrets)
 
     def crash_report(self, exc: BaseException) -> str:
         """Write the traceback (keys scrubbed) to the log; return the one line to show."""
@@ -318,6 +321,10 @@ class _Out:
         self.dim = dim and self.tty
         self._buffer = getattr(stream, "buffer", None)
         self._stream = stream
+        from glmchat.sanitize import stream_redactor
+
+        # Piped or not, a known API key (or a piece of one) echoed by a host is never printed.
+        self._redactor = stream_redactor()
         self.broken = False
         self.at_line_start = True
         self.wrote = False
@@ -327,11 +334,11 @@ class _Out:
         """Write model text; `plain` text is ours (a line break, a label) and goes out as is."""
         if not text or self.broken:
             return
-        shown = text
+        shown = text if plain else self._redactor.feed(text)
         if self.tty and not plain:
             from glmchat.sanitize import inert
 
-            shown = inert(text)
+            shown = inert(shown)
             if self.dim and not self._dim_open:
                 # One style switch per run of reasoning, not one per token.
                 shown = DIM + shown

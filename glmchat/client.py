@@ -409,10 +409,13 @@ def _same_kind(error: GlmChatError, message: str) -> GlmChatError:
 
 
 def _redacted(error: GlmChatError, key: str | None) -> GlmChatError:
-    """The error with every occurrence of the key blanked out (servers sometimes echo it)."""
-    if key and key in error.message:
-        error.message = error.message.replace(key, "[redacted]")
-        error.args = (error.message,)
+    """The error with the key, and any piece of it of 6 characters or more, blanked out (servers echo keys)."""
+    from glmchat.sanitize import redact
+
+    message = redact(error.message, [key] if key else [])
+    if message != error.message:
+        error.message = message
+        error.args = (message,)
     # Nothing chained: a traceback of this error must not drag in an httpx request.
     error.__cause__ = None
     error.__context__ = None

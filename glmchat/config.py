@@ -192,6 +192,7 @@ def load_config(where: Paths | Path | None = None) -> Config:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
+        remember_secrets(config)  # keys from the environment
         return config
     except OSError as exc:
         config.warnings.append(f"{path}: cannot read ({exc.strerror or exc}); using defaults")
@@ -205,7 +206,22 @@ def load_config(where: Paths | Path | None = None) -> Config:
     _apply(config, data)
     if config.keys:
         _check_private(path, config)
+    remember_secrets(config)
     return config
+
+
+def remember_secrets(config: Config) -> None:
+    """Tell the redaction helper every key this config and the environment hold, so none is ever shown."""
+    from glmchat.sanitize import remember_secret
+
+    names = {h.key_env for h in BUILTIN_HOSTS.values() if h.key_env}
+    for entry in config.hosts.values():
+        if isinstance(entry.get("key_env"), str):
+            names.add(entry["key_env"])
+    for name in names:
+        remember_secret(os.environ.get(name))
+    for value in config.keys.values():
+        remember_secret(value)
 
 
 def _config_path(where: Paths | Path | None) -> Path:
@@ -507,11 +523,15 @@ def api_key_for(config: Config, host: Host) -> str | None:
 
     Local hosts usually need none; a key configured for one is still used.
     """
+    from glmchat.sanitize import remember_secret
+
     if host.key_env:
         value = os.environ.get(host.key_env, "").strip()
         if value:
+            remember_secret(value)
             return value
     key = config.keys.get(host.id, "").strip()
+    remember_secret(key)
     return key or None
 
 

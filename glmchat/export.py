@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from glmchat.errors import GlmChatError
-from glmchat.sanitize import inert, safe_link
+from glmchat.sanitize import inert, redact, safe_link
 # Field -> allowed JSON types, for every field `to_dict` writes (they live beside the ranges).
 from glmchat.sanity import NULL, SESSION_FIELDS, TOOL_CALL_FIELDS, TURN_FIELDS, USAGE_FIELDS
 from glmchat.session import (
@@ -393,10 +393,23 @@ def to_json(session: Session) -> str:
         "version": VERSION,
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "generator": f"glmchat {__version__}",
-        "session": session.to_dict(),
+        # Exact text, but never a known API key (nor a piece of one): a key a host echoed
+        # into an answer must not leave in a file.
+        "session": _without_secrets(session.to_dict()),
     }
     text = json.dumps(envelope, ensure_ascii=False, indent=2)
     return _JSON_ESCAPE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
+
+
+def _without_secrets(value: Any) -> Any:
+    """Every string in a JSON-ready tree passed through `redact` (a no-op when no key is known)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {_without_secrets(k): _without_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_secrets(v) for v in value]
+    return value
 
 
 # An escaped high surrogate right after... an escaped low one: json.loads would

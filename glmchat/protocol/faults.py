@@ -188,9 +188,9 @@ def _decode_body(body: bytes) -> tuple[Any, str]:
 
 def clean(text: str, *, redact: Iterable[str] = (), limit: int = DETAIL_LIMIT) -> str:
     """Server text made safe to show on one line: no control characters, no key-like strings, capped."""
-    for secret in redact:
-        if secret:
-            text = text.replace(secret, "[redacted]")
+    from glmchat.sanitize import redact as redact_secrets
+
+    text = redact_secrets(text, [secret for secret in redact if secret])
     text = " ".join(text.split())
     text = _SECRETISH.sub("[redacted]", text)
     text = inert(text)
