@@ -67,14 +67,26 @@ def _inline(text: str) -> str:
     return _INLINE_SPECIAL.sub(r"\\\1", " ".join(_readable(text).split()))
 
 
-def _fence(text: str, info: str = "") -> str:
-    """A fenced code block holding `text` literally: the fence outlasts any backtick run inside."""
-    body = _readable(text)
-    longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
-    fence = "`" * max(3, longest + 1)
-    if body and not body.endswith("\n"):
-        body += "\n"
-    return f"{fence}{info}\n{body}{fence}\n"
+def _html(text: str) -> str:
+    """Text escaped for HTML: every `&`, `<` and `>` as an entity (shown as itself by every renderer)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_INFO = re.compile(r"[A-Za-z0-9_+#.-]{1,32}")
+
+
+def _literal_block(text: str, info: str = "") -> str:
+    """A block that shows `text` exactly as written, in every Markdown renderer.
+
+    An HTML `<pre><code>` block with the text escaped, not a ``` fence: CommonMark,
+    GFM, markdown-it, mistune and Python-Markdown all pass a `<pre>` block through
+    until `</pre>` (blank lines included), while plain Python-Markdown does not know
+    fences and would read raw HTML between blank lines inside one. The escaped text
+    cannot hold `</pre>`, so nothing in it ends the block or opens a tag.
+    """
+    body = _html(_readable(text))
+    language = f' class="language-{info}"' if info and _INFO.fullmatch(info) else ""
+    return f"<pre><code{language}>{body}</code></pre>\n"
 
 
 # -- Markdown from model text --------------------------------------------------------------------
@@ -112,7 +124,7 @@ def _escape_prose(line: str) -> str:
     last = 0
     for match in _CODE_SPAN.finditer(line):
         out.append(prose(line[last : match.start()]))
-        out.append(match.group(0))
+        out.append(_code_span(match))
         last = match.end()
     out.append(prose(line[last:]))
     result = "".join(out)
@@ -122,17 +134,38 @@ def _escape_prose(line: str) -> str:
     return result
 
 
+def _code_span(match: re.Match[str]) -> str:
+    """Inline code as written, or as an escaped `<code>` element when it holds `<` or `&`.
+
+    Inside a raw HTML block (Python-Markdown keeps all of `<details>` raw) a backtick
+    span is not code, so a `<` in it would be a live tag; `<code>&lt;…</code>` reads
+    the same in every renderer.
+    """
+    body = match.group(2)
+    if "<" not in body and "&" not in body:
+        return match.group(0)
+    if len(body) > 2 and body[0] == " " and body[-1] == " " and body.strip(" "):
+        body = body[1:-1]  # CommonMark strips one space on each side
+    return f"<code>{_html(body)}</code>"
+
+
 def _sanitize_markdown(text: str) -> str:
     """Model Markdown made safe to embed: inert, HTML escaped, unsafe links defused, fences closed."""
     lines = _readable(text).split("\n")
     out: list[str] = []
     fence: str | None = None  # the opening run of the fenced block we are in
+    code: list[str] = []
+    indent = info = ""
     for line in lines:
         if fence is None:
             opened = _FENCE_OPEN.match(line)
             if opened and not (opened.group(1)[0] == "`" and "`" in opened.group(2)):
+                # A fenced block becomes a <pre> block (see _literal_block): fences are
+                # not Markdown everywhere, and inside <details> nothing is.
                 fence = opened.group(1)
-                out.append(line)
+                indent = line[: len(line) - len(line.lstrip(" "))]
+                info = opened.group(2).strip().split(" ")[0] if opened.group(2).strip() else ""
+                code = []
                 continue
             # Headings of the text sit below the document's own (# title, ## Turn n).
             line = _ATX_HEADING.sub(lambda m: m.group(1) + "#" * min(6, len(m.group(2)) + 2), line)
@@ -147,14 +180,23 @@ def _sanitize_markdown(text: str) -> str:
                 and stripped.rstrip(fence[0]) == ""
             ):
                 fence = None
-            out.append(line)
-    result = "\n".join(out).rstrip("\n")
+                out.append(indent + _pre(code, info))
+                continue
+            code.append(line[len(indent) :] if line.startswith(indent) else line.lstrip(" "))
     if fence is not None:
-        result += "\n" + fence
-    return result
+        out.append(indent + _pre(code, info))  # a fence the text never closed ends with it
+    return "\n".join(out).rstrip("\n")
+
+
+def _pre(lines: list[str], info: str) -> str:
+    language = f' class="language-{info}"' if info and _INFO.fullmatch(info) else ""
+    body = _html("\n".join(lines))
+    return f"<pre><code{language}>{body}\n</code></pre>" if lines else f"<pre><code{language}></code></pre>"
 
 
 _SENTINEL = "glmchat-export-sentinel"
+_CODE_HTML = ("<pre><code", "<code>", "</code>")
+"""HTML the export writes for code (model text has every `<` escaped, so it cannot make these)."""
 
 
 @lru_cache(maxsize=1)
@@ -201,7 +243,7 @@ def _renders_safely(markdown: str) -> bool:
         return False  # the text swallowed what follows it
     if any(t.type == "heading_open" and t.tag in ("h1", "h2") for t in tokens):
         return False
-    return _links_and_html_safe(tokens, env)
+    return _links_and_html_safe(tokens, env, _CODE_HTML)
 
 
 def _markdown_block(text: str, literal: bool = False) -> str:
@@ -210,10 +252,11 @@ def _markdown_block(text: str, literal: bool = False) -> str:
         safe = _sanitize_markdown(text)
         if _renders_safely(safe):
             return safe + "\n"
-    return _fence(text)
+    return _literal_block(text)
 
 
-_OUR_HTML = ("<details>\n<summary>Thinking (", "</details>")
+_OUR_HTML = ("<details>\n<summary>Thinking (", "</details>", *_CODE_HTML)
+"""HTML the export writes itself (model text has every `<` escaped, so it cannot make these)."""
 
 
 def _document_is_sound(markdown: str, turns: int) -> bool:
@@ -305,7 +348,7 @@ def _turn_markdown(number: int, turn: Turn, session: Session, literal: bool) -> 
     facts.append(_when(turn.created_at))
     parts.append("*" + " · ".join(facts) + "*\n")
     parts.append("**You:**\n")
-    parts.append(_fence(turn.user_text, "text"))
+    parts.append(_literal_block(turn.user_text, "text"))
     if turn.reasoning:
         # The summary holds only numbers; the reasoning is a quoted block, ended
         # by a blank line before the closing tag, so nothing in it can close the
@@ -321,7 +364,7 @@ def _turn_markdown(number: int, turn: Turn, session: Session, literal: bool) -> 
     for call in turn.tool_calls:
         name = " ".join(_readable(call.name or "?").split()).replace("`", "'")
         parts.append(f"Tool call `{name}`:\n")
-        parts.append(_fence(call.arguments, "json"))
+        parts.append(_literal_block(call.arguments, "json"))
     note = _status_note(turn)
     if note:
         parts.append(f"> {note}\n")
@@ -363,7 +406,7 @@ def _markdown_document(session: Session, literal: bool) -> str:
     lines.append("\n".join(meta) + "\n")
     if session.system_prompt:
         lines.append("**System prompt:**\n")
-        lines.append(_fence(session.system_prompt, "text"))
+        lines.append(_literal_block(session.system_prompt, "text"))
     for number, turn in enumerate(turns, 1):
         lines.append("---\n")
         lines.append(_turn_markdown(number, turn, session, literal))

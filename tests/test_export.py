@@ -21,6 +21,11 @@ from glmchat.session import INTERRUPTED, STATUSES, STOPPED, Session, ToolCall, T
 # -- helpers ---------------------------------------------------------------------------------
 
 
+CODE_HTML = ("<pre><code", "<code>", "</code>")
+"""The HTML the export writes for code (escaped inside)."""
+OURS = ("<details>\n<summary>Thinking (", "</details>", *CODE_HTML)
+
+
 def parser() -> MarkdownIt:
     md = MarkdownIt("commonmark").enable("table")
     md.validateLink = lambda url: True  # see every link, also the ones the parser would drop
@@ -114,11 +119,11 @@ def test_tool_calls_and_system_prompt_are_shown() -> None:
     assert "You are terse." in md
 
 
-def test_fence_outlasts_backticks() -> None:
+def test_literal_text_is_an_escaped_pre_block_whatever_backticks_it_holds() -> None:
     session = Session(title="t")
-    turn_with(session, "look: ````` and ``` end", "", "")
+    turn_with(session, "look: ````` and ``` end <b>", "", "")
     md = to_markdown(session)
-    assert "``````text\nlook: ````` and ``` end\n``````" in md
+    assert '<pre><code class="language-text">look: ````` and ``` end &lt;b&gt;</code></pre>' in md
 
 
 def test_control_characters_are_inert() -> None:
@@ -160,7 +165,7 @@ def test_unsafe_links_are_not_clickable(text: str) -> None:
     turn_with(session, "q", text, text)
     shape = structure(to_markdown(session))
     assert shape["links"] == []
-    assert all(h.startswith(("<details>\n<summary>Thinking (", "</details>")) for h in shape["html"])
+    assert all(h.startswith(OURS) for h in shape["html"])
 
 
 def test_safe_links_stay_clickable() -> None:
@@ -168,7 +173,7 @@ def test_safe_links_stay_clickable() -> None:
     turn_with(session, "q", "", "See [docs](https://docs.z.ai/guides) and `code <T>` and [mail](mailto:a@b.c).")
     md = to_markdown(session)
     assert structure(md)["links"] == ["https://docs.z.ai/guides", "mailto:a@b.c"]
-    assert "`code <T>`" in md  # inline code left as written
+    assert "<code>code &lt;T&gt;</code>" in md  # inline code with a "<": escaped, reads the same
 
 
 @pytest.mark.parametrize(
@@ -195,7 +200,7 @@ def test_hostile_text_cannot_break_the_document(text: str) -> None:
     assert shape["h2"] == ["Turn 1", "Turn 2"]
     opens = [h for h in shape["html"] if h.startswith("<details>")]
     assert len(opens) == 2 and all(h.startswith("<details>\n<summary>Thinking (") for h in opens)
-    assert [h for h in shape["html"] if not h.startswith("<details>")] == ["</details>\n", "</details>\n"]
+    assert [h for h in shape["html"] if not h.startswith(("<details>", *CODE_HTML))] == ["</details>\n", "</details>\n"]
 
 
 def test_link_definition_in_one_turn_cannot_serve_another() -> None:
@@ -215,8 +220,8 @@ def test_whole_document_check_catches_what_the_text_check_missed(monkeypatch: py
     md = to_markdown(session)
     shape = structure(md)
     assert shape["h2"] == ["Turn 1", "Turn 2"] and shape["links"] == []
-    assert all(h.startswith(("<details>\n<summary>Thinking (", "</details>")) for h in shape["html"])
-    assert "```\nfine\n```" in md  # every model text went literal, the harmless one too
+    assert all(h.startswith(OURS) for h in shape["html"])
+    assert "<pre><code>fine</code></pre>" in md  # every model text went literal, the harmless one too
 
 
 # Text built from the pieces that break Markdown documents.
@@ -238,7 +243,9 @@ def test_document_structure_survives_any_text(user: str, reasoning: str, content
     assert shape["h1"] == 1 and shape["top"][0] == "heading_open"
     opens = [h for h in shape["html"] if h.startswith("<details>")]
     assert len(opens) == 1 + bool(reasoning)
-    assert shape["html"].count("</details>\n") == len(opens) and len(shape["html"]) == 2 * len(opens)
+    folds = [h for h in shape["html"] if not h.startswith(CODE_HTML)]
+    assert shape["html"].count("</details>\n") == len(opens) and len(folds) == 2 * len(opens)
+    assert all(h.startswith(OURS) for h in shape["html"])
     assert all(link.startswith(("https://", "http://", "mailto:", "#")) for link in shape["links"])
     assert "\x1b" not in md
     assert md.rstrip().endswith("answer")  # the last turn's answer is still plain text at the end
