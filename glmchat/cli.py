@@ -725,20 +725,40 @@ def cmd_sessions_export(args: argparse.Namespace, ctx: _Context) -> int:
 
     from glmchat import export
 
-    session = _load(ctx, args.id)
     fmt = args.format
     target = Path(args.output).expanduser() if args.output else None
     if fmt is None:
         fmt = "json" if target is not None and target.suffix.lower() == ".json" else "md"
-    text = export.to_json(session) if fmt == "json" else export.to_markdown(session)
+    if fmt == "json":
+        session = _load(ctx, args.id)
+        pieces: Any = export.to_json(session)
+    else:
+        # Markdown is written as it is made, a page of turns at a time: a session of
+        # 100,000 turns never sits in memory whole, nor does its document.
+        store = ctx.store
+        session = store.load_session(_resolve_session(ctx, args.id), last=0)
+        pieces = export.iter_markdown(session, lambda: store.iter_turns(session.id))
     if target is None:
-        _print(text.rstrip("\n"), exact=fmt == "md")
+        if isinstance(pieces, str):
+            _print(pieces.rstrip("\n"))
+        else:
+            _print_pieces(pieces)
         return EXIT_OK
     if target.is_dir():
         target = _free_name(target, export.safe_filename(session.title, fmt))
-    _write_file(target, text)
+    _write_file(target, pieces)
     ctx.err(f"wrote {target}")
     return EXIT_OK
+
+
+def _print_pieces(pieces: Any) -> None:
+    """Print a document given in pieces to stdout as they come (exact, as a pipe wants it)."""
+    out = _Out(sys.stdout)
+    out.tty = False  # already inert: exported Markdown has no control characters
+    for piece in pieces:
+        out.write(piece)
+        if out.broken:
+            raise BrokenPipeError
 
 
 def _free_name(folder: Any, name: str) -> Any:
@@ -752,7 +772,7 @@ def _free_name(folder: Any, name: str) -> Any:
     return target
 
 
-def _write_file(target: Any, text: str) -> None:
+def _write_file(target: Any, text: Any) -> None:
     """Write atomically next to the target, so a failure never leaves half a file.
 
     Exports are 0600 like the database they come from: a conversation is private

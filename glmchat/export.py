@@ -20,6 +20,7 @@ import re
 import unicodedata
 from datetime import datetime, timezone
 from functools import lru_cache
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from glmchat.errors import GlmChatError
@@ -259,23 +260,6 @@ _OUR_HTML = ("<details>\n<summary>Thinking (", "</details>", *_CODE_HTML)
 """HTML the export writes itself (model text has every `<` escaped, so it cannot make these)."""
 
 
-def _document_is_sound(markdown: str, turns: int) -> bool:
-    """The whole document parses as we built it: our headings and folds only, safe links only."""
-    md = _parser()
-    if md is None:
-        return False
-    env: dict[str, Any] = {}
-    tokens = md.parse(markdown, env)
-    headings = [
-        (t.tag, tokens[i + 1].content)
-        for i, t in enumerate(tokens)
-        if t.type == "heading_open" and t.tag in ("h1", "h2")
-    ]
-    if not headings or headings[0][0] != "h1" or headings[1:] != [("h2", f"Turn {n}") for n in range(1, turns + 1)]:
-        return False
-    return _links_and_html_safe(tokens, env, _OUR_HTML)
-
-
 def _quote(block: str) -> str:
     return "".join(f"> {line}\n" if line else ">\n" for line in block.rstrip("\n").split("\n"))
 
@@ -288,29 +272,6 @@ def _when(timestamp: float | None) -> str:
         return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError, OSError):  # None, NaN, or out of the calendar
         return "unknown"
-
-
-def _sum(values: list[int | float | None]) -> int | float | None:
-    known = [v for v in values if v is not None]
-    return sum(known) if known else None
-
-
-def _token_line(session: Session) -> str | None:
-    usages = [t.usage for t in session.turns]
-    prompt = _sum([u.prompt_tokens for u in usages])
-    completion = _sum([u.completion_tokens for u in usages])
-    cached = _sum([u.cached_tokens for u in usages])
-    reasoning = _sum([u.reasoning_tokens for u in usages])
-    parts = []
-    if prompt is not None:
-        parts.append(f"{prompt:,} prompt" + (f" ({cached:,} cached)" if cached is not None else ""))
-    elif cached is not None:
-        parts.append(f"{cached:,} cached")
-    if completion is not None:
-        parts.append(f"{completion:,} completion" + (f" ({reasoning:,} reasoning)" if reasoning is not None else ""))
-    elif reasoning is not None:
-        parts.append(f"{reasoning:,} reasoning")
-    return " · ".join(parts) if parts else None
 
 
 _STATUS_NOTE = {
@@ -372,45 +333,109 @@ def _turn_markdown(number: int, turn: Turn, session: Session, literal: bool) -> 
 
 
 def to_markdown(session: Session) -> str:
-    """The session as a Markdown document for people: metadata, then each turn.
+    """The session as a Markdown document for people: metadata, then each turn (see `iter_markdown`)."""
+    return "".join(iter_markdown(session))
+
+
+def iter_markdown(session: Session, turns: Callable[[], Iterable[Turn]] | None = None) -> Iterator[str]:
+    """The Markdown document of a session, in pieces: the header, then one piece per turn.
 
     Reasoning is folded in ``<details>``; the user's text is a literal block; the
-    answer is Markdown made inert (fenced literally when a CommonMark check of it
-    fails). A final check of the whole document falls back to literal blocks
-    for every model text if texts interact (say, a link definition in one turn
-    used by another).
+    answer is Markdown made inert (literal when a CommonMark check of it fails).
+    Each turn's piece is checked on its own as it is made (our heading, our folds,
+    safe links only) and made literal if texts in it interact, so a session of
+    any length is written in O(one turn) of memory.
+
+    Args:
+        session: The session (its settings and title; its turns unless `turns` is given).
+        turns: Called twice for the turns, oldest first: once for the totals in the
+            header, once to write them (a store can page them in, `Store.iter_turns`).
     """
-    document = _markdown_document(session, literal=False)
-    if _document_is_sound(document, len(session.turns)):
-        return document
-    return _markdown_document(session, literal=True)
-
-
-def _markdown_document(session: Session, literal: bool) -> str:
-    turns = session.turns
-    lines = [f"# {_inline(session.title or 'Untitled chat')}\n"]
+    source = turns if turns is not None else (lambda: session.turns)
+    totals = _Totals()
+    for turn in source():
+        totals.add(turn)
+    yield f"# {_inline(session.title or 'Untitled chat')}\n"
     meta = [
         f"- **Host:** {_inline(session.host)}",
         f"- **Model:** {_inline(session.model)}",
         f"- **Created:** {_when(session.created_at)}",
         f"- **Updated:** {_when(session.updated_at)}",
-        f"- **Turns:** {len(turns)}",
+        f"- **Turns:** {totals.count}",
     ]
-    tokens = _token_line(session)
+    tokens = totals.token_line()
     if tokens:
         meta.append(f"- **Tokens:** {tokens}")
-    cost = _sum([t.usage.cost for t in turns])
-    if cost is not None:
-        meta.append(f"- **Cost:** ${cost:.4f}")
+    if totals.cost is not None:
+        meta.append(f"- **Cost:** ${totals.cost:.4f}")
     meta.append(f"- **Preserved thinking:** {'on' if session.preserve_thinking else 'off'}")
-    lines.append("\n".join(meta) + "\n")
+    yield "\n" + "\n".join(meta) + "\n"
     if session.system_prompt:
-        lines.append("**System prompt:**\n")
-        lines.append(_literal_block(session.system_prompt, "text"))
-    for number, turn in enumerate(turns, 1):
-        lines.append("---\n")
-        lines.append(_turn_markdown(number, turn, session, literal))
-    return "\n".join(lines)
+        yield "\n**System prompt:**\n"
+        yield "\n" + _literal_block(session.system_prompt, "text")
+    for number, turn in enumerate(source(), 1):
+        piece = _turn_markdown(number, turn, session, literal=False)
+        if not _turn_is_sound(piece, number):
+            piece = _turn_markdown(number, turn, session, literal=True)
+        yield "\n---\n\n" + piece
+
+
+def _turn_is_sound(markdown: str, number: int) -> bool:
+    """One turn's Markdown parses as we built it: its heading, our folds and code, safe links only."""
+    md = _parser()
+    if md is None:
+        return False
+    env: dict[str, Any] = {}
+    tokens = md.parse("---\n\n" + markdown, env)
+    headings = [
+        (t.tag, tokens[i + 1].content)
+        for i, t in enumerate(tokens)
+        if t.type == "heading_open" and t.tag in ("h1", "h2")
+    ]
+    if headings != [("h2", f"Turn {number}")]:
+        return False
+    return _links_and_html_safe(tokens, env, _OUR_HTML)
+
+
+class _Totals:
+    """What the header sums over all turns, gathered one turn at a time."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.prompt: int | None = None
+        self.completion: int | None = None
+        self.cached: int | None = None
+        self.reasoning: int | None = None
+        self.cost: float | None = None
+
+    def add(self, turn: Turn) -> None:
+        self.count += 1
+        usage = turn.usage
+        self.prompt = _plus(self.prompt, usage.prompt_tokens)
+        self.completion = _plus(self.completion, usage.completion_tokens)
+        self.cached = _plus(self.cached, usage.cached_tokens)
+        self.reasoning = _plus(self.reasoning, usage.reasoning_tokens)
+        self.cost = _plus(self.cost, usage.cost)
+
+    def token_line(self) -> str | None:
+        parts = []
+        if self.prompt is not None:
+            parts.append(f"{self.prompt:,} prompt" + (f" ({self.cached:,} cached)" if self.cached is not None else ""))
+        elif self.cached is not None:
+            parts.append(f"{self.cached:,} cached")
+        if self.completion is not None:
+            parts.append(
+                f"{self.completion:,} completion" + (f" ({self.reasoning:,} reasoning)" if self.reasoning is not None else "")
+            )
+        elif self.reasoning is not None:
+            parts.append(f"{self.reasoning:,} reasoning")
+        return " · ".join(parts) if parts else None
+
+
+def _plus(total: Any, value: Any) -> Any:
+    if value is None:
+        return total
+    return value if total is None else total + value
 
 
 # -- JSON export and import ---------------------------------------------------------------------

@@ -1076,6 +1076,36 @@ class Store:
 
         return self._read("load turns", work)
 
+    def iter_turns(self, session_id: str, batch: int = 200) -> Iterator[Turn]:
+        """Every turn of a session, oldest first, read `batch` at a time (for exports of any length).
+
+        Each batch is its own short read: the store is not held between batches, and
+        memory holds one batch. Turns added meanwhile may or may not be included.
+        """
+        after = 0
+        while True:
+
+            def work(conn: sqlite3.Connection, after: int = after) -> list[tuple[int, Turn]]:
+                rows = conn.execute(
+                    "SELECT seq, id, status, created_at, user_text, reasoning, content, meta FROM turns "
+                    "WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                    (session_id, after, batch),
+                ).fetchall()
+                turns = [(row[0], self._turn_from_row(row[1:])) for row in rows]
+                streaming = [t for _, t in turns if t.status == STREAMING]
+                if streaming:
+                    chunks = self._chunks_of(conn, [t.id for t in streaming])
+                    for turn in streaming:
+                        self._apply_chunks(turn, chunks.get(turn.id, []))
+                return turns
+
+            page = self._read("load turns", work)
+            for _, turn in page:
+                yield turn
+            if len(page) < batch:
+                return
+            after = page[-1][0]
+
     def turn_seq(self, turn_id: str) -> int | None:
         """A turn's position in its session (increasing; gaps where turns were deleted)."""
         row = self._read(

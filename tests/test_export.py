@@ -210,8 +210,8 @@ def test_link_definition_in_one_turn_cannot_serve_another() -> None:
     assert structure(to_markdown(session))["links"] == []
 
 
-def test_whole_document_check_catches_what_the_text_check_missed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """If the per-text check had a gap, the check of the whole document still falls back to literal blocks."""
+def test_turn_check_catches_what_the_text_check_missed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the per-text check had a gap, the check of the whole turn still falls back to literal blocks."""
     monkeypatch.setattr(export, "_renders_safely", lambda markdown: True)
     session = Session(title="t")
     hostile = "a ` b\n` <details> `\n\n[x](\njavascript:alert(1))"  # beyond the line-by-line sanitizer
@@ -221,7 +221,8 @@ def test_whole_document_check_catches_what_the_text_check_missed(monkeypatch: py
     shape = structure(md)
     assert shape["h2"] == ["Turn 1", "Turn 2"] and shape["links"] == []
     assert all(h.startswith(OURS) for h in shape["html"])
-    assert "<pre><code>fine</code></pre>" in md  # every model text went literal, the harmless one too
+    assert "<pre><code>a ` b\n` &lt;details&gt; `" in md  # that turn's model texts went literal
+    assert md.endswith("**Assistant:**\n\nfine\n")  # the next turn is checked on its own
 
 
 # Text built from the pieces that break Markdown documents.
@@ -534,3 +535,40 @@ def test_safe_filename_property(title: str, ext: str) -> None:
     assert not re.search(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]", name)
     assert name.split(".")[0].upper() not in ("CON", "PRN", "AUX", "NUL", "COM1", "LPT1")
     assert len(name.encode("utf-8")) <= 130
+
+
+# -- long sessions: written a page of turns at a time ---------------------------------------------
+
+
+def test_iter_markdown_pages_turns_in_and_matches_to_markdown() -> None:
+    session = sample_session()
+    calls = []
+
+    def turns():
+        calls.append(1)
+        return iter(session.turns)
+
+    pieces = list(export.iter_markdown(session, turns))
+    assert len(calls) == 2  # totals, then the turns
+    assert "".join(pieces) == to_markdown(session)
+    assert len(pieces) >= len(session.turns) + 2 and sum("## Turn" in p for p in pieces) == len(session.turns)
+
+
+def test_cli_markdown_export_streams_from_the_store(glmchat_home, tmp_path) -> None:
+    from glmchat.store import Store
+    from tests.test_cli import run
+
+    session = Session(title="long")
+    for n in range(450):  # more than two pages of the store's iter_turns
+        turn_with(session, f"q{n}", f"r{n}", f"answer {n}")
+    with Store.open(glmchat_home) as store:
+        store.save_session(session)
+        assert [t.id for t in store.iter_turns(session.id, batch=200)] == [t.id for t in session.turns]
+    target = tmp_path / "long.md"
+    proc = run("sessions", "export", "1", "-o", str(target), home=glmchat_home)
+    assert proc.returncode == 0, proc.stderr
+    text = target.read_text()
+    assert text.count("## Turn ") == 450 and "answer 449" in text and "- **Turns:** 450" in text
+    assert not list(tmp_path.glob(".long.md.*"))  # the temp file was renamed, not left behind
+    piped = run("sessions", "export", "1", home=glmchat_home)
+    assert piped.stdout == text
