@@ -336,10 +336,13 @@ def display_url(url: str) -> str:
     try:
         parts = urlsplit(url)
     except ValueError:
-        return url.rpartition("@")[2] if "@" in url else url
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        parts = None
+    if parts is not None and "@" in parts.netloc:
+        url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    if "@" in url:
+        # Not a URL a parser reads (no scheme, broken brackets): anything before an "@" may be a password.
+        return "…@" + url.rpartition("@")[2]
+    return url
 
 
 def url_problem(url: str) -> str | None:

@@ -93,3 +93,45 @@ def test_credentials_in_a_base_url_are_refused_and_never_quoted() -> None:
     assert "hunter2" not in message and "alice" not in message
     assert "user name or password" in message
     assert display_url(url) == "https://proxy.example/api/paas/v4"
+
+
+# -- a little fuzzing: nothing but a ConfigError (or a usable host) comes out ----------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+URL_PIECES = ["http://", "https://", "ftp://", "", "[", "]", "::1", "127.0.0.1", "localhost", ":", "99999", "0",
+              "-1", "@", "user:pw@", "/v1", "%", "%zz", "#", "?", " ", "\n", "\x00", "é", "xn--", ".", "..", "65535"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(URL_PIECES) | st.text(max_size=4), max_size=8).map("".join))
+def test_any_base_url_is_usable_or_a_one_line_config_error(url: str) -> None:
+    try:
+        host = resolve_host(Config(), "vllm", base_url=url)
+    except ConfigError as exc:
+        assert "\n" not in exc.message and "pw@" not in exc.message
+    else:
+        assert url_problem(host.base_url) is None
+
+
+ARG_PIECES = ["ask", "sessions", "list", "show", "search", "export", "import", "delete", "config", "--limit",
+              "--json", "--base-url", "--host", "--session", "-o", "--format", "1", "0", "-1", "99999999999999999999",
+              "", "#", "x", "md", "json", "-y", "--new", "-c", "http://[::1", "--no-think"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(ARG_PIECES), max_size=6))
+def test_the_argument_parser_only_ever_says_usage(argv: list[str]) -> None:
+    from glmchat.cli import UsageError, _merge_top_options, build_parser
+
+    try:
+        args = build_parser().parse_args(argv)
+        _merge_top_options(args)
+    except UsageError as exc:
+        assert "\n" not in exc.message
+    except SystemExit as exc:  # --help / --version
+        assert exc.code in (0, None)
+    else:
+        limit = getattr(args, "limit", 50)
+        assert 1 <= limit <= 100_000
