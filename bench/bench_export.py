@@ -5,7 +5,8 @@
 Builds one session of N short turns (user text, reasoning, answer, usage) in a
 fresh GLMCHAT_HOME through the store API, then runs `python -m glmchat sessions
 export 1 -o out.md` in a child process and reports its peak RSS (ru_maxrss) and
-wall time. `--repo` runs the export with another checkout's glmchat (to compare
+wall time (the database is built in another child, so the peak is the export's
+alone: Linux hands a parent's peak RSS on to a child it starts). `--repo` runs the export with another checkout's glmchat (to compare
 with an older version on the same database).
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -68,7 +68,13 @@ def main() -> None:
     args = parser.parse_args()
     home = temp_dir("glmchat-export-bench-")
     started = time.perf_counter()
-    build(home, args.turns)
+    # In a child of its own: Linux carries a parent's peak RSS into a child it starts,
+    # so the process that starts the export must stay small.
+    subprocess.run(
+        [sys.executable, "-c", f"from bench.bench_export import build; from pathlib import Path; "
+                               f"build(Path({str(home)!r}), {args.turns})"],
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), check=True, timeout=3600,
+    )
     built = time.perf_counter() - started
     out = home / "out.md"
     rss, seconds = export_child(home, Path(args.repo), out)

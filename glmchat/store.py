@@ -1456,17 +1456,25 @@ class Store:
         self, conn: sqlite3.Connection, row: tuple, fts: str, finder: _Finder, cancel: SearchCancel
     ) -> SearchHit:
         num, tid, sid, title, number, created_at = row
-        # The field that matched, as the index decides (prefixes, case, diacritics).
-        field_name = "content"
-        for name in _FTS_FIELDS:
-            found = conn.execute(
+        # Fields that hold every word, as the index decides (prefixes, case, diacritics),
+        # first; when the words are spread over fields, the first field holding one.
+        whole = [
+            name for name in _FTS_FIELDS
+            if conn.execute(
                 "SELECT 1 FROM turns_fts WHERE turns_fts MATCH ? AND rowid = ?", (f"{{{name}}} : ({fts})", num)
             ).fetchone()
-            if found:
-                field_name = name
+        ]
+        first: tuple[str, str, tuple[tuple[int, int], ...]] | None = None
+        for name in whole + [n for n in _FTS_FIELDS if n not in whole]:
+            snippet, spans = finder.snippet(conn, num, name, cancel)
+            if first is None:
+                first = (name, snippet, spans)
+            if spans:
+                first = (name, snippet, spans)
                 break
-        snippet, spans = finder.snippet(conn, num, field_name, cancel)
-        return SearchHit(sid, tid, _dec(title), snippet, field_name, number, _readable_time(created_at), spans)
+        assert first is not None
+        name, snippet, spans = first
+        return SearchHit(sid, tid, _dec(title), snippet, name, number, _readable_time(created_at), spans)
 
     @staticmethod
     def _substring_hits(

@@ -129,3 +129,10 @@ def test_cli_search_prints_the_snippet_of_a_big_turn(glmchat_home: Path) -> None
     assert proc.returncode == 0, proc.stderr
     assert "[reasoning]" in proc.stdout and "a rare aardvark appears" in proc.stdout
     assert len(proc.stdout) < 400
+
+
+def test_words_spread_over_fields_still_get_a_snippet_with_a_match(store: Store) -> None:
+    big_turn(store, "zebras graze " * 10, user="tell me about horses", content="nothing here")
+    [hit] = store.search("horses zebras")
+    assert hit.field == "user_text" and hit.highlights
+    assert hit.snippet[hit.highlights[0][0] : hit.highlights[0][1]] == "horses"
