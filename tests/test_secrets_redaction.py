@@ -138,3 +138,20 @@ def test_credentials_in_a_base_url_never_show_and_never_replace_the_key(glm_serv
     assert "s3cr3t" not in proc.stderr and "alice" not in proc.stderr
     assert proc.stderr.count("\n") == 1 and "user name or password" in proc.stderr
     assert glm_server.chat_requests() == []  # nothing was sent, with or without Basic auth
+
+
+def test_on_a_terminal_keys_are_redacted_and_bidi_controls_shown(glm_server: GlmServer, glmchat_home: Path) -> None:
+    import os
+    import sys
+
+    from tests.test_cli import ROOT, run_in_pty
+
+    glm_server.enqueue(Reply(reasoning=f"thinking {KEY}", content=f"file\u202etxt.exe key {KEY}\n"))
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.update(GLMCHAT_HOME=str(glmchat_home), PYTHONPATH=str(ROOT), ZAI_API_KEY=KEY)
+    rc, out, err = run_in_pty([sys.executable, "-m", "glmchat", "ask", "--base-url", f"{glm_server.url}/zai", "hi"], env)
+    assert rc == 0, err
+    shown = out.decode()
+    assert "file⟨U+202E⟩txt.exe" in shown and "\u202e" not in shown
+    assert_no_fragment(shown)
+    assert_no_fragment(err.decode())
