@@ -131,6 +131,12 @@ class Config:
     """None: let the host decide."""
     sidebar: bool = True
     """Whether the TUI shows the session list."""
+    stall_timeout: float = 180.0
+    """Seconds a stream may go without text (or a finish) before it is given up as stalled.
+
+    Bytes that carry nothing (a keep-alive comment, a trickle of one byte a second)
+    do not count: they keep the read timeout from firing but show nothing.
+    """
     last_session: str = ""
     """Id of the session the TUI had open last ("" = none)."""
     keys: dict[str, str] = field(default_factory=dict)
@@ -176,6 +182,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "top_p": (int, float),
     "max_tokens": (int,),
     "sidebar": (bool,),
+    "stall_timeout": (int, float),
     "last_session": (str,),
     "keys": (dict,),
     "hosts": (dict,),
@@ -203,6 +210,7 @@ def load_config(where: Paths | Path | None = None) -> Config:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
+        remember_secrets(config)  # keys from the environment
         return config
     except OSError as exc:
         config.warnings.append(f"{path}: cannot read ({exc.strerror or exc}); using defaults")
@@ -216,7 +224,22 @@ def load_config(where: Paths | Path | None = None) -> Config:
     _apply(config, data)
     if config.keys or any(s.secrets() for s in config.mcp_servers().values()):
         _check_private(path, config)
+    remember_secrets(config)
     return config
+
+
+def remember_secrets(config: Config) -> None:
+    """Tell the redaction helper every key this config and the environment hold, so none is ever shown."""
+    from glmchat.sanitize import remember_secret
+
+    names = {h.key_env for h in BUILTIN_HOSTS.values() if h.key_env}
+    for entry in config.hosts.values():
+        if isinstance(entry.get("key_env"), str):
+            names.add(entry["key_env"])
+    for name in names:
+        remember_secret(os.environ.get(name))
+    for value in config.keys.values():
+        remember_secret(value)
 
 
 def _config_path(where: Paths | Path | None) -> Path:
@@ -285,6 +308,11 @@ def _apply(config: Config, data: dict[str, Any]) -> None:
             )
             continue
         if name in ("temperature", "top_p"):
+            value = float(value)
+        if name == "stall_timeout":
+            if not 1 <= value <= 86_400:
+                config.warnings.append(f"{where}: stall_timeout = {value!r} is not from 1 to 86400 seconds; using the default")
+                continue
             value = float(value)
         if name == "keys":
             value = _clean_keys(value, config, where)
@@ -456,7 +484,8 @@ def resolve_host(
         raise ConfigError(
             f"{where}: [hosts.{host_id}] dialect {host.dialect!r} is not one of {', '.join(DIALECTS)}"
         )
-    if base_url:
+    if base_url is not None:
+        # Given but empty is a mistake to report, not a reason to fall back to the default URL.
         host = dataclasses.replace(host, base_url=base_url)
     if not model and host_id == config.host and config.model:
         model = config.model
@@ -516,11 +545,15 @@ def api_key_for(config: Config, host: Host) -> str | None:
 
     Local hosts usually need none; a key configured for one is still used.
     """
+    from glmchat.sanitize import remember_secret
+
     if host.key_env:
         value = os.environ.get(host.key_env, "").strip()
         if value:
+            remember_secret(value)
             return value
     key = config.keys.get(host.id, "").strip()
+    remember_secret(key)
     return key or None
 
 

@@ -19,6 +19,9 @@ def glmchat_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in KEY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TEXTUAL_ANIMATIONS", "none")
+    from glmchat.sanitize import forget_secrets
+
+    forget_secrets()  # keys another test loaded must not redact this test's text
     return home
 
 

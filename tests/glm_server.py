@@ -255,6 +255,15 @@ class Reply:
     """Stream tool-call arguments in pieces (True) or each call whole (False); None: as the host does."""
     tool_ids_every_fragment: bool = False
     """Repeat id, type and name on every argument fragment (whether Z.ai's `tool_stream` does is UNCONFIRMED)."""
+    plain_body: bool = False
+    """Answer even a streaming request with one body and status 200: `body` when given (dict/list as
+    JSON, str or bytes as is), else the dialect's non-streaming completion. See `content_type`."""
+    content_type: str | None = None
+    """Content-Type of the response (None: the dialect's own, or application/json for a plain body)."""
+    trickle: float | None = None
+    """Seconds between bytes: the reply is written one byte at a time (a stalled host that keeps reads alive)."""
+    keepalive_only: float | None = None
+    """Send only SSE comments (`: keep-alive`) at this interval, never data, until the server stops."""
 
     # -- factories ----------------------------------------------------------------------------
 
@@ -1414,6 +1423,7 @@ class _Dropped(Exception):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _HTTPServer
+    _reply: Reply | None = None
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
         pass  # quiet: tests and benchmarks read the records instead
@@ -1446,7 +1456,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    def _send_json(
+        self, status: int, body: Any, headers: dict[str, str] | None = None, content_type: str | None = None
+    ) -> None:
         if isinstance(body, bytes):
             data = body
         elif isinstance(body, str):
@@ -1454,7 +1466,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             data = _dumps(body).encode("utf-8", "backslashreplace")
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type or "application/json")
         self.send_header("Content-Length", str(len(data)))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
@@ -1523,6 +1535,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, record: RecordedRequest, host_id: str, body: Any) -> None:
         glm = self.server.glm
         reply = glm._next_reply()
+        self._reply = reply
         record.reply = reply
         record.thinking = request_thinking(host_id, body)
         record.preserve = request_preserve(host_id, body)
@@ -1569,13 +1582,14 @@ class _Handler(BaseHTTPRequestHandler):
         streamed = _wants_stream(host_id, body)
         glm._add_step(host_id, body, plan, record, chunk_tokens=max(1, reply.chunk_tokens or glm.chunk_tokens) if streamed else None)
 
-        if not streamed:
-            self._send_json(200, dialect.non_stream_body(), reply.headers)
+        if reply.plain_body or not streamed:
+            plain = reply.body if reply.body is not None else dialect.non_stream_body()
+            self._send_json(200, plain, reply.headers, content_type=reply.content_type)
             record.finished_at = time.monotonic()
             return
 
         self.send_response(200)
-        self.send_header("Content-Type", dialect.content_type)
+        self.send_header("Content-Type", reply.content_type or dialect.content_type)
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         for key, value in reply.headers.items():
@@ -1687,6 +1701,13 @@ class _Handler(BaseHTTPRequestHandler):
             for index, call in enumerate(plan.tool_calls):
                 yield from dialect.tool_call_frames(index, call, chunk_tokens)
 
+        if reply.keepalive_only is not None:
+            # Comments only: the connection looks alive byte-wise, yet nothing is ever said.
+            while not glm._stop.is_set():
+                self._write_chunked(b": keep-alive\n\n", None)
+                if glm._stop.wait(reply.keepalive_only):
+                    break
+            raise _Dropped
         for frame in dialect.preamble():
             put(frame)
         flush()
@@ -1733,6 +1754,13 @@ class _Handler(BaseHTTPRequestHandler):
         record.finished_at = time.monotonic()
 
     def _write_chunked(self, data: bytes, fragment: int | None) -> None:
+        trickle = self._reply.trickle if self._reply is not None else None
+        if trickle:
+            for i in range(len(data)):
+                self.connection.sendall(b"1\r\n%s\r\n" % data[i : i + 1])
+                if self.server.glm._stop.wait(trickle):
+                    raise _Dropped
+            return
         if fragment:
             for i in range(0, len(data), fragment):
                 piece = data[i : i + fragment]
