@@ -55,7 +55,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 TITLE = "glmchat"
 # Names that always mean this machine; anything else in a Host header is another site's name.
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost", "ip6-loopback"})
-WILDCARD_BINDS = frozenset({"0.0.0.0", "::", "*"})
+WILDCARD_BINDS = frozenset({"0.0.0.0", "::"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -152,13 +152,20 @@ class GlmChatServer(Server):
         bind: address to listen on.
         port: TCP port (0: any free one).
         token: secret every request path must start with; None on loopback.
+        quit_grace: seconds the apps get to quit when the server stops, before they are killed.
     """
 
-    def __init__(self, command: str, *, bind: str, port: int, token: str | None) -> None:
-        super().__init__(command, host=bind, port=port, title=TITLE, templates_path=TEMPLATES)
+    def __init__(
+        self, command: str, *, bind: str, port: int, token: str | None, quit_grace: float = QUIT_GRACE
+    ) -> None:
+        # Each app carries a mark in its environment, so a stop that must kill finds this
+        # server's apps among its children and nothing else.
+        self.app_mark = f"GLMCHAT_WEB_APP={secrets.token_hex(8)}"
+        super().__init__(f"export {self.app_mark}; {command}", host=bind, port=port, title=TITLE,
+                         templates_path=TEMPLATES)
         self.bind = bind
         self.token = token
-        self.loopback = is_loopback(bind)
+        self.quit_grace = quit_grace
         self._connections: set[asyncio.Task[Any]] = set()
 
     # -- the web application -----------------------------------------------------------------
@@ -239,8 +246,9 @@ class GlmChatServer(Server):
     async def on_shutdown(self, app: web.Application) -> None:
         await self.stop_apps()
 
-    async def stop_apps(self, grace: float = QUIT_GRACE) -> None:
-        """End every tab's app: ask them to quit, wait up to `grace` seconds, then kill the rest."""
+    async def stop_apps(self) -> None:
+        """End every tab's app: ask them to quit, wait `quit_grace` seconds, then kill the rest."""
+        grace = self.quit_grace
         tasks = [task for task in self._connections if not task.done()]
         if not tasks:
             return
@@ -251,8 +259,9 @@ class GlmChatServer(Server):
             task.cancel()
         _, pending = await asyncio.wait(tasks, timeout=grace)
         if pending:
-            killed = kill_children()
-            self.say(f"killed {killed} glmchat{'s' if killed != 1 else ''} that did not quit within {grace:g} s")
+            # Still pending: an app that ignores "quit", or a browser slow to answer the close.
+            if killed := self.kill_apps():
+                self.say(f"killed {killed} glmchat{'s' if killed != 1 else ''} that did not quit within {grace:g} s")
             await asyncio.wait(pending, timeout=2.0)
 
     # -- what it says -----------------------------------------------------------------------------
@@ -277,6 +286,73 @@ class GlmChatServer(Server):
         lines.append("Press Ctrl+C to stop.")
         self.say("\n".join(lines))
 
+    async def run(self) -> int:
+        """Listen, say where, and serve until Ctrl+C, SIGTERM or SIGHUP; returns the exit code."""
+        _setup_logging(self.token)
+        app = await self._make_app()
+        # No access log: with a token, every path it would write holds it.
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=self.quit_grace + 3.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.bind, self.port)
+            try:
+                await site.start()
+            except OSError as exc:
+                where = f"{_url_host(self.bind)}:{self.port}"
+                raise GlmChatError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+            self.announce(_listening_port(runner, self.port))
+            await self._until_stopped()
+            self.say("stopping…")
+        finally:
+            await runner.cleanup()
+            # A tab that connected while the server was stopping may have started an app after
+            # the others were told to quit: none outlives the server.
+            self.kill_apps()
+        self.say("stopped.")
+        return 0
+
+    async def _until_stopped(self) -> None:
+        """Wait for Ctrl+C, SIGTERM or SIGHUP. Another one while stopping kills the apps at once."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+
+        def on_signal() -> None:
+            if stop.is_set():
+                self.kill_apps()
+            stop.set()
+
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            try:
+                loop.add_signal_handler(signum, on_signal)
+            except NotImplementedError:
+                pass  # no loop signal handlers here: Ctrl+C arrives as KeyboardInterrupt instead
+        await stop.wait()
+
+    def app_pids(self) -> list[int]:
+        """The apps this server started that are still running."""
+        mark = self.app_mark.encode()
+        found = []
+        for pid in child_pids():
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    environment = f.read().split(b"\0")
+            except OSError:
+                continue
+            if mark in environment:
+                found.append(pid)
+        return found
+
+    def kill_apps(self) -> int:
+        """Kill every app of this server still running; returns how many were signalled."""
+        killed = 0
+        for pid in self.app_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+        return killed
+
     @staticmethod
     def say(text: str) -> None:
         try:
@@ -295,9 +371,9 @@ async def _safe_headers(request: web.Request, response: web.StreamResponse) -> N
         response.headers.setdefault("Cache-Control", "no-store")
 
 
-def child_pids() -> list[int]:
-    """This process's direct children (Linux /proc; elsewhere none are found)."""
-    me = os.getpid()
+def child_pids(parent: int | None = None) -> list[int]:
+    """The running direct children of a process, this one by default (Linux /proc; elsewhere none)."""
+    me = os.getpid() if parent is None else parent
     found = []
     try:
         entries = os.listdir("/proc")
@@ -318,18 +394,6 @@ def child_pids() -> list[int]:
     return found
 
 
-def kill_children() -> int:
-    """Kill every child process still running; returns how many were signalled."""
-    killed = 0
-    for pid in child_pids():
-        try:
-            os.kill(pid, signal.SIGKILL)
-            killed += 1
-        except OSError:
-            pass
-    return killed
-
-
 def _setup_logging(token: str | None) -> None:
     """Warnings from textual-serve and aiohttp as one-line messages on stderr, token scrubbed."""
     handler = logging.StreamHandler(sys.stderr)
@@ -343,32 +407,9 @@ def _setup_logging(token: str | None) -> None:
 
 def serve(options: ServeOptions) -> int:
     """Serve glmchat until Ctrl+C (or SIGTERM/SIGHUP); returns the exit code."""
-    return asyncio.run(_serve(options))
-
-
-async def _serve(options: ServeOptions) -> int:
     token = None if is_loopback(options.bind) else secrets.token_urlsafe(24)
-    _setup_logging(token)
     server = GlmChatServer(app_command(options.app_args), bind=options.bind, port=options.port, token=token)
-    app = await server._make_app()
-    # No access log: with a token, every path it would write holds it.
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=QUIT_GRACE + 3.0)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, options.bind, options.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            where = f"{_url_host(options.bind)}:{options.port}"
-            raise GlmChatError(f"cannot listen on {where}: {exc.strerror or exc}") from None
-        port = _listening_port(runner, options.port)
-        server.announce(port)
-        await _until_stopped()
-        server.say("stopping…")
-    finally:
-        await runner.cleanup()
-    server.say("stopped.")
-    return 0
+    return asyncio.run(server.run())
 
 
 def _listening_port(runner: web.AppRunner, asked: int) -> int:
@@ -376,21 +417,3 @@ def _listening_port(runner: web.AppRunner, asked: int) -> int:
         if isinstance(address, tuple) and len(address) >= 2:
             return int(address[1])
     return asked
-
-
-async def _until_stopped() -> None:
-    """Wait for Ctrl+C, SIGTERM or SIGHUP. A second one while stopping kills the apps at once."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-
-    def on_signal() -> None:
-        if stop.is_set():
-            kill_children()
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        try:
-            loop.add_signal_handler(signum, on_signal)
-        except (NotImplementedError, AttributeError):
-            pass  # no loop signal handlers here: Ctrl+C arrives as KeyboardInterrupt instead
-    await stop.wait()
