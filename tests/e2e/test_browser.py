@@ -177,10 +177,12 @@ def test_chat_in_the_browser(glm_server, browser, serving, glmchat_home: Path, t
     tab.page.keyboard.type(QUESTION)
     tab.wait_for("the typed message", lambda s: QUESTION in s)
     tab.page.keyboard.press("Enter")
+    # Finished when the turn's actions show: the layout is still until the next turn.
     screen = tab.wait_for(
         "the streamed answer",
-        lambda s: "the model sees how it reached its earlier answers:" in s and "so the prompt cache hits" in s,
+        lambda s: "the model sees how it reached its earlier answers:" in s and "regenerate" in s,
     )
+    assert "glmchat keeps every reasoning byte for byte" in screen
     assert "Thought for" in screen and "You  ·  thinking on" in screen
     # It came as a stream: the server sent the answer in many chunks, with the key only the server knows.
     request = glm_server.last
