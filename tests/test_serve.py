@@ -127,7 +127,12 @@ def test_a_port_in_use_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
         assert main(["serve", "--port", str(port)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "choose another with --port" in err
+
+    # An address this machine does not have (a documentation address): binding sends nothing anywhere.
+    assert main(["serve", "--port", "0", "--bind", "192.0.2.1"]) == 1
+    err = capsys.readouterr().err
+    assert err == "glmchat: cannot listen on 192.0.2.1:0: cannot assign requested address\n"
 
 
 def test_only_serve_imports_the_web_server(glm_server) -> None:

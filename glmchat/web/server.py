@@ -26,6 +26,7 @@ the same config file and environment; the browser only ever sees the screen.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hmac
 import ipaddress
 import logging
@@ -299,7 +300,13 @@ class GlmChatServer(Server):
                 await site.start()
             except OSError as exc:
                 where = f"{_url_host(self.bind)}:{self.port}"
-                raise GlmChatError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+                hint = "; choose another with --port (0: any free port)" if exc.errno == errno.EADDRINUSE else ""
+                # asyncio's own message repeats the address; the system's says just what went wrong.
+                if isinstance(exc, socket.gaierror):
+                    reason = f"no such address ({exc.strerror})"
+                else:
+                    reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+                raise GlmChatError(f"cannot listen on {where}: {reason}{hint}") from None
             self.announce(_listening_port(runner, self.port))
             await self._until_stopped()
             self.say("stopping…")
