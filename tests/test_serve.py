@@ -232,6 +232,37 @@ def test_one_app_per_websocket_and_only_from_its_own_page(env: dict[str, str]) -
         serve.kill()
 
 
+def test_each_tab_gets_the_options_serve_was_given(
+    env: dict[str, str], glm_server, glmchat_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ZAI_API_KEY", KEY)
+    assert main(["ask", "--host", "zai", "--base-url", f"{glm_server.url}/zai", "--no-think", "first"]) == 0
+    from glmchat.store import Store
+
+    store = Store.open(glmchat_home)
+    try:
+        [summary] = store.list_sessions()
+    finally:
+        store.close()
+    base_url = f"{glm_server.url}/zai"
+    serve = start_serve(["--port", "0", "--host", "zai", "--base-url", base_url, "--model", "glm-4.7", "--session", "1"], env)
+    try:
+        status, tab = open_tab(serve.port, "/ws", {"Origin": f"http://127.0.0.1:{serve.port}"})
+        assert status == 101 and tab is not None
+        try:
+            wait_until("the tab's glmchat to draw", lambda: "Message GLM" in tab.screen_text(), detail=serve.output)
+            [app] = serve.apps()
+            cmdline = [part.decode() for part in Path(f"/proc/{app}/cmdline").read_bytes().split(b"\0") if part]
+            # The session number is resolved once, at start: every tab opens that very session.
+            assert cmdline[1:] == [
+                "-m", "glmchat", "--host", "zai", "--base-url", base_url, "--model", "glm-4.7", "--session", summary.id,
+            ]  # fmt: skip
+        finally:
+            tab.close()
+    finally:
+        serve.kill()
+
+
 def test_ctrl_c_to_the_server_alone_quits_every_app(env: dict[str, str]) -> None:
     serve = start_serve(["--port", "0"], env)
     tabs = []
