@@ -127,6 +127,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_count, default=50, metavar="N", help="at most N matches (default 50)")
     p.set_defaults(func=cmd_sessions_search)
 
+    serve = commands.add_parser(
+        "serve", help="serve the TUI in a browser tab",
+        description="Serve glmchat in a browser: each tab runs its own glmchat on this machine, with its keys "
+                    "and sessions. Only this machine can connect unless --bind names another address; then the "
+                    "printed URL carries a secret token that every request must have.",
+    )
+    serve.add_argument("--port", type=_port, default=8000, metavar="P", help="TCP port (default 8000; 0: any free port)")
+    serve.add_argument("--bind", type=_bind_address, default="127.0.0.1", metavar="ADDR",
+                       help="address to listen on (default 127.0.0.1; 0.0.0.0 for every address, with a token)")
+    _add_host_options(serve)
+    which = serve.add_mutually_exclusive_group()
+    which.add_argument("--session", metavar="ID", help="each tab opens this session (number, id or id prefix)")
+    which.add_argument("--new", action="store_true", help="each tab starts a new session")
+    serve.set_defaults(func=cmd_serve)
+
     config = commands.add_parser("config", help="where the settings are, show them, store an API key")
     sub = config.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser, required=True)
     p = sub.add_parser("path", help="print the config file, data folder, themes folder and log paths")
@@ -392,6 +407,47 @@ def cmd_tui(args: argparse.Namespace, ctx: _Context) -> int:
         raise GlmChatError(f"the TUI is not available ({exc}); `glmchat ask` still works") from None
     result = run_app(options, resume_gc=gc_was_enabled)
     return result if isinstance(result, int) else EXIT_OK
+
+
+# -- glmchat serve ----------------------------------------------------------------------------------
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r} (0 to 65535)")
+    return port
+
+
+def _bind_address(text: str) -> str:
+    address = text.strip()
+    if not address or any(ch.isspace() or ch == "/" for ch in address):
+        raise argparse.ArgumentTypeError(f"not an address to listen on: {text!r}")
+    return address
+
+
+def cmd_serve(args: argparse.Namespace, ctx: _Context) -> int:
+    from glmchat.config import resolve_host
+
+    # Every tab would fail the same way: say it once, before listening.
+    resolve_host(ctx.config, args.host, base_url=args.base_url, model=args.model)
+    app_args: list[str] = []
+    for flag, value in (("--host", args.host), ("--base-url", args.base_url), ("--model", args.model)):
+        if value:
+            app_args += [flag, value]
+    if args.session:
+        app_args += ["--session", _resolve_session(ctx, args.session)]
+    elif args.new:
+        app_args.append("--new")
+    ctx.close()  # the tabs' apps open the store themselves; this process never needs it again
+    try:
+        from glmchat.web.server import ServeOptions, serve  # Lazy import: only `serve` loads the web server.
+    except ImportError as exc:
+        raise GlmChatError(f"`glmchat serve` needs the textual-serve package ({exc}); pip install textual-serve") from None
+    return serve(ServeOptions(bind=args.bind, port=args.port, app_args=tuple(app_args)))
 
 
 # -- glmchat ask ------------------------------------------------------------------------------------
