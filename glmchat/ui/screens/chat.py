@@ -512,6 +512,7 @@ class ChatScreen(ExactLayoutScreen):
                 api_key=app.api_key(host),
                 store=app.store,
                 on_event=live.feed,
+                retry_hint="Ctrl+R retries",
             )
         except StorageError as exc:
             await self._storage_failed(live, exc)
