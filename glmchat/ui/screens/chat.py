@@ -831,27 +831,67 @@ class ChatScreen(ExactLayoutScreen):
         if store is None:
             self.notify("Search needs the session store, which could not be opened.", severity="error")
             return
-        from glmchat.ui.screens.search import SearchScreen  # Lazy import: a rare dialog.
+        from glmchat.ui.screens.search import SearchScreen, SearchTarget  # Lazy import: a rare dialog.
 
-        async def chosen(result: tuple[str, str | None] | None) -> None:
-            if not result:
+        async def chosen(target: SearchTarget | None) -> None:
+            if target is None:
                 return
-            session_id, turn_id = result
-            await self.switch_to(session_id)
-            if turn_id:
-                await self.reveal_turn(turn_id)
+            await self.switch_to(target.session_id)
+            if target.session_id != self.session.id:
+                return  # it could not be opened (the reason was shown)
+            if target.field == "reasoning":
+                await self.reveal_turn(target.turn_id, reasoning_match=target.match, context=target.context)
+            else:
+                await self.reveal_turn(target.turn_id)
 
         self.app.push_screen(SearchScreen(store, query), chosen)
 
-    async def reveal_turn(self, turn_id: str) -> None:
-        """Scroll to a turn, paging it in if it is not mounted."""
+    async def reveal_turn(self, turn_id: str, *, reasoning_match: str | None = None, context: str = "") -> None:
+        """Scroll to a turn, paging it in if it is not mounted.
+
+        Args:
+            turn_id: the turn.
+            reasoning_match: a word found in the turn's reasoning: the pane is unfolded
+                and the line holding the word scrolled into view.
+            context: the passage around that word (tells one occurrence from another).
+        """
         self.ensure_full_session()
         log = self.log_view
         view = await log.reveal(turn_id)
-        if view is not None:
-            # Stop following the bottom, or the next layout would scroll away from the hit.
-            log.anchor(False)
+        if view is None:
+            return
+        # Stop following the bottom, or the next layout would scroll away from the hit.
+        log.anchor(False)
+        pane = view.reasoning
+        if reasoning_match is None or not pane.display:
             log.call_after_refresh(log.scroll_to_widget, view, animate=False, top=True)
+            return
+        if not pane.expanded:
+            view.set_expanded(True)
+            self.fold_state[view.turn.id] = True
+
+        def show_line(tries: int = 20) -> None:
+            """Scroll the matching line into view, again after each frame until nothing moves.
+
+            The turns around the hit were just mounted: their heights settle over a frame
+            or two (the unfolded text, answers measured again), and a position read too
+            early is off by what changed above it.
+            """
+            if not pane.is_attached or not tries:
+                return
+            line = pane.line_of_match(reasoning_match, context) or 0
+            # Where the pane's line is in the log's scrollable area; the match is put a
+            # few lines below the top, so what leads up to it shows too.
+            top = pane.region.y - log.content_region.y + round(log.scroll_y) + line
+            wanted = max(top - min(3, log.size.height // 4), 0)
+            if pane.region.height > line and wanted <= log.max_scroll_y and round(log.scroll_y) == wanted:
+                return  # in place, and laid out
+            if wanted <= log.max_scroll_y:
+                # (Not beyond the end: reaching it pages in the turns below instead.)
+                log.scroll_to(y=wanted, animate=False, immediate=True)
+            log.call_after_refresh(show_line, tries - 1)
+
+        log.call_after_refresh(show_line)
 
     # -- export ----------------------------------------------------------------------------
 
