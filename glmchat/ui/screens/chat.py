@@ -223,6 +223,11 @@ class ChatScreen(ExactLayoutScreen):
             # Come back to a session still streaming: show it again, fed from where it is.
             session = self.session = live.session
         await log.show_session(session, skip_last=live is not None)
+        if not session.turns:
+            from glmchat.ui.widgets.chat_log import welcome_content
+
+            can_toggle = host.can_toggle_thinking if host else True
+            await log.show_welcome(welcome_content(log.host_name, session.model, can_toggle_thinking=can_toggle))
         if live is not None:
             view = log.make_view(live.turn, live=True, last=True)
             await log.add_view(view)
