@@ -111,6 +111,8 @@ class GlmChatApp(App[int]):
         result = load_themes(self.paths.themes_dir)
         register_themes(self, result, notify=False)
         self._theme_failures = list(result.failures)
+        self.own_themes = result.names
+        """glmchat's shipped themes and the user's own, in load order (listed before Textual's)."""
         wanted = self.config.theme or DEFAULT_THEME
         for name in (wanted, DEFAULT_THEME, "textual-dark"):
             if name in self.available_themes:
@@ -395,8 +397,10 @@ class GlmChatApp(App[int]):
         """Edit the session's settings and the theme."""
         from glmchat.ui.screens.settings import SettingsScreen  # Lazy import: a rare dialog.
 
+        own = [name for name in self.own_themes if name in self.available_themes]
+        others = sorted(name for name in self.available_themes if name not in own)
         self.push_screen(
-            SettingsScreen(self.chat.session, self.config, self.hosts(), self.available_themes.keys()),
+            SettingsScreen(self.chat.session, self.config, self.hosts(), [*own, *others]),
             self._settings_done,
         )
 
@@ -407,6 +411,10 @@ class GlmChatApp(App[int]):
             self.theme = result.theme
         result.apply_to_session(self.chat.session)
         result.apply_to_config(self.config)
+        run_host = self.options.host or self.config.host
+        if run_host in result.base_urls:
+            # A URL chosen in the settings now beats --base-url for the rest of this run.
+            self.options.base_url = None
         self._save_config()
         self.chat._save_settings()
         await self.chat.open_session(self.chat.session)
