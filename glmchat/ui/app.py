@@ -26,11 +26,12 @@ from glmchat.config import (
     new_session,
     paths as default_paths,
     resolve_host,
-    save_config,
 )
 from glmchat.errors import ConfigError, GlmChatError
 from glmchat.session import Session
+from glmchat.ui.config_writer import ConfigWriter
 from glmchat.ui.drafts import NEW_SESSION
+from glmchat.ui.keys import register_alt_keys
 from glmchat.ui.screens.chat import ChatScreen
 from glmchat.ui.themes import DEFAULT_THEME, THEME_VARIABLE_DEFAULTS, load_themes, register_themes
 from glmchat.ui.widgets.chat_log import PAGE
@@ -84,6 +85,7 @@ class GlmChatApp(App[int]):
         probe: bool = True,
     ) -> None:
         super().__init__()
+        register_alt_keys()
         self.options = options or AppOptions()
         self.paths = paths or default_paths()
         self.config = config if config is not None else load_config(self.paths)
@@ -95,6 +97,9 @@ class GlmChatApp(App[int]):
         self.probe = probe
         self.chat = ChatScreen()
         self._saved_state = (self.config.last_session, self.config.sidebar)
+        """What config.toml says of the UI state (compared at exit: written only if it changed)."""
+        self._config_writer = ConfigWriter(self.paths)
+        self._config_error_shown = False
         self._settle_timer: Timer | None = None
         self._theme_failures: list[str] = []
         self._check_pending = False
@@ -321,8 +326,35 @@ class GlmChatApp(App[int]):
         return session, len(session.turns) > PAGE
 
     def remember_session(self, session: Session) -> None:
-        """The session to reopen next time (written to the config at exit)."""
+        """The session to reopen next time: saved as soon as it changes, so even a killed
+        process comes back to it (called when a session opens and when it gets its first turn).
+
+        A session with no turns is not stored yet: its id would mean nothing after a
+        restart, so the one remembered before stays. The write runs in a thread; it
+        happens only when the session changes, never per keystroke or per token.
+        """
+        if self.store is None or not session.turns or self.config.last_session == session.id:
+            return
         self.config.last_session = session.id
+        ticket, path, text = self._config_writer.snapshot(self.config)
+        self._saved_state = (self.config.last_session, self.config.sidebar)
+        writer = self._config_writer
+
+        def write() -> None:
+            try:
+                writer.write(ticket, path, text)
+            except ConfigError as exc:
+                try:
+                    self.call_from_thread(self._config_write_failed, exc)
+                except RuntimeError:
+                    pass  # the app closed meanwhile; its exit writes the config again
+
+        self.run_worker(write, thread=True, group="config", exit_on_error=False, description="remember the open session")
+
+    def _config_write_failed(self, exc: ConfigError) -> None:
+        if not self._config_error_shown:  # once a run: the next switch would fail the same way
+            self._config_error_shown = True
+            self.notify(str(exc), title="The open session is not remembered", severity="warning", markup=False)
 
     # -- hosts and keys --------------------------------------------------------------------
 
@@ -426,8 +458,9 @@ class GlmChatApp(App[int]):
         self.push_screen(HelpScreen())
 
     def _save_config(self) -> None:
+        ticket, path, text = self._config_writer.snapshot(self.config)
         try:
-            save_config(self.config, self.paths)
+            self._config_writer.write(ticket, path, text)
         except ConfigError as exc:
             self.notify(str(exc), title="Settings not saved", severity="error", markup=False)
 
@@ -486,8 +519,9 @@ class GlmChatApp(App[int]):
             self.store.close()
 
     def _save_config_quietly(self) -> None:
+        ticket, path, text = self._config_writer.snapshot(self.config)
         try:
-            save_config(self.config, self.paths)
+            self._config_writer.write(ticket, path, text)
         except ConfigError:
             pass
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import gc
 import time
-from typing import Callable, ClassVar
+from typing import Callable
 
-from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
 from textual.message import Message
@@ -113,16 +112,10 @@ class TurnStatus(Static):
 class TurnView(Vertical):
     """One turn of the chat log.
 
-    | Key(s) | Description |
-    | :- | :- |
-    | c | Copy the answer (when the reasoning pane has focus). |
-    | k | Copy the answer's code blocks. |
+    It has no keys of its own: letters typed while its reasoning pane has focus
+    are text for the composer. Alt+C and Alt+K copy the answer of the turn in
+    focus (see `ChatScreen.action_copy_answer`).
     """
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("c", "request('copy')", "Copy answer", tooltip="Copy this turn's answer.", show=False),
-        Binding("k", "request('copy_code')", "Copy code", tooltip="Copy this turn's code blocks.", show=False),
-    ]
 
     DEFAULT_CSS = """
     TurnView {
