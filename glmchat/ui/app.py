@@ -568,6 +568,7 @@ def run_app(options: AppOptions | None = None, *, resume_gc: bool = False) -> in
     """
     import gc
 
+    _measure_the_terminal()
     try:
         app = GlmChatApp(options)
         app.resume_gc = resume_gc
@@ -576,3 +577,20 @@ def run_app(options: AppOptions | None = None, *, resume_gc: bool = False) -> in
         if resume_gc:
             gc.enable()
     return result if isinstance(result, int) else (app.return_code or 0)
+
+
+def _measure_the_terminal() -> None:
+    """Let the terminal, not the environment, say how big it is.
+
+    Textual sizes the screen with `shutil.get_terminal_size`, which believes
+    COLUMNS and LINES when they are set. Some programs export them (GNU
+    readline does, in any Python that imported it), and a glmchat started from
+    one would keep that size however the window is resized. On a terminal the
+    real size is there to ask for, at start and after every resize.
+    """
+    import os
+    import sys
+
+    if sys.__stdout__ is not None and sys.__stdout__.isatty():
+        for name in ("COLUMNS", "LINES"):
+            os.environ.pop(name, None)
