@@ -247,8 +247,9 @@ async def test_remembering_writes_only_when_the_session_changes(glm_server, monk
         await pilot.press(*"typing does not write the config")
         await app.workers.wait_for_complete()
         await asyncio.sleep(0.05)
-    assert app.chat.session.id == a.id
-    assert writes == [], "the session did not change: nothing to write"
+        assert app.chat.session.id == a.id
+        assert writes == [], "the session did not change: nothing to write"
+    assert load_config().last_session == a.id
 
 
 @pytest.mark.parametrize("data", ["\x1bd", "\x1bm"])

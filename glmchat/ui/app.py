@@ -69,7 +69,7 @@ class GlmChatApp(App[int]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "Help", tooltip="Show the keys and how glmchat works.", id="help"),
-        Binding("f4", "settings", "Settings", tooltip="Host, model, sampling, preserved thinking, theme.", id="settings"),
+        Binding("f4", "settings", "Settings", tooltip="Host, base URL, model, sampling, thinking, theme.", id="settings"),
         Binding("ctrl+q", "quit", "Quit", tooltip="Quit glmchat.", id="quit", priority=True, show=False),
     ]
 
@@ -336,8 +336,9 @@ class GlmChatApp(App[int]):
         if self.store is None or not session.turns or self.config.last_session == session.id:
             return
         self.config.last_session = session.id
+        # `_saved_state` is left as it is: the exit writes the config once more, at once,
+        # rather than trust a thread that may not have run by then.
         ticket, path, text = self._config_writer.snapshot(self.config)
-        self._saved_state = (self.config.last_session, self.config.sidebar)
         writer = self._config_writer
 
         def write() -> None:
@@ -470,7 +471,7 @@ class GlmChatApp(App[int]):
         yield from super().get_system_commands(screen)
         chat = self.chat
         if screen is not chat:
-            yield SystemCommand("Settings", "Host, model, sampling, preserved thinking, theme (F4)", self.action_settings)
+            yield SystemCommand("Settings", "Host and its base URL, model, sampling, preserved thinking, theme (F4)", self.action_settings)
             return
         commands: list[tuple[str, str, Callable[[], Any]]] = [
             ("New session", "Start a new session (Ctrl+N)", chat.action_new_session),
@@ -486,8 +487,8 @@ class GlmChatApp(App[int]):
             ("Rename session", "Rename this session (F2)", chat.action_rename_session),
             ("Delete session", "Delete this session (Alt+D)", chat.action_delete_session),
             ("Search sessions", "Full-text search across all sessions (Ctrl+F)", chat.action_search),
-            ("Toggle sidebar", "Show or hide the session list (Ctrl+B)", chat.action_toggle_sidebar),
-            ("Settings", "Host, model, sampling, preserved thinking, theme (F4)", self.action_settings),
+            ("Toggle sidebar", "Show and focus the session list, or hide it (Ctrl+B)", chat.action_toggle_sidebar),
+            ("Settings", "Host and its base URL, model, sampling, preserved thinking, theme (F4)", self.action_settings),
             ("Set up host and key", "Choose a host and give it an API key", self.action_setup),
             ("Help", "Keys and how glmchat works (F1)", self.action_help),
         ]

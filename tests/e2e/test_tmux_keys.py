@@ -205,6 +205,8 @@ def test_typing_anywhere_goes_to_the_composer_and_ctrl_b_focuses_the_list(
 # -- a small window ------------------------------------------------------------------------
 
 FOOTER_KEYS = ["esc Stop", "^t Thinking", "^b Sessions", "^n New", "^r Retry", "^o Fold all", "f1 Help", "f4 Settings"]
+LIST_KEYS = ["n New", "r Rename", "d Delete", "/ Search"]
+"""The session list's keys, shown first while it has the focus."""
 
 
 def footer_drawn(screen: str) -> bool:
@@ -214,10 +216,13 @@ def footer_drawn(screen: str) -> bool:
 
 
 def footer_is_whole(line: str) -> bool:
-    """The footer's keys, left of the palette key, are a run of whole keys from the start."""
+    """The footer's keys, left of the palette key, are whole keys, in order from the first."""
     left = " ".join(line.split("▏")[0].split())
-    prefixes = [" ".join(FOOTER_KEYS[:n]) for n in range(1, len(FOOTER_KEYS) + 1)]
-    return left in prefixes and line.rstrip().endswith("^p palette")
+    for keys in (FOOTER_KEYS, LIST_KEYS + FOOTER_KEYS):
+        prefixes = [" ".join(keys[:n]) for n in range(1, len(keys) + 1)]
+        if left in prefixes:
+            return line.rstrip().endswith("^p palette")
+    return False
 
 
 def test_a_60x15_window_hides_the_list_and_cuts_no_word(server: GlmServerProcess, terminal: Terminal, tmp_path: Path) -> None:
@@ -252,6 +257,9 @@ def test_a_60x15_window_hides_the_list_and_cuts_no_word(server: GlmServerProcess
         "the narrow layout", lambda s: "Filter" not in s and len(s.splitlines()) <= 15 and footer_drawn(s)
     )
     assert footer_is_whole(screen.splitlines()[-1]), screen.splitlines()[-1]
+    # Narrowed with the list hidden, the keys are the composer's.
+    terminal.type("x")
+    terminal.wait_for("a letter in the composer", lambda s: composer_lines(s)[:1] == ["x"])
     terminal.press("C-q")
     terminal.wait_for("glmchat to exit", lambda s: terminal.dead(), timeout=20)
 

@@ -112,9 +112,9 @@ class ChatScreen(ExactLayoutScreen):
     # The Alt bindings are priority bindings: they are commands wherever the focus is.
     # (A text field would otherwise see Alt+D first, as the letter d it carries.)
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "stop", "Stop", tooltip="Stop the answer and keep what arrived.", id="stop", priority=True),
+        Binding("escape", "stop", "Stop", tooltip="Stop the answer, keeping what arrived; else back to typing.", id="stop", priority=True),
         Binding("ctrl+t", "toggle_thinking", "Thinking", tooltip="Thinking on/off for the next turn.", id="toggle-thinking", priority=True),
-        Binding("ctrl+b", "toggle_sidebar", "Sessions", tooltip="Show or hide the session list.", id="toggle-sidebar"),
+        Binding("ctrl+b", "toggle_sidebar", "Sessions", tooltip="Show and focus the session list, or hide it.", id="toggle-sidebar"),
         Binding("ctrl+n", "new_session", "New", tooltip="Start a new session.", id="new-session"),
         Binding("ctrl+r", "retry", "Retry", tooltip="Retry the last turn, or regenerate its answer.", id="retry"),
         Binding("ctrl+g", "edit_last", "Edit", tooltip="Edit the last message and send it again.", id="edit-last", show=False),
