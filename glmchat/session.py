@@ -343,6 +343,8 @@ def estimate_request_tokens(session: Session, next_text: str = "") -> int:
         if not turn.replayable:
             continue
         total += estimate_tokens(turn.user_text) + estimate_tokens(turn.content) + 4
-        if session.preserve_thinking and turn.thinking:
+        if session.preserve_thinking and turn.reasoning:
+            # Replayed whenever it is there, also for a turn sent with thinking off that
+            # still returned reasoning (some hosts and newer models do).
             total += estimate_tokens(turn.reasoning)
     return total

@@ -103,6 +103,54 @@ def _searchable(text: str) -> str:
     return clean.replace("\x00", " ").replace(_MARK_START, " ").replace(_MARK_END, " ")
 
 
+# -- reading back whatever a database holds ---------------------------------------------------
+
+
+def _readable_time(value: Any) -> float:
+    """A stored time every formatter can take; 0.0 (shown as "unknown") for anything out of range."""
+    from glmchat.sanity import UNKNOWN_TIME, sane_time
+
+    return sane_time(value) or UNKNOWN_TIME
+
+
+def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+def _readable_session(data: dict[str, Any]) -> dict[str, Any]:
+    """A session dict from a row, with values no reader can take (absurd numbers, wrong types) dropped."""
+    from glmchat.sanity import SESSION_FIELDS, UNKNOWN_TIME, clean_session_fields, type_ok
+
+    data = _known_fields(Session, data)
+    for name, allowed in SESSION_FIELDS.items():
+        if name in data and not type_ok(data[name], allowed):
+            data.pop(name)
+    for name in ("created_at", "updated_at"):
+        data.setdefault(name, UNKNOWN_TIME)
+    return clean_session_fields(data)
+
+
+def _readable_turn(data: dict[str, Any]) -> dict[str, Any]:
+    """A turn dict from a row (or a progress record), with values no reader can take dropped."""
+    from glmchat.sanity import TOOL_CALL_FIELDS, TURN_FIELDS, UNKNOWN_TIME, USAGE_FIELDS, clean_turn_fields, type_ok
+
+    data = _known_fields(Turn, data)
+    for name, allowed in TURN_FIELDS.items():
+        if name in data and not type_ok(data[name], allowed):
+            data.pop(name)
+    data.setdefault("created_at", UNKNOWN_TIME)
+    data = clean_turn_fields(data)
+    data["usage"] = {k: v for k, v in data["usage"].items() if k in USAGE_FIELDS and type_ok(v, USAGE_FIELDS[k])}
+    data["tool_calls"] = [
+        {k: v for k, v in call.items() if k in TOOL_CALL_FIELDS and type_ok(v, TOOL_CALL_FIELDS[k])}
+        for call in data["tool_calls"]
+    ]
+    if data.get("reasoning_details") is not None:
+        data["reasoning_details"] = [item for item in data["reasoning_details"] if isinstance(item, dict)]
+    return data
+
+
 # -- public records ------------------------------------------------------------------------
 
 
@@ -443,7 +491,39 @@ def _open_lock(path: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+_PRIVATE = 0o600
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def _make_private(path: Path) -> None:
+    """Create the database file 0600 if it is missing, and take group/other bits off it and its side files.
+
+    SQLite creates the -wal and -shm files with the database file's permissions, so
+    a private database keeps its side files private too, whatever the umask or the
+    data folder's mode.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, _PRIVATE)
+    except OSError:
+        return  # a read-only folder or a missing one: SQLite says what is wrong
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, _PRIVATE)
+    except OSError:
+        pass  # not ours to change (another user's file): leave it
+    finally:
+        os.close(fd)
+    for suffix in _SIDE_FILES:
+        side = path.with_name(path.name + suffix)
+        try:
+            if side.stat().st_mode & 0o077:
+                os.chmod(side, _PRIVATE)
+        except OSError:
+            pass
+
+
 def _connect(path: Path) -> sqlite3.Connection:
+    _make_private(path)
     conn = sqlite3.connect(
         str(path), timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
     )
@@ -454,6 +534,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         # NORMAL in WAL mode: a killed process loses nothing committed; only a
         # power cut may lose the last transactions. Much cheaper than FULL.
         conn.execute("PRAGMA synchronous = NORMAL")
+        _make_private(path)  # the -wal/-shm that WAL mode just created
     except BaseException:
         conn.close()
         raise
@@ -724,11 +805,13 @@ class Store:
     def _session_from_row(row: sqlite3.Row | tuple) -> Session:
         number, sid, title, host, model, created_at, updated_at, settings = row
         data = _json_load(settings) or {}
+        if not isinstance(data, dict):
+            data = {}
         data.update(
             id=sid, title=_dec(title), host=_dec(host), model=_dec(model), created_at=created_at,
             updated_at=updated_at,
         )
-        return Session.from_dict(data)
+        return Session.from_dict(_readable_session(data))
 
     def _put_turn(
         self, conn: sqlite3.Connection, session_id: str, turn: Turn, *, owner: _Owner | None
@@ -780,11 +863,13 @@ class Store:
     def _turn_from_row(row: tuple) -> Turn:
         tid, status, created_at, user_text, reasoning, content, meta = row
         data = _json_load(meta) or {}
+        if not isinstance(data, dict):
+            data = {}
         data.update(
             id=tid, status=status, created_at=created_at, user_text=_dec(user_text), reasoning=_dec(reasoning),
             content=_dec(content),
         )
-        return Turn.from_dict(data)
+        return Turn.from_dict(_readable_turn(data))
 
     @staticmethod
     def _apply_chunks(turn: Turn, chunks: list[tuple[str, bytes, float]]) -> float | None:
@@ -813,11 +898,15 @@ class Store:
             elif kind == "d":
                 turn.reasoning_details = (turn.reasoning_details or []) + list(_json_load(data))
             elif kind == "m":
-                for name, value in (_json_load(data) or {}).items():
+                meta = _json_load(data)
+                if not isinstance(meta, dict):
+                    continue
+                clean = _readable_turn({**meta, "created_at": turn.created_at})
+                for name in meta:
                     if name == "usage":
-                        turn.usage = Usage.from_dict(value)
-                    elif hasattr(turn, name) and not name.startswith("_"):
-                        setattr(turn, name, value)
+                        turn.usage = Usage.from_dict(clean["usage"])
+                    elif name in clean and name not in ("created_at", "tool_calls", "id"):
+                        setattr(turn, name, clean[name])
         turn.reasoning = "".join(reasoning)
         turn.content = "".join(content)
         return last
@@ -870,7 +959,10 @@ class Store:
                 (limit, offset),
             ).fetchall()
             return [
-                SessionSummary(sid, number, _dec(title), _dec(host), _dec(model), created, updated, count)
+                SessionSummary(
+                    sid, number, _dec(title), _dec(host), _dec(model), _readable_time(created),
+                    _readable_time(updated), count if isinstance(count, int) and count >= 0 else 0,
+                )
                 for sid, number, title, host, model, created, updated, count in rows
             ]
 
@@ -892,13 +984,17 @@ class Store:
             raise SessionNotFoundError("No session given.")
 
         def work(conn: sqlite3.Connection) -> str:
+            if text.isascii() and text.isdigit() and len(text) != 32:
+                # Numbers always mean session numbers: an id (even an old imported one that
+                # is all digits) never shadows them.
+                if len(text) <= 18:
+                    row = conn.execute("SELECT id FROM sessions WHERE number = ?", (int(text),)).fetchone()
+                    if row:
+                        return row[0]
+                raise SessionNotFoundError(f"No session number {text}.")
             row = conn.execute("SELECT id FROM sessions WHERE id = ?", (text,)).fetchone()
             if row:
                 return row[0]
-            if text.isascii() and text.isdigit() and len(text) <= 12:
-                row = conn.execute("SELECT id FROM sessions WHERE number = ?", (int(text),)).fetchone()
-                if row:
-                    return row[0]
             prefix = text.lower()
             if re.fullmatch(r"[0-9a-f]{4,32}", prefix):
                 # Ids are lowercase hex: every id starting with the prefix sorts below prefix + "g".
@@ -980,6 +1076,36 @@ class Store:
 
         return self._read("load turns", work)
 
+    def iter_turns(self, session_id: str, batch: int = 200) -> Iterator[Turn]:
+        """Every turn of a session, oldest first, read `batch` at a time (for exports of any length).
+
+        Each batch is its own short read: the store is not held between batches, and
+        memory holds one batch. Turns added meanwhile may or may not be included.
+        """
+        after = 0
+        while True:
+
+            def work(conn: sqlite3.Connection, after: int = after) -> list[tuple[int, Turn]]:
+                rows = conn.execute(
+                    "SELECT seq, id, status, created_at, user_text, reasoning, content, meta FROM turns "
+                    "WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                    (session_id, after, batch),
+                ).fetchall()
+                turns = [(row[0], self._turn_from_row(row[1:])) for row in rows]
+                streaming = [t for _, t in turns if t.status == STREAMING]
+                if streaming:
+                    chunks = self._chunks_of(conn, [t.id for t in streaming])
+                    for turn in streaming:
+                        self._apply_chunks(turn, chunks.get(turn.id, []))
+                return turns
+
+            page = self._read("load turns", work)
+            for _, turn in page:
+                yield turn
+            if len(page) < batch:
+                return
+            after = page[-1][0]
+
     def turn_seq(self, turn_id: str) -> int | None:
         """A turn's position in its session (increasing; gaps where turns were deleted)."""
         row = self._read(
@@ -1051,12 +1177,16 @@ class Store:
         for turn in copy.turns:
             if turn.status == STREAMING:
                 turn.status = INTERRUPTED
+        if not _is_own_id(copy.id):
+            # Ids are 32 lowercase hex digits: anything else (an id "1" would read as a
+            # session number, an id "../x" as who knows what) gets a new one.
+            copy.id = new_id()
 
         def work(conn: sqlite3.Connection) -> Session:
             if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (copy.id,)).fetchone():
                 copy.id = new_id()
             for turn in copy.turns:
-                if conn.execute("SELECT 1 FROM turns WHERE id = ?", (turn.id,)).fetchone():
+                if not _is_own_id(turn.id) or conn.execute("SELECT 1 FROM turns WHERE id = ?", (turn.id,)).fetchone():
                     turn.id = new_id()
             self._put_session(conn, copy, full=True)
             for turn in copy.turns:
@@ -1250,81 +1380,123 @@ class Store:
 
     # -- search ------------------------------------------------------------------------------
 
-    def search(self, query: str, limit: int = 50) -> list[SearchHit]:
+    def search(self, query: str, limit: int = 50, *, cancel: SearchCancel | None = None) -> list[SearchHit]:
         """Turns whose user text, answer or reasoning match every word of `query`, newest first.
 
         Any input is safe: words are quoted, so FTS syntax (quotes, AND, NEAR,
         parentheses, column filters) is searched for as text. Each word also
         matches as a prefix. Words in scripts without spaces (CJK) are also looked
         up as substrings.
+
+        Costs O(text): the index finds the turns, and each hit's snippet comes from
+        the first match found by reading its text once, a window at a time (never
+        FTS5's snippet(), which re-reads a text for every occurrence of a word).
+        The search runs on its own read-only connection and never takes the
+        store's lock, so progress saves and draft saves go on meanwhile.
+
+        Args:
+            query: The words to find.
+            limit: At most this many hits.
+            cancel: A handle another thread may `cancel()` to stop the search at once.
+
+        Raises:
+            SearchCancelledError: `cancel` was called.
+            StorageError: the database could not be read.
         """
         terms = [t for t in query.split() if _WORD.search(t)]
         if not terms or limit <= 0:
             return []
-        fts = " ".join('"' + t.replace('"', '""').replace("\x00", "") + '"*' for t in terms[:64])
-
-        def work(conn: sqlite3.Connection) -> list[SearchHit]:
-            snippets = ", ".join(
-                f"snippet(turns_fts, {i}, '{_MARK_START}', '{_MARK_END}', '…', 24)" for i in range(3)
-            )
-            # Pick the newest matches first, then make snippets for those only
-            # (a snippet costs a scan of the text; a common word matches everything).
+        terms = terms[:64]
+        fts = " ".join('"' + t.replace('"', '""').replace("\x00", "") + '"*' for t in terms)
+        cancel = cancel or SearchCancel()
+        conn = self._search_connection()
+        try:
+            if not cancel.attach(conn):
+                raise SearchCancelledError("The search was cancelled.")
+            conn.execute("BEGIN")  # one snapshot for the whole search
             rows = conn.execute(
-                f"SELECT t.id, t.session_id, s.title, s.number, t.created_at, {snippets} "
-                "FROM turns_fts JOIN turns t ON t.num = turns_fts.rowid JOIN sessions s ON s.id = t.session_id "
-                "WHERE turns_fts MATCH ? AND turns_fts.rowid IN ("
-                "  SELECT t2.num FROM turns_fts f2 JOIN turns t2 ON t2.num = f2.rowid"
-                "  WHERE f2.turns_fts MATCH ? ORDER BY t2.created_at DESC LIMIT ?"
-                ") ORDER BY t.created_at DESC",
-                (fts, fts, limit),
+                "SELECT t.num, t.id, t.session_id, s.title, s.number, t.created_at "
+                "FROM turns_fts f JOIN turns t ON t.num = f.rowid JOIN sessions s ON s.id = t.session_id "
+                "WHERE turns_fts MATCH ? ORDER BY t.created_at DESC LIMIT ?",
+                (fts, limit),
             ).fetchall()
-            hits = [self._hit(row) for row in rows]
+            finder = _Finder(terms)
+            hits = [self._hit_for(conn, row, fts, finder, cancel) for row in rows]
             if any(_UNSPACED.search(t) for t in terms):
                 seen = {h.turn_id for h in hits}
-                hits.extend(h for h in self._substring_hits(conn, terms, limit) if h.turn_id not in seen)
+                hits.extend(h for h in self._substring_hits(conn, terms, limit, finder, cancel) if h.turn_id not in seen)
                 hits.sort(key=lambda h: h.created_at, reverse=True)
             return hits[:limit]
+        except sqlite3.Error as exc:
+            if cancel.cancelled:
+                raise SearchCancelledError("The search was cancelled.") from None
+            raise self._error(exc, "search") from exc
+        finally:
+            cancel.detach()
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
 
-        return self._read("search", work)
+    def _search_connection(self) -> sqlite3.Connection:
+        """A read-only connection for one search (the store's own connection and lock stay free)."""
+        from urllib.parse import quote
 
-    @staticmethod
-    def _hit(row: tuple) -> SearchHit:
-        tid, sid, title, number, created_at, *snippets = row
-        chosen, name = snippets[1], "content"
-        for text, candidate in zip(snippets, _FTS_FIELDS):
-            if _MARK_START in text:
-                chosen, name = text, candidate
+        if self._conn is None:
+            raise StorageError(f"Could not search: the store {self.path} is closed.")
+        try:
+            conn = sqlite3.connect(
+                f"file:{quote(str(self.path))}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None, check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        except sqlite3.Error as exc:
+            raise self._error(exc, "search") from exc
+        return conn
+
+    def _hit_for(
+        self, conn: sqlite3.Connection, row: tuple, fts: str, finder: _Finder, cancel: SearchCancel
+    ) -> SearchHit:
+        num, tid, sid, title, number, created_at = row
+        # Fields that hold every word, as the index decides (prefixes, case, diacritics),
+        # first; when the words are spread over fields, the first field holding one.
+        whole = [
+            name for name in _FTS_FIELDS
+            if conn.execute(
+                "SELECT 1 FROM turns_fts WHERE turns_fts MATCH ? AND rowid = ?", (f"{{{name}}} : ({fts})", num)
+            ).fetchone()
+        ]
+        first: tuple[str, str, tuple[tuple[int, int], ...]] | None = None
+        for name in whole + [n for n in _FTS_FIELDS if n not in whole]:
+            snippet, spans = finder.snippet(conn, num, name, cancel)
+            if first is None:
+                first = (name, snippet, spans)
+            if spans:
+                first = (name, snippet, spans)
                 break
-        plain, spans = _strip_marks(chosen)
-        return SearchHit(sid, tid, _dec(title), plain, name, number, created_at, spans)
+        assert first is not None
+        name, snippet, spans = first
+        return SearchHit(sid, tid, _dec(title), snippet, name, number, _readable_time(created_at), spans)
 
     @staticmethod
-    def _substring_hits(conn: sqlite3.Connection, terms: list[str], limit: int) -> list[SearchHit]:
-        """Substring matches for words the tokenizer cannot split (a full scan of the index)."""
+    def _substring_hits(
+        conn: sqlite3.Connection, terms: list[str], limit: int, finder: _Finder, cancel: SearchCancel
+    ) -> list[SearchHit]:
+        """Substring matches for words the tokenizer cannot split (one pass over the index's text)."""
         where = " AND ".join(
             "(instr(f.user_text, ?) OR instr(f.content, ?) OR instr(f.reasoning, ?))" for _ in terms
         )
         args = [t for t in terms for _ in range(3)]
         rows = conn.execute(
-            "SELECT t.id, t.session_id, s.title, s.number, t.created_at, f.user_text, f.content, f.reasoning "
+            "SELECT t.num, t.id, t.session_id, s.title, s.number, t.created_at, "
+            "instr(f.user_text, ?) > 0, instr(f.content, ?) > 0 "
             "FROM turns_fts f JOIN turns t ON t.num = f.rowid JOIN sessions s ON s.id = t.session_id "
             f"WHERE {where} ORDER BY t.created_at DESC LIMIT ?",
-            (*args, limit),
+            (terms[0], terms[0], *args, limit),
         ).fetchall()
         hits = []
-        for tid, sid, title, number, created_at, *texts in rows:
-            for text, name in zip(texts, _FTS_FIELDS):
-                at = text.find(terms[0])
-                if at >= 0:
-                    start = max(0, at - 40)
-                    end = min(len(text), at + len(terms[0]) + 40)
-                    snippet = ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
-                    offset = at - start + (1 if start else 0)
-                    hits.append(
-                        SearchHit(sid, tid, _dec(title), snippet, name, number, created_at,
-                                  ((offset, offset + len(terms[0])),))
-                    )
-                    break
+        for num, tid, sid, title, number, created_at, in_user, in_content in rows:
+            name = "user_text" if in_user else "content" if in_content else "reasoning"
+            snippet, spans = finder.snippet(conn, num, name, cancel, substring=terms[0])
+            hits.append(SearchHit(sid, tid, _dec(title), snippet, name, number, _readable_time(created_at), spans))
         return hits
 
     # -- maintenance -------------------------------------------------------------------------
@@ -1336,26 +1508,130 @@ class Store:
 
 
 _FTS_FIELDS = ("user_text", "content", "reasoning")
+
+_WINDOW = 1 << 20
+"""Bytes of a text read at a time when looking for a snippet."""
+_CONTEXT = 48
+"""Characters of context on each side of the match in a snippet."""
+
+
+class SearchCancelledError(GlmChatError):
+    """A search was stopped through its `SearchCancel` handle."""
+
+
+class SearchCancel:
+    """A handle to stop a running `Store.search` from another thread (`cancel()`).
+
+    Cancelling interrupts the search's SQLite statement at once (`interrupt()`) and
+    stops the reading of texts between two windows; the search then raises
+    `SearchCancelledError`. A handle cancelled before the search starts stops it
+    before it reads anything. One handle serves one search at a time.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            if self._conn is not None:
+                self._conn.interrupt()
+
+    def attach(self, conn: sqlite3.Connection) -> bool:
+        """Tie the handle to the search's connection; False if it was cancelled already."""
+        with self._lock:
+            self._conn = conn
+            return not self.cancelled
+
+    def detach(self) -> None:
+        with self._lock:
+            self._conn = None
+
+    def check(self) -> None:
+        if self.cancelled:
+            raise SearchCancelledError("The search was cancelled.")
+
+
+class _Finder:
+    """Finds the first match of the query's words in a stored text, reading it a window at a time."""
+
+    def __init__(self, terms: list[str]) -> None:
+        # A word matches at the start of a word (FTS prefix queries); scripts without
+        # spaces match anywhere.
+        parts = []
+        for term in sorted(set(terms), key=len, reverse=True):
+            escaped = re.escape(term)
+            parts.append(escaped if _UNSPACED.search(term) else r"(?<!\w)" + escaped)
+        self.pattern = re.compile("|".join(parts), re.IGNORECASE)
+        self.longest = max(len(t) for t in terms)
+
+    def snippet(
+        self, conn: sqlite3.Connection, num: int, column: str, cancel: SearchCancel, substring: str | None = None
+    ) -> tuple[str, tuple[tuple[int, int], ...]]:
+        """The snippet around the first match in `turns.<column>` of row `num`, and the matched spans in it.
+
+        Reads O(position of the first match) bytes, a window at a time, keeping only
+        a short tail of what came before; with no match found (the index folds
+        diacritics, this pattern does not) the snippet is the start of the text.
+        """
+        import codecs
+
+        try:
+            blob = conn.blobopen("turns", column, num, readonly=True)
+        except sqlite3.Error:
+            return "", ()
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        carry = ""
+        start_text = ""
+        offset = 0
+        with blob:
+            size = len(blob)
+            while offset < size:
+                cancel.check()
+                data = blob.read(_WINDOW)
+                offset += len(data)
+                text = carry + decoder.decode(data, final=offset >= size)
+                if not start_text:
+                    start_text = text[: 2 * _CONTEXT]
+                match = self.pattern.search(text)
+                if match is not None:
+                    after = text[match.end() : match.end() + _CONTEXT]
+                    while len(after) < _CONTEXT and offset < size:
+                        more = blob.read(4 * _CONTEXT)
+                        offset += len(more)
+                        after += decoder.decode(more, final=offset >= size)
+                    before = text[max(0, match.start() - _CONTEXT) : match.start()]
+                    return _make_snippet(
+                        before, after, self.pattern, text[match.start() : match.end()],
+                        left=match.start() > _CONTEXT or offset - len(data) > 0,
+                        right=len(after) > _CONTEXT or offset < size,
+                    )
+                # Keep enough to see a word that straddles two windows, and the context before it.
+                carry = text[-(self.longest + _CONTEXT) :]
+        clean = " ".join(start_text.split())
+        return (clean + ("…" if size > len(start_text) else "")), ()
+
+
+def _make_snippet(
+    before: str, after: str, pattern: re.Pattern[str], matched: str, *, left: bool, right: bool
+) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """`…before MATCH after…` on one line, with the spans of every match of the pattern in it."""
+    head = ("…" if left else "") + before
+    tail = after[:_CONTEXT] + ("…" if right else "")
+    text = head + matched + tail
+    spans = tuple((m.start(), m.end()) for m in pattern.finditer(text))
+    return text, spans or ((len(head), len(head) + len(matched)),)
 # A searchable word has a letter or digit (the tokenizer drops everything else).
 _WORD = re.compile(r"[^\W_]")
 # Scripts written without spaces: the tokenizer sees a whole run as one word.
 _UNSPACED = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f]")
 
 
-def _strip_marks(text: str) -> tuple[str, tuple[tuple[int, int], ...]]:
-    """Remove snippet markers; return the plain text and the marked spans."""
-    out: list[str] = []
-    spans: list[tuple[int, int]] = []
-    length = 0
-    start = None
-    for piece in re.split(f"([{_MARK_START}{_MARK_END}])", text):
-        if piece == _MARK_START:
-            start = length
-        elif piece == _MARK_END:
-            if start is not None:
-                spans.append((start, length))
-            start = None
-        elif piece:
-            out.append(piece)
-            length += len(piece)
-    return "".join(out), tuple(spans)
+_OWN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def _is_own_id(value: str) -> bool:
+    """Whether an id has the shape glmchat gives ids (32 lowercase hex digits)."""
+    return bool(_OWN_ID.fullmatch(value))

@@ -19,6 +19,9 @@ def glmchat_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in KEY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TEXTUAL_ANIMATIONS", "none")
+    from glmchat.sanitize import forget_secrets
+
+    forget_secrets()  # keys another test loaded must not redact this test's text
     return home
 
 
@@ -32,6 +35,26 @@ def glm_server():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def mcp_http_server(tmp_path: Path):
+    """The loopback MCP server (tests/mcp_server.py) over streamable HTTP, in its own process, always stopped."""
+    from tests.mcp_server import http_server
+
+    with http_server(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def mcp_stdio(tmp_path: Path):
+    """How to run the loopback MCP server over stdio: its command line and its call log.
+
+    The process itself is started (and stopped) by whoever runs the command.
+    """
+    from tests.mcp_server import StdioMcpServer
+
+    return StdioMcpServer(call_log=tmp_path / "mcp-stdio-calls.jsonl")
 
 
 # -- tests that need tmux ----------------------------------------------------------------------

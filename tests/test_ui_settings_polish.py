@@ -47,7 +47,7 @@ def test_check_base_url_says_what_the_loader_would_say():
     cases = {
         "http://proxy.example/v4": "refusing unencrypted http://",
         "ftp://proxy.example/v4": "must start with https://",
-        "https:///v4": "names no server",
+        "https:///v4": "names no host",
     }
     for url, says in cases.items():
         with pytest.raises(Exception) as caught:

@@ -394,7 +394,7 @@ class GlmChatApp(App[int]):
         if self._client is None:
             from glmchat.client import GlmClient
 
-            self._client = GlmClient()
+            self._client = GlmClient(stall_timeout=self.config.stall_timeout)
         return self._client
 
     def log_exception(self, exc: BaseException) -> None:

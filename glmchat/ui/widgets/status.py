@@ -139,7 +139,7 @@ def turn_estimate(turn: Turn, preserve_thinking: bool) -> int:
     """
     if not turn.replayable:
         return 0
-    with_reasoning = preserve_thinking and turn.thinking
+    with_reasoning = preserve_thinking and bool(turn.reasoning)  # replayed whenever there is reasoning
     key = (turn.status, len(turn.user_text), len(turn.content), len(turn.reasoning) if with_reasoning else -1)
     hit = _ESTIMATES.get(turn.id)
     if hit is not None and hit[0] == key:
