@@ -267,8 +267,9 @@ async def test_every_action_is_in_the_command_palette(glm_server):
 async def test_sidebar_hides_and_the_choice_is_remembered(glm_server):
     app = make_app(glm_server)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        assert app.chat.sidebar_slot.display and app.chat.sidebar.region.width > 0
+        # The list is mounted right after the first frame: wait for it to be laid out.
+        await wait_for(pilot, lambda: bool(app.chat.query("#sidebar")) and app.chat.sidebar.region.width > 0)
+        assert app.chat.sidebar_slot.display
         await pilot.press("ctrl+b")
         assert not app.chat.sidebar_slot.display
         assert app.chat.sidebar.region.width == 0
