@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
-from glmchat.errors import GlmChatError, StorageError
+from glmchat.errors import ConnectionDropped, GlmChatError, StorageError
 from glmchat.protocol.events import ContentDelta, Event, ReasoningDelta, StreamFailed, ToolCallDelta
 from glmchat.session import ERROR, STOPPED, TRUNCATED, Session, Turn
 
@@ -46,6 +46,7 @@ async def run_turn(
     store: Any = None,
     on_event: Callable[[Event], None] | None = None,
     save_interval: float = 0.25,
+    retry_hint: str = "send again to retry",
 ) -> Turn:
     """Send `turn` (already in `session.turns`) to `host` and stream the reply into it.
 
@@ -59,6 +60,8 @@ async def run_turn(
             at most every `save_interval` seconds while text arrives, `finish_turn` at the end.
         on_event: Called with every event, synchronously, right after the turn applied it.
         save_interval: Seconds between progress saves.
+        retry_hint: How to try again, in the words of the caller's front end (the TUI
+            says "Ctrl+R retries"); ends the message of a connection that dropped.
 
     Returns:
         The turn. A failed stream does not raise: the turn is ERROR with a one-line
@@ -106,6 +109,8 @@ async def run_turn(
     try:
         async with aclosing(client.stream(host, request, api_key)) as events:
             async for event in events:
+                if type(event) is StreamFailed and isinstance(event.error, ConnectionDropped):
+                    event = StreamFailed(_dropped(host, turn, retry_hint))
                 turn.apply(event)
                 if on_event is not None:
                     on_event(event)
@@ -141,6 +146,12 @@ def _settle(turn: Turn, host: Host) -> None:
         turn.error_kind = _FINISH_KIND.get(turn.finish_reason or "", "truncated")
     elif turn.status == ERROR and not turn.error:
         turn.error = f"{host.name}: the request failed — retry"
+
+
+def _dropped(host: Host, turn: Turn, retry_hint: str) -> ConnectionDropped:
+    """The drop said in terms of what the turn had received: the client only knew bytes came."""
+    thinking_only = turn.first_reasoning_at is not None and turn.first_content_at is None and not turn.tool_calls
+    return ConnectionDropped.describe(host.name, while_thinking=thinking_only, retry=retry_hint)
 
 
 def _done(turn: Turn, storage_error: StorageError | None) -> Turn:

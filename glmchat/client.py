@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from glmchat import __version__
 from glmchat.errors import (
     ConfigError,
+    ConnectionDropped,
     GlmChatError,
     NetworkError,
     TimeoutError_,
@@ -344,9 +345,7 @@ class GlmClient:
             return NetworkError(f"{name}: cannot connect to {where}{reason} — {fix_conn}", host=name)
         if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
             if midstream:
-                return NetworkError(
-                    f"{name}: the connection dropped mid-answer — what arrived is kept; send again to retry", host=name
-                )
+                return ConnectionDropped.describe(name)
             return NetworkError(f"{name}: the connection to {where} closed before the answer began — retrying may help", host=name)
         if isinstance(exc, httpx.LocalProtocolError):
             error = ConfigError(f"{name}: the request could not be sent ({type(exc).__name__}) — check the host settings", host=name)

@@ -418,17 +418,35 @@ def save_config(config: Config, where: Paths | Path | None = None) -> Path:
     Raises:
         ConfigError: the file could not be written (the old one is left as it was).
     """
+    path, text = config_snapshot(config, where)
+    write_config_snapshot(path, text)
+    config.path = path
+    return path
+
+
+def config_snapshot(config: Config, where: Paths | Path | None = None) -> tuple[Path, str]:
+    """Where `save_config` would write, and the text it would write (nothing is written).
+
+    Taken where the config is changed (the UI thread), the snapshot can be
+    written from another thread with `write_config_snapshot`.
+    """
     import tomli_w
 
     path = Path(config.path) if where is None and config.path else _config_path(where)
-    text = tomli_w.dumps(config_to_dict(config))
+    return path, tomli_w.dumps(config_to_dict(config))
+
+
+def write_config_snapshot(path: Path, text: str) -> None:
+    """Write a `config_snapshot` atomically, mode 0600.
+
+    Raises:
+        ConfigError: the file could not be written (the old one is left as it was).
+    """
     _make_private_dir(path.parent)
     try:
         write_atomic(path, text, mode=0o600, durable=True)
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
-    config.path = path
-    return path
 
 
 # -- hosts and keys ----------------------------------------------------------------------

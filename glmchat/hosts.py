@@ -115,7 +115,17 @@ class Host:
 
     @property
     def url(self) -> str:
-        return self.base_url.rstrip("/") + self.chat_path
+        """The endpoint: the base URL and the chat path after it.
+
+        A base URL that already ends with the chat path is the endpoint itself and
+        is used as it is: Runware documents its endpoint, version segment included,
+        as the base URL (https://api.runware.ai/v1), and the /v1 must not be doubled.
+        """
+        base = self.base_url.rstrip("/")
+        path = self.chat_path
+        if path and base.endswith(path.rstrip("/")):
+            return base
+        return base + path
 
     def price_for(self, model: str) -> Price | None:
         return self.prices.get(model)
@@ -255,7 +265,7 @@ BUILTIN_HOSTS: dict[str, Host] = {
             id="runware",
             name="Runware",
             dialect=RUNWARE,
-            base_url="https://api.runware.ai",
+            base_url="https://api.runware.ai/v1",
             chat_path="/v1",
             key_env="RUNWARE_API_KEY",
             default_model="zai-glm-4-7",

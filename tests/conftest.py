@@ -55,3 +55,36 @@ def mcp_stdio(tmp_path: Path):
     from tests.mcp_server import StdioMcpServer
 
     return StdioMcpServer(call_log=tmp_path / "mcp-stdio-calls.jsonl")
+
+
+# -- tests that need tmux ----------------------------------------------------------------------
+
+TMUX_MISSING: list[str] = []
+"""Tests marked `tmux` that were skipped because tmux is not installed (reported at the end)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked `tmux` when there is no tmux, and remember them for the summary."""
+    import shutil
+
+    if shutil.which("tmux") is not None:
+        return
+    skip = pytest.mark.skip(reason="tmux is not installed: these tests drive glmchat in a real terminal")
+    for item in items:
+        if item.get_closest_marker("tmux") is not None:
+            item.add_marker(skip)
+            TMUX_MISSING.append(item.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # noqa: ARG001
+    """Say loudly that the terminal tests did not run: a green run without them proves less."""
+    if not TMUX_MISSING:
+        return
+    count = len(TMUX_MISSING)
+    terminalreporter.section("tmux missing", sep="!", red=True, bold=True)
+    terminalreporter.write_line(
+        f"{count} end-to-end test{'s' if count != 1 else ''} did NOT run: tmux is not installed "
+        "(Debian/Ubuntu: apt install tmux). Keys, focus, resizing and signals are unchecked in a real terminal.",
+        red=True,
+        bold=True,
+    )
