@@ -164,6 +164,44 @@ def measure() -> tuple[dict[str, float], dict[str, float]]:
     return out[0], out[1]
 
 
+SEARCH_SIZES_MB = (0.25, 1, 2, 20)
+"""Sizes of the one big turn the search timings use."""
+
+
+def search_timings() -> dict[float, dict[str, float]]:
+    """Search time with one turn of N MB of reasoning: a common word (everywhere), a word near the end, none.
+
+    The common word is the worst case of FTS5's snippet() (it re-read the text per
+    occurrence: quadratic); the store's own snippets read a text once, up to its first match.
+    """
+    from glmchat.protocol.events import ContentDelta, ReasoningDelta
+    from glmchat.session import Session
+    from glmchat.store import Store
+
+    out: dict[float, dict[str, float]] = {}
+    for size in SEARCH_SIZES_MB:
+        with Store.open(temp_dir("glmchat-search-bench-")) as store:
+            words = "stream render token latency buffer frame widget terminal "
+            reasoning = words * int(size * 1e6 / len(words)) + " unusualword at the end"
+            session = Session(title="search bench")
+            turn = session.new_turn("a question", True)
+            store.begin_turn(session, turn)
+            turn.apply(ReasoningDelta(reasoning))
+            turn.apply(ContentDelta("an answer"))
+            turn.finish()
+            store.finish_turn(turn)
+            row: dict[str, float] = {}
+            for label, query in (("common", "latency"), ("late", "unusualword"), ("none", "absentword")):
+                times = []
+                for _ in range(3):
+                    started = time.perf_counter()
+                    store.search(query)
+                    times.append(time.perf_counter() - started)
+                row[label] = min(times)
+            out[size] = row
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json")
@@ -184,6 +222,12 @@ def main() -> None:
         if "long_first" in r:
             report.figure("save_progress in a 40k-token turn: first 10 saves", ms(r["long_first"]), "ms")
             report.figure("save_progress in a 40k-token turn: last 10 saves", ms(r["long_last"]), "ms")
+    report.section("search with one big turn (a word on every line / one word at the very end / no match)")
+    for size, row in search_timings().items():
+        report.figure(
+            f"search, one turn of {size:g} MB", ms(row["common"]), "ms",
+            f"late match {ms(row['late']):.1f} ms, no match {ms(row['none']):.1f} ms",
+        )
     report.section("bars: O(new text), not O(session)")
     report.bar("append a turn, 1,000 turns / 10 turns", big["append"] / small["append"], 1.5, "x",
                reference=f"{ms(small['append']):.2f} vs {ms(big['append']):.2f} ms")

@@ -7,7 +7,8 @@ line plus the path of a log holding the traceback, with every known key
 scrubbed from it.
 
 Exit codes: 0 ok, 1 the host, the stream or a file failed, 2 usage or config
-error, 130 interrupted (Ctrl+C).
+error, 130 interrupted (Ctrl+C); `ask` stopped by SIGTERM or SIGHUP exits
+128 + the signal's number (143, 129), after saving the partial turn as stopped.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import gc
 import os
 import sys
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from glmchat import __version__
@@ -39,6 +41,14 @@ RESET = "\x1b[0m"
 
 class UsageError(GlmChatError):
     """The command line asks for something that cannot be done (exit code 2)."""
+
+
+def _count(text: str) -> int:
+    """An argparse type: a whole number from 1 to 100,000 (a limit of rows to show)."""
+    value = text.strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 6 or not 1 <= int(value) <= 100_000:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number from 1 to 100,000")
+    return int(value)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -95,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = sessions.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser, required=True)
     p = sub.add_parser("list", help="list sessions, most recent first")
     p.add_argument("--json", action="store_true", help="JSON for scripts")
-    p.add_argument("--limit", type=int, default=50, metavar="N", help="at most N sessions (default 50)")
+    p.add_argument("--limit", type=_count, default=50, metavar="N", help="at most N sessions (default 50)")
     p.set_defaults(func=cmd_sessions_list)
     p = sub.add_parser("show", help="print a session")
     p.add_argument("id", metavar="ID")
@@ -124,8 +134,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="full-text search over prompts, answers and reasoning")
     p.add_argument("query", metavar="QUERY", nargs="+")
     p.add_argument("--json", action="store_true", help="JSON for scripts")
-    p.add_argument("--limit", type=int, default=50, metavar="N")
+    p.add_argument("--limit", type=_count, default=50, metavar="N", help="at most N matches (default 50)")
     p.set_defaults(func=cmd_sessions_search)
+
+    serve = commands.add_parser(
+        "serve", help="serve the TUI in a browser tab",
+        description="Serve glmchat in a browser: each tab runs its own glmchat on this machine, with its keys "
+                    "and sessions. Only this machine can connect unless --bind names another address; then the "
+                    "printed URL carries a secret token that every request must have.",
+    )
+    serve.add_argument("--port", type=_port, default=8000, metavar="P", help="TCP port (default 8000; 0: any free port)")
+    serve.add_argument("--bind", type=_bind_address, default="127.0.0.1", metavar="ADDR",
+                       help="address to listen on (default 127.0.0.1; 0.0.0.0 for every address, with a token)")
+    _add_host_options(serve)
+    which = serve.add_mutually_exclusive_group()
+    which.add_argument("--session", metavar="ID", help="each tab opens this session (number, id or id prefix)")
+    which.add_argument("--new", action="store_true", help="each tab starts a new session")
+    serve.set_defaults(func=cmd_serve)
 
     config = commands.add_parser("config", help="where the settings are, show them, store an API key")
     sub = config.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser, required=True)
@@ -269,6 +294,7 @@ class _Context:
         config = self._config
         if config is not None:
             values.update(v for v in config.keys.values() if v)
+            values.update(v for server in config.mcp_servers().values() for v in server.secrets())  # MCP headers, env
             for entry in config.hosts.values():
                 if isinstance(entry.get("key_env"), str):
                     names.add(entry["key_env"])
@@ -277,11 +303,14 @@ class _Context:
         return sorted((v for v in values if len(v) >= 8), key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
+        """Whole keys masked (the last 4 characters say which one it was), pieces of them redacted."""
         from glmchat.config import mask_key
+        from glmchat.sanitize import redact
 
-        for secret in self.secrets():
+        secrets = self.secrets()
+        for secret in secrets:
             text = text.replace(secret, mask_key(secret))
-        return text
+        return redact(text, secrets)
 
     def crash_report(self, exc: BaseException) -> str:
         """Write the traceback (keys scrubbed) to the log; return the one line to show."""
@@ -324,6 +353,10 @@ class _Out:
         self.dim = dim and self.tty
         self._buffer = getattr(stream, "buffer", None)
         self._stream = stream
+        from glmchat.sanitize import stream_redactor
+
+        # Piped or not, a known API key (or a piece of one) echoed by a host is never printed.
+        self._redactor = stream_redactor()
         self.broken = False
         self.at_line_start = True
         self.wrote = False
@@ -333,11 +366,11 @@ class _Out:
         """Write model text; `plain` text is ours (a line break, a label) and goes out as is."""
         if not text or self.broken:
             return
-        shown = text
+        shown = text if plain else self._redactor.feed(text)
         if self.tty and not plain:
             from glmchat.sanitize import inert
 
-            shown = inert(text)
+            shown = inert(shown)
             if self.dim and not self._dim_open:
                 # One style switch per run of reasoning, not one per token.
                 shown = DIM + shown
@@ -390,6 +423,47 @@ def cmd_tui(args: argparse.Namespace, ctx: _Context) -> int:
         raise GlmChatError(f"the TUI is not available ({exc}); `glmchat ask` still works") from None
     result = run_app(options, resume_gc=gc_was_enabled)
     return result if isinstance(result, int) else EXIT_OK
+
+
+# -- glmchat serve ----------------------------------------------------------------------------------
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r} (0 to 65535)")
+    return port
+
+
+def _bind_address(text: str) -> str:
+    address = text.strip()
+    if not address or any(ch.isspace() or ch == "/" for ch in address):
+        raise argparse.ArgumentTypeError(f"not an address to listen on: {text!r}")
+    return address
+
+
+def cmd_serve(args: argparse.Namespace, ctx: _Context) -> int:
+    from glmchat.config import resolve_host
+
+    # Every tab would fail the same way: say it once, before listening.
+    resolve_host(ctx.config, args.host, base_url=args.base_url, model=args.model)
+    app_args: list[str] = []
+    for flag, value in (("--host", args.host), ("--base-url", args.base_url), ("--model", args.model)):
+        if value:
+            app_args += [flag, value]
+    if args.session:
+        app_args += ["--session", _resolve_session(ctx, args.session)]
+    elif args.new:
+        app_args.append("--new")
+    ctx.close()  # the tabs' apps open the store themselves; this process never needs it again
+    try:
+        from glmchat.web.server import ServeOptions, serve  # Lazy import: only `serve` loads the web server.
+    except ImportError as exc:
+        raise GlmChatError(f"`glmchat serve` needs the textual-serve package ({exc}); pip install textual-serve") from None
+    return serve(ServeOptions(bind=args.bind, port=args.port, app_args=tuple(app_args)))
 
 
 # -- glmchat ask ------------------------------------------------------------------------------------
@@ -476,12 +550,18 @@ def cmd_ask(args: argparse.Namespace, ctx: _Context) -> int:
     import asyncio
 
     try:
-        asyncio.run(_stream_turn(host, session, turn, api_key, ctx.store, printer))
+        signum = asyncio.run(_stream_turn(host, session, turn, api_key, ctx.store, printer, config.stall_timeout))
     except KeyboardInterrupt:
         printer.close()
         ctx.err(f"stopped; the partial answer is kept in {_session_label(ctx, session)}")
         return EXIT_INTERRUPTED
     printer.close()
+    if signum is not None:
+        import signal
+
+        name = signal.Signals(signum).name
+        ctx.err(f"stopped by {name}; the partial answer is kept in {_session_label(ctx, session)}")
+        return 128 + signum  # the shell's convention: 143 for SIGTERM, 129 for SIGHUP
     return _report_turn(ctx, host, session, turn, is_new)
 
 
@@ -494,12 +574,51 @@ def _require_key(config: Config, host: Host) -> str | None:
     return api_key
 
 
-async def _stream_turn(host: Host, session: Session, turn: Turn, api_key: str | None, store: Store, printer: _TurnPrinter) -> None:
+_STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+"""Signals that stop `ask` the way Ctrl+C does: the partial turn is saved as stopped first."""
+
+
+async def _stream_turn(
+    host: Host, session: Session, turn: Turn, api_key: str | None, store: Store, printer: _TurnPrinter,
+    stall_timeout: float | None = None,
+) -> int | None:
+    """Stream the turn; return the number of the signal that stopped it (None when it ran its course)."""
+    import asyncio
+    import signal
+
     from glmchat.turn_runner import run_turn
     from glmchat.client import GlmClient
 
-    async with GlmClient() as client:
-        await run_turn(client, host, session, turn, api_key=api_key, store=store, on_event=printer)
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    received: list[int] = []
+
+    def stop(signum: int) -> None:
+        if not received and task is not None:
+            received.append(signum)
+            task.cancel()  # run_turn marks the turn stopped and saves it before the cancel goes on
+
+    installed = []
+    for name in _STOP_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is None:
+            continue
+        try:
+            loop.add_signal_handler(signum, stop, signum)
+        except (NotImplementedError, RuntimeError, ValueError):  # no signals here (Windows, a thread)
+            continue
+        installed.append(signum)
+    try:
+        async with GlmClient(stall_timeout=stall_timeout) as client:
+            await run_turn(client, host, session, turn, api_key=api_key, store=store, on_event=printer)
+    except asyncio.CancelledError:
+        if received:
+            return received[0]
+        raise
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+    return None
 
 
 class _TurnPrinter:
@@ -572,10 +691,19 @@ def _report_turn(ctx: _Context, host: Host, session: Session, turn: Turn, is_new
 # -- glmchat sessions ---------------------------------------------------------------------------------
 
 
-def _fmt_time(ts: float) -> str:
+def _fmt_time(ts: Any) -> str:
+    """A stored time as local "YYYY-MM-DD HH:MM", or "unknown" for a value no calendar holds."""
     import time
 
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+    from glmchat.sanity import sane_time
+
+    when = sane_time(ts)
+    if when is None:
+        return "unknown"
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
+    except (OverflowError, OSError, ValueError):
+        return "unknown"
 
 
 def _print(text: str = "", *, exact: bool = False) -> None:
@@ -597,8 +725,6 @@ def _summary_dict(summary: SessionSummary) -> dict[str, Any]:
 def cmd_sessions_list(args: argparse.Namespace, ctx: _Context) -> int:
     import json
 
-    if args.limit < 1:
-        raise UsageError("--limit must be at least 1")
     summaries = ctx.store.list_sessions(limit=args.limit)
     if args.json:
         _print(json.dumps([_summary_dict(s) for s in summaries], ensure_ascii=False, indent=2), exact=True)
@@ -662,18 +788,29 @@ def cmd_sessions_export(args: argparse.Namespace, ctx: _Context) -> int:
 
     from glmchat.controller import ExportFormat
 
-    session = _load(ctx, args.id)
+    # The settings only: the turns are read a page at a time while the export is written.
+    session = ctx.store.load_session(_resolve_session(ctx, args.id), last=0)
     target = Path(args.output).expanduser() if args.output else None
     fmt = args.format
     if fmt is None:
         fmt = "json" if target is not None and target.suffix.lower() == ".json" else "md"
     kind = ExportFormat(fmt)
     if target is None:
-        _print(ctx.controller.export_text(session, kind).rstrip("\n"), exact=kind == ExportFormat.MARKDOWN)
+        _print_pieces(ctx.controller.export_pieces(session, kind))
         return EXIT_OK
     written = ctx.controller.export(session, kind, target)
     ctx.err(f"wrote {written}")
     return EXIT_OK
+
+
+def _print_pieces(pieces: Iterable[str]) -> None:
+    """Print a document given in pieces to stdout as they come (exact, as a pipe wants it)."""
+    out = _Out(sys.stdout)
+    out.tty = False  # already inert: exported Markdown has no control characters, JSON escapes them
+    for piece in pieces:
+        out.write(piece)
+        if out.broken:
+            raise BrokenPipeError
 
 
 def cmd_sessions_import(args: argparse.Namespace, ctx: _Context) -> int:
@@ -694,7 +831,8 @@ def cmd_sessions_import(args: argparse.Namespace, ctx: _Context) -> int:
     try:
         imported = ctx.controller.import_file(text)
     except GlmChatError as exc:
-        raise GlmChatError(f"{name}: {exc.message}") from None
+        # A file that is not a valid export is bad input, like a bad option (exit code 2).
+        raise UsageError(f"{name}: {exc.message}") from None
     _print(f"imported {_session_label(ctx, imported)}: {imported.title}")
     return EXIT_OK
 
@@ -728,12 +866,42 @@ def cmd_sessions_fork(args: argparse.Namespace, ctx: _Context) -> int:
     return EXIT_OK
 
 
+def _search(ctx: _Context, query: str, limit: int) -> list[Any]:
+    """The store's search, in a thread so that Ctrl+C stops it at once (SQLite is interrupted)."""
+    import threading
+
+    from glmchat.store import SearchCancel
+
+    store = ctx.store
+    cancel = SearchCancel()
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["hits"] = store.search(query, limit=limit, cancel=cancel)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread as is
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=work, name="glmchat-search", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.1)
+    except KeyboardInterrupt:
+        cancel.cancel()
+        thread.join(5)
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["hits"]
+
+
 def cmd_sessions_search(args: argparse.Namespace, ctx: _Context) -> int:
     import dataclasses
     import json
 
     query = " ".join(args.query)
-    hits = ctx.store.search(query, limit=args.limit)
+    hits = _search(ctx, query, args.limit)
     if args.json:
         keys = ("session_id", "turn_id", "title", "snippet", "field", "branch")
         rows = [{k: v for k, v in dataclasses.asdict(h).items() if k in keys} for h in hits]
@@ -762,12 +930,10 @@ def cmd_config_path(args: argparse.Namespace, ctx: _Context) -> int:
 def cmd_config_show(args: argparse.Namespace, ctx: _Context) -> int:
     import tomli_w
 
-    from glmchat.config import config_to_dict, key_source, known_host_ids, mask_key, resolve_host
+    from glmchat.config import key_source, known_host_ids, mask_key, masked_config_dict, resolve_host
 
     config = ctx.config
-    data = config_to_dict(config)
-    if "keys" in data:
-        data["keys"] = {h: mask_key(k) for h, k in data["keys"].items()}
+    data = masked_config_dict(config)  # keys, MCP headers and env values masked
     _print(f"# {config.path}")
     _print(tomli_w.dumps(data).rstrip("\n"))
     _print("\n# hosts (* = default)")

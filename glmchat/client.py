@@ -25,7 +25,6 @@ import asyncio
 import random
 import sys
 import threading
-import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -33,12 +32,13 @@ from urllib.parse import urlsplit
 from glmchat import __version__
 from glmchat.errors import (
     ConfigError,
+    ConnectionDropped,
     GlmChatError,
     NetworkError,
     TimeoutError_,
 )
-from glmchat.hosts import Dialect, check_transport, is_local_url
-from glmchat.protocol.events import Event, Retrying, StreamFailed
+from glmchat.hosts import Dialect, check_transport, display_url, is_local_url
+from glmchat.protocol.events import ContentDelta, Event, Finish, ReasoningDelta, Retrying, StreamFailed, ToolCallDelta
 
 if TYPE_CHECKING:
     import httpx
@@ -53,6 +53,8 @@ if "httpx" not in sys.modules:
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 USER_AGENT = f"glmchat/{__version__}"
+_DATA_EVENTS = (ReasoningDelta, ContentDelta, ToolCallDelta, Finish)
+"""Events that show the host is answering; only these move the stall deadline."""
 MAX_ERROR_BODY = 256 * 1024
 """Bytes of an error response we read to classify it (the rest is dropped)."""
 
@@ -67,7 +69,10 @@ class GlmClient:
         backoff: Base delay in seconds; attempt n waits about backoff * 2**(n-1), with jitter.
         max_backoff: Longest computed wait between attempts.
         max_retry_wait: Longest Retry-After we honour; a host asking for more gets no
-            automatic retry, and the message says when to try again.
+            automatic retry, and the message says how long it asked for.
+        stall_timeout: Seconds a stream may go without a data event (text, a tool call,
+            a finish) before it fails as stalled; None: never. Unlike the read timeout,
+            keep-alive comments and a trickle of bytes do not reset it.
         transport: An httpx transport to use instead of the network (tests only).
     """
 
@@ -80,6 +85,7 @@ class GlmClient:
         backoff: float = 1.0,
         max_backoff: float = 30.0,
         max_retry_wait: float = 60.0,
+        stall_timeout: float | None = 180.0,
         transport: Any = None,
     ) -> None:
         self.connect_timeout = connect_timeout
@@ -88,6 +94,7 @@ class GlmClient:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.max_retry_wait = max_retry_wait
+        self.stall_timeout = stall_timeout
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
         self._pool_lock = threading.Lock()
@@ -163,7 +170,7 @@ class GlmClient:
         attempt = 0
         while True:
             error: GlmChatError | None = None
-            got_bytes = False
+            progress = _Progress()
             try:
                 async with self._client().stream("POST", request.url, content=body, headers=headers) as response:
                     if response.status_code >= 300:
@@ -172,27 +179,18 @@ class GlmClient:
                             host, response.status_code, raw, response.headers, redact=[key] if key else []
                         )
                     else:
-                        parser = new_parser(host, stream=request.stream)
-                        async for data in response.aiter_bytes():
-                            got_bytes = True
-                            events = parser.feed(data)
-                            for event in events:
-                                if isinstance(event, StreamFailed):
-                                    yield StreamFailed(_redacted(event.error, key))
-                                    return
-                                yield event
-                            if parser.done:
-                                break
-                        for event in parser.close():
-                            if isinstance(event, StreamFailed):
-                                event = StreamFailed(_redacted(event.error, key))
+                        async for event in self._answer(host, request, response, key, progress):
                             yield event
                         return
+            except TimeoutError:
+                # Only the stall deadline raises this (httpx has its own timeout classes).
+                yield StreamFailed(_redacted(self._stall_error(host, progress.got_bytes), key))
+                return
             except Exception as exc:  # noqa: BLE001 - every transport failure becomes an event
                 if not _is_httpx_error(exc):
                     raise
-                error = self._network_error(host, request.url, exc, midstream=got_bytes)
-                if got_bytes:
+                error = self._network_error(host, request.url, exc, midstream=progress.got_bytes)
+                if progress.got_bytes:
                     # Never retry once the answer began: the caller keeps the partial turn.
                     yield StreamFailed(_redacted(error, key))
                     return
@@ -209,6 +207,68 @@ class GlmClient:
             attempt += 1
             yield Retrying(attempt=attempt, delay=delay, error=error)
             await asyncio.sleep(delay)
+
+    async def _answer(
+        self, host: Host, request: Request, response: httpx.Response, key: str | None, progress: _Progress
+    ) -> AsyncIterator[Event]:
+        """The events of a 2xx response: a stream, or (whatever was asked for) one JSON body or a web page.
+
+        Some hosts and proxies answer a streaming request with a whole JSON body: a
+        chat completion, or an error such as Z.ai's `{"error":{"code":"1301",...}}`;
+        a misdirected base URL answers with an HTML page. The Content-Type and the
+        first bytes tell which; a JSON body is read like a non-streaming answer.
+        """
+        from glmchat.protocol import new_parser
+        from glmchat.protocol.parser import BodyKind, sniff_body
+
+        chunks = response.aiter_bytes()
+        # The stall deadline: moved on by every data event, not by bytes.
+        async with asyncio.timeout_at(self._stall_deadline()) as deadline:
+            head = b""
+            async for data in chunks:
+                progress.got_bytes = True
+                head += data
+                if head.strip() or len(head) >= 4096:
+                    break
+            kind = sniff_body(response.headers.get("content-type", ""), head, host.dialect, stream=request.stream)
+            if kind == BodyKind.HTML:
+                from glmchat.protocol.classify import web_page
+
+                yield StreamFailed(web_page(host))
+                return
+            parser = new_parser(host, stream=request.stream and kind == BodyKind.STREAM)
+            pending = [head] if head else []
+            async for data in _chained(pending, chunks):
+                events = parser.feed(data)
+                for event in events:
+                    if isinstance(event, StreamFailed):
+                        yield StreamFailed(_redacted(event.error, key))
+                        return
+                    if isinstance(event, _DATA_EVENTS):
+                        deadline.reschedule(self._stall_deadline())
+                    yield event
+                if parser.done:
+                    break
+        for event in parser.close():
+            if isinstance(event, StreamFailed):
+                event = StreamFailed(_redacted(event.error, key))
+            yield event
+
+    def _stall_deadline(self) -> float | None:
+        if self.stall_timeout is None:
+            return None
+        return asyncio.get_running_loop().time() + self.stall_timeout
+
+    def _stall_error(self, host: Host, midstream: bool) -> GlmChatError:
+        what = "the answer stalled" if midstream else "no answer came"
+        error = TimeoutError_(
+            f"{host.name}: {what}: no text for {self.stall_timeout:g} s though the connection stayed open — "
+            "what arrived is kept; retry later (stall_timeout in config.toml sets the wait)",
+            host=host.name,
+            code="stalled",
+        )
+        error.retryable = False  # the host has the request; sending it again could bill twice
+        return error
 
     def _headers(self, host: Host, request: Request, key: str | None) -> dict[str, str]:
         streaming = request.stream
@@ -229,13 +289,13 @@ class GlmClient:
     def _retry_delay(self, error: GlmChatError, attempt: int) -> tuple[float | None, GlmChatError]:
         """Seconds before retry `attempt`, or None (with a reworded error) when the host asks too much."""
         if error.retry_after is not None:
-            wait = max(0.0, float(error.retry_after))
-            if wait > self.max_retry_wait:
-                until = time.strftime("%H:%M:%S", time.localtime(time.time() + wait))
-                what = error.message.split(" — ", 1)[0]
-                from glmchat.protocol.classify import format_seconds
+            from glmchat.protocol.classify import format_seconds, sane_wait
 
-                message = f"{what} — the host asks to wait {format_seconds(wait)}: try again after {until}"
+            wait = sane_wait(error.retry_after) or 0.0
+            if wait > self.max_retry_wait:
+                # No clock time: "after 17:56:45" is meaningless for a wait of days (or years).
+                what = error.message.split(" — ", 1)[0]
+                message = f"{what} — the host asks to wait {format_seconds(wait)}: try later"
                 return None, _same_kind(error, message)
             return wait, error
         base = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
@@ -267,7 +327,10 @@ class GlmClient:
         if isinstance(exc, httpx.WriteTimeout):
             return TimeoutError_(f"{name}: sending the request to {where} timed out — check your network and retry", host=name)
         if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
-            return ConfigError(f"{name}: the base URL {host.base_url!r} is not usable ({type(exc).__name__}) — fix it in config.toml", host=name)
+            return ConfigError(
+                f"{name}: the base URL {display_url(host.base_url)!r} is not usable ({type(exc).__name__}) — fix it in config.toml",
+                host=name,
+            )
         if isinstance(exc, httpx.ConnectError):
             text = str(exc)
             if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text.lower():
@@ -282,9 +345,7 @@ class GlmClient:
             return NetworkError(f"{name}: cannot connect to {where}{reason} — {fix_conn}", host=name)
         if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
             if midstream:
-                return NetworkError(
-                    f"{name}: the connection dropped mid-answer — what arrived is kept; send again to retry", host=name
-                )
+                return ConnectionDropped.describe(name)
             return NetworkError(f"{name}: the connection to {where} closed before the answer began — retrying may help", host=name)
         if isinstance(exc, httpx.LocalProtocolError):
             error = ConfigError(f"{name}: the request could not be sent ({type(exc).__name__}) — check the host settings", host=name)
@@ -293,6 +354,22 @@ class GlmClient:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+class _Progress:
+    """What one attempt got so far (an async generator cannot hand back a flag otherwise)."""
+
+    __slots__ = ("got_bytes",)
+
+    def __init__(self) -> None:
+        self.got_bytes = False
+
+
+async def _chained(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for data in first:
+        yield data
+    async for data in rest:
+        yield data
 
 
 def _is_httpx_error(exc: BaseException) -> bool:
@@ -331,10 +408,13 @@ def _same_kind(error: GlmChatError, message: str) -> GlmChatError:
 
 
 def _redacted(error: GlmChatError, key: str | None) -> GlmChatError:
-    """The error with every occurrence of the key blanked out (servers sometimes echo it)."""
-    if key and key in error.message:
-        error.message = error.message.replace(key, "[redacted]")
-        error.args = (error.message,)
+    """The error with the key, and any piece of it of 6 characters or more, blanked out (servers echo keys)."""
+    from glmchat.sanitize import redact
+
+    message = redact(error.message, [key] if key else [])
+    if message != error.message:
+        error.message = message
+        error.args = (message,)
     # Nothing chained: a traceback of this error must not drag in an httpx request.
     error.__cause__ = None
     error.__context__ = None

@@ -10,16 +10,15 @@ calls it from workers and shows what it returns; `glmchat ask` and
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from glmchat.config import AppOptions, Config, Paths, api_key_for, known_host_ids, new_session, resolve_host, save_config
-from glmchat.errors import ConfigError, GlmChatError, StorageError
+from glmchat.errors import ConfigError, GlmChatError, SessionNotFound, StorageError
 from glmchat.session import Session, SessionTree, Turn, TurnStatus
 from glmchat.usage import context_used, request_estimate
 
@@ -183,6 +182,16 @@ class Controller:
             return False
         return self.store.revision(session.id) != revision
 
+    def is_stored(self, session: Session) -> bool:
+        """Whether the session is in the store (a new one is saved with its first turn)."""
+        if self.store is None:
+            return False
+        try:
+            self.store.revision(session.id)
+        except SessionNotFound:
+            return False
+        return True
+
     def save_settings(self, session: Session) -> None:
         """Save the session's settings (not its turns) if it is stored already."""
         if self.store is not None and session.turns:
@@ -267,20 +276,31 @@ class Controller:
 
     # -- export --------------------------------------------------------------------------------------
 
-    def export_text(self, session: Session, kind: ExportFormat) -> str:
-        """A session as Markdown (its current path) or JSON (its whole tree)."""
+    def export_pieces(self, session: Session, kind: ExportFormat) -> Iterable[str]:
+        """A session as Markdown (its current path) or JSON (its whole tree), in pieces.
+
+        A stored session's Markdown is made a page of turns at a time from the store:
+        a session of any length never sits in memory whole, nor does its document.
+        """
         from glmchat import export
 
+        stored = self.is_stored(session)
         if kind == ExportFormat.MARKDOWN:
-            return export.to_markdown(session)
-        if self.store is not None and session.turns:
-            return export.to_json(self.store.load_tree(session.id))
-        return export.to_json(SessionTree.of(session))
+            if not stored:
+                return export.iter_markdown(session)
+            store = self._store("export the session")
+            header = Session.from_dict(session.to_dict(with_turns=False))
+            header.branches = store.path_branches(session.id)
+            return export.iter_markdown(header, lambda: store.iter_turns(session.id))
+        tree = self._store("export the session").load_tree(session.id) if stored else SessionTree.of(session)
+        return [export.to_json(tree)]
 
     def export(self, session: Session, kind: ExportFormat, target: Path) -> Path:
         """Write the session to `target` (a file, or a folder to name a file in), atomically, mode 0600.
 
         A name made from the title never overwrites: "-2", "-3"… are tried next.
+        Exports are private like the database they come from, whatever the umask:
+        the owner chooses when to share one (chmod).
 
         Raises:
             GlmChatError: the file could not be written (one line naming it).
@@ -288,12 +308,12 @@ class Controller:
         from glmchat.export import safe_filename
         from glmchat.files import write_atomic
 
-        text = self.export_text(session, kind)
+        pieces = self.export_pieces(session, kind)
         path = target
         if target.is_dir():
             path = free_name(target, safe_filename(session.title or "chat", str(kind)))
         try:
-            write_atomic(path, text, mode=0o600)
+            write_atomic(path, pieces, mode=0o600)
         except OSError as exc:
             raise GlmChatError(f"cannot write {path}: {exc.strerror or exc}") from None
         return path
@@ -346,13 +366,3 @@ def free_name(folder: Path, name: str) -> Path:
         path = folder / (f"{stem}-{n}.{ext}" if ext else f"{stem}-{n}")
         n += 1
     return path
-
-
-def umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def finished_ok(turn: Turn) -> bool:
-    return turn.status == TurnStatus.COMPLETE

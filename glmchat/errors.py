@@ -90,6 +90,30 @@ class TimeoutError_(NetworkError):
     """Connect or read timeout."""
 
 
+class ConnectionDropped(NetworkError):
+    """The connection broke after the answer began; what arrived is kept.
+
+    The message says what the turn had received when it broke. The client only
+    knows bytes arrived, so it says "mid-answer"; the turn runner, which knows
+    whether only reasoning came, says it again with `describe`.
+    """
+
+    @classmethod
+    def describe(cls, host: str, *, while_thinking: bool = False, retry: str = "send again to retry") -> ConnectionDropped:
+        """The error for a drop, in the one wording glmchat uses for it.
+
+        Args:
+            host: the host's display name.
+            while_thinking: only reasoning had arrived (no answer text yet).
+            retry: how to try again in the front end showing it ("Ctrl+R retries").
+        """
+        if while_thinking:
+            text = f"{host}: the connection dropped while thinking — the reasoning so far is kept; {retry}"
+        else:
+            text = f"{host}: the connection dropped mid-answer — what arrived is kept; {retry}"
+        return cls(text, host=host)
+
+
 class StreamError(GlmChatError):
     """The stream was malformed, ended early, or carried an error object."""
 
@@ -121,6 +145,7 @@ _KIND: dict[type, str] = {
     ServerError: "server",
     NetworkError: "network",
     TimeoutError_: "timeout",
+    ConnectionDropped: "network",
     StreamError: "stream",
     StorageError: "storage",
     DamagedStorage: "storage",

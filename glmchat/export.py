@@ -19,15 +19,15 @@ import json.scanner
 import re
 import unicodedata
 from datetime import datetime, timezone
-from dataclasses import fields, is_dataclass
 from functools import lru_cache
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from glmchat.errors import GlmChatError
-from glmchat.sanitize import inert, safe_link
+from glmchat.sanitize import inert, redact, safe_link
+from glmchat.sanity import Invalid, check_object
 from glmchat.session import Session, SessionTree, Step, Turn, TurnStatus
 from glmchat.usage import estimate_tokens
-
 
 FORMAT = "glmchat.session"
 """The `format` of a JSON export."""
@@ -57,14 +57,26 @@ def _inline(text: str) -> str:
     return _INLINE_SPECIAL.sub(r"\\\1", " ".join(_readable(text).split()))
 
 
-def _fence(text: str, info: str = "") -> str:
-    """A fenced code block holding `text` literally: the fence outlasts any backtick run inside."""
-    body = _readable(text)
-    longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
-    fence = "`" * max(3, longest + 1)
-    if body and not body.endswith("\n"):
-        body += "\n"
-    return f"{fence}{info}\n{body}{fence}\n"
+def _html(text: str) -> str:
+    """Text escaped for HTML: every `&`, `<` and `>` as an entity (shown as itself by every renderer)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_INFO = re.compile(r"[A-Za-z0-9_+#.-]{1,32}")
+
+
+def _literal_block(text: str, info: str = "") -> str:
+    """A block that shows `text` exactly as written, in every Markdown renderer.
+
+    An HTML `<pre><code>` block with the text escaped, not a ``` fence: CommonMark,
+    GFM, markdown-it, mistune and Python-Markdown all pass a `<pre>` block through
+    until `</pre>` (blank lines included), while plain Python-Markdown does not know
+    fences and would read raw HTML between blank lines inside one. The escaped text
+    cannot hold `</pre>`, so nothing in it ends the block or opens a tag.
+    """
+    body = _html(_readable(text))
+    language = f' class="language-{info}"' if info and _INFO.fullmatch(info) else ""
+    return f"<pre><code{language}>{body}</code></pre>\n"
 
 
 # -- Markdown from model text --------------------------------------------------------------------
@@ -102,7 +114,7 @@ def _escape_prose(line: str) -> str:
     last = 0
     for match in _CODE_SPAN.finditer(line):
         out.append(prose(line[last : match.start()]))
-        out.append(match.group(0))
+        out.append(_code_span(match))
         last = match.end()
     out.append(prose(line[last:]))
     result = "".join(out)
@@ -112,17 +124,38 @@ def _escape_prose(line: str) -> str:
     return result
 
 
+def _code_span(match: re.Match[str]) -> str:
+    """Inline code as written, or as an escaped `<code>` element when it holds `<` or `&`.
+
+    Inside a raw HTML block (Python-Markdown keeps all of `<details>` raw) a backtick
+    span is not code, so a `<` in it would be a live tag; `<code>&lt;…</code>` reads
+    the same in every renderer.
+    """
+    body = match.group(2)
+    if "<" not in body and "&" not in body:
+        return match.group(0)
+    if len(body) > 2 and body[0] == " " and body[-1] == " " and body.strip(" "):
+        body = body[1:-1]  # CommonMark strips one space on each side
+    return f"<code>{_html(body)}</code>"
+
+
 def _sanitize_markdown(text: str) -> str:
     """Model Markdown made safe to embed: inert, HTML escaped, unsafe links defused, fences closed."""
     lines = _readable(text).split("\n")
     out: list[str] = []
     fence: str | None = None  # the opening run of the fenced block we are in
+    code: list[str] = []
+    indent = info = ""
     for line in lines:
         if fence is None:
             opened = _FENCE_OPEN.match(line)
             if opened and not (opened.group(1)[0] == "`" and "`" in opened.group(2)):
+                # A fenced block becomes a <pre> block (see _literal_block): fences are
+                # not Markdown everywhere, and inside <details> nothing is.
                 fence = opened.group(1)
-                out.append(line)
+                indent = line[: len(line) - len(line.lstrip(" "))]
+                info = opened.group(2).strip().split(" ")[0] if opened.group(2).strip() else ""
+                code = []
                 continue
             # Headings of the text sit below the document's own (# title, ## Turn n).
             line = _ATX_HEADING.sub(lambda m: m.group(1) + "#" * min(6, len(m.group(2)) + 2), line)
@@ -137,14 +170,23 @@ def _sanitize_markdown(text: str) -> str:
                 and stripped.rstrip(fence[0]) == ""
             ):
                 fence = None
-            out.append(line)
-    result = "\n".join(out).rstrip("\n")
+                out.append(indent + _pre(code, info))
+                continue
+            code.append(line[len(indent) :] if line.startswith(indent) else line.lstrip(" "))
     if fence is not None:
-        result += "\n" + fence
-    return result
+        out.append(indent + _pre(code, info))  # a fence the text never closed ends with it
+    return "\n".join(out).rstrip("\n")
+
+
+def _pre(lines: list[str], info: str) -> str:
+    language = f' class="language-{info}"' if info and _INFO.fullmatch(info) else ""
+    body = _html("\n".join(lines))
+    return f"<pre><code{language}>{body}\n</code></pre>" if lines else f"<pre><code{language}></code></pre>"
 
 
 _SENTINEL = "glmchat-export-sentinel"
+_CODE_HTML = ("<pre><code", "<code>", "</code>")
+"""HTML the export writes for code (model text has every `<` escaped, so it cannot make these)."""
 
 
 @lru_cache(maxsize=1)
@@ -191,7 +233,7 @@ def _renders_safely(markdown: str) -> bool:
         return False  # the text swallowed what follows it
     if any(t.type == "heading_open" and t.tag in ("h1", "h2") for t in tokens):
         return False
-    return _links_and_html_safe(tokens, env)
+    return _links_and_html_safe(tokens, env, _CODE_HTML)
 
 
 def _markdown_block(text: str, literal: bool = False) -> str:
@@ -200,27 +242,11 @@ def _markdown_block(text: str, literal: bool = False) -> str:
         safe = _sanitize_markdown(text)
         if _renders_safely(safe):
             return safe + "\n"
-    return _fence(text)
+    return _literal_block(text)
 
 
-_OUR_HTML = ("<details>\n<summary>Thinking (", "</details>")
-
-
-def _document_is_sound(markdown: str, turns: int) -> bool:
-    """The whole document parses as we built it: our headings and folds only, safe links only."""
-    md = _parser()
-    if md is None:
-        return False
-    env: dict[str, Any] = {}
-    tokens = md.parse(markdown, env)
-    headings = [
-        (t.tag, tokens[i + 1].content)
-        for i, t in enumerate(tokens)
-        if t.type == "heading_open" and t.tag in ("h1", "h2")
-    ]
-    if not headings or headings[0][0] != "h1" or headings[1:] != [("h2", f"Turn {n}") for n in range(1, turns + 1)]:
-        return False
-    return _links_and_html_safe(tokens, env, _OUR_HTML)
+_OUR_HTML = ("<details>\n<summary>Thinking", "</details>", *_CODE_HTML)
+"""HTML the export writes itself (model text has every `<` escaped, so it cannot make these)."""
 
 
 def _quote(block: str) -> str:
@@ -235,29 +261,6 @@ def _when(timestamp: float | None) -> str:
         return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError, OSError):  # None, NaN, or out of the calendar
         return "unknown"
-
-
-def _sum(values: list[int | float | None]) -> int | float | None:
-    known = [v for v in values if v is not None]
-    return sum(known) if known else None
-
-
-def _token_line(session: Session) -> str | None:
-    usages = [t.usage for t in session.turns]
-    prompt = _sum([u.prompt_tokens for u in usages])
-    completion = _sum([u.completion_tokens for u in usages])
-    cached = _sum([u.cached_tokens for u in usages])
-    reasoning = _sum([u.reasoning_tokens for u in usages])
-    parts = []
-    if prompt is not None:
-        parts.append(f"{prompt:,} prompt" + (f" ({cached:,} cached)" if cached is not None else ""))
-    elif cached is not None:
-        parts.append(f"{cached:,} cached")
-    if completion is not None:
-        parts.append(f"{completion:,} completion" + (f" ({reasoning:,} reasoning)" if reasoning is not None else ""))
-    elif reasoning is not None:
-        parts.append(f"{reasoning:,} reasoning")
-    return " · ".join(parts) if parts else None
 
 
 _STATUS_NOTE = {
@@ -299,7 +302,7 @@ def _turn_markdown(number: int, turn: Turn, session: Session, literal: bool) -> 
         facts.append(f"branch {branch.position} of {branch.count}")
     parts.append("*" + " · ".join(facts) + "*\n")
     parts.append("**You:**\n")
-    parts.append(_fence(turn.user_text, "text"))
+    parts.append(_literal_block(turn.user_text, "text"))
     if turn.content or any(step.tool_calls for step in turn.steps):
         parts.append("**Assistant:**\n")
     for index, step in enumerate(turn.steps):
@@ -313,17 +316,14 @@ def _turn_markdown(number: int, turn: Turn, session: Session, literal: bool) -> 
             )
         if step.content:
             parts.append(_markdown_block(step.content, literal))
-        results = {r.call_id: r for r in step.tool_results}
         for position, call in enumerate(step.tool_calls):
             name = " ".join(_readable(call.name or "?").split()).replace("`", "'")
             parts.append(f"Tool call `{name}`:\n")
-            parts.append(_fence(call.arguments, "json"))
-            result = results.get(call.id) if call.id else None
-            if result is None and position < len(step.tool_results):
+            parts.append(_literal_block(call.arguments, "json"))
+            if position < len(step.tool_results):
                 result = step.tool_results[position]
-            if result is not None:
                 parts.append("Result" + (" (error)" if result.is_error else "") + ":\n")
-                parts.append(_fence(result.content, "text"))
+                parts.append(_literal_block(result.content, "text"))
     note = _status_note(turn)
     if note:
         parts.append(f"> {note}\n")
@@ -331,47 +331,111 @@ def _turn_markdown(number: int, turn: Turn, session: Session, literal: bool) -> 
 
 
 def to_markdown(session: Session) -> str:
-    """The session as a Markdown document for people: metadata, then each turn.
+    """The session as a Markdown document for people: metadata, then each turn (see `iter_markdown`)."""
+    return "".join(iter_markdown(session))
+
+
+def iter_markdown(session: Session, turns: Callable[[], Iterable[Turn]] | None = None) -> Iterator[str]:
+    """The Markdown document of a session, in pieces: the header, then one piece per turn.
 
     Reasoning is folded in ``<details>``; the user's text is a literal block; the
-    answer is Markdown made inert (fenced literally when a CommonMark check of it
-    fails). A final check of the whole document falls back to literal blocks
-    for every model text if texts interact (say, a link definition in one turn
-    used by another).
+    answer is Markdown made inert (literal when a CommonMark check of it fails).
+    Each turn's piece is checked on its own as it is made (our heading, our folds,
+    safe links only) and made literal if texts in it interact, so a session of
+    any length is written in O(one turn) of memory.
+
+    Args:
+        session: The session (its settings and title; its turns unless `turns` is given).
+        turns: Called twice for the turns, oldest first: once for the totals in the
+            header, once to write them (a store can page them in, `Store.iter_turns`).
     """
-    document = _markdown_document(session, literal=False)
-    if _document_is_sound(document, len(session.turns)):
-        return document
-    return _markdown_document(session, literal=True)
-
-
-def _markdown_document(session: Session, literal: bool) -> str:
-    turns = session.turns
-    lines = [f"# {_inline(session.title or 'Untitled chat')}\n"]
+    source = turns if turns is not None else (lambda: session.turns)
+    totals = _Totals()
+    for turn in source():
+        totals.add(turn)
+    yield f"# {_inline(session.title or 'Untitled chat')}\n"
     meta = [
         f"- **Host:** {_inline(session.host)}",
         f"- **Model:** {_inline(session.model)}",
         f"- **Created:** {_when(session.created_at)}",
         f"- **Updated:** {_when(session.updated_at)}",
-        f"- **Turns:** {len(turns)}",
+        f"- **Turns:** {totals.count}",
     ]
-    tokens = _token_line(session)
+    tokens = totals.token_line()
     if tokens:
         meta.append(f"- **Tokens:** {tokens}")
-    cost = _sum([t.usage.cost for t in turns])
-    if cost is not None:
-        meta.append(f"- **Cost:** ${cost:.4f}")
+    if totals.cost is not None:
+        meta.append(f"- **Cost:** ${totals.cost:.4f}")
     meta.append(f"- **Preserved thinking:** {'on' if session.preserve_thinking else 'off'}")
     if session.branches:
         meta.append("- **Branches:** this is the current branch; the session has others (the JSON export keeps them all)")
-    lines.append("\n".join(meta) + "\n")
+    yield "\n" + "\n".join(meta) + "\n"
     if session.system_prompt:
-        lines.append("**System prompt:**\n")
-        lines.append(_fence(session.system_prompt, "text"))
-    for number, turn in enumerate(turns, 1):
-        lines.append("---\n")
-        lines.append(_turn_markdown(number, turn, session, literal))
-    return "\n".join(lines)
+        yield "\n**System prompt:**\n"
+        yield "\n" + _literal_block(session.system_prompt, "text")
+    for number, turn in enumerate(source(), 1):
+        piece = _turn_markdown(number, turn, session, literal=False)
+        if not _turn_is_sound(piece, number):
+            piece = _turn_markdown(number, turn, session, literal=True)
+        yield "\n---\n\n" + piece
+
+
+def _turn_is_sound(markdown: str, number: int) -> bool:
+    """One turn's Markdown parses as we built it: its heading, our folds and code, safe links only."""
+    md = _parser()
+    if md is None:
+        return False
+    env: dict[str, Any] = {}
+    tokens = md.parse("---\n\n" + markdown, env)
+    headings = [
+        (t.tag, tokens[i + 1].content)
+        for i, t in enumerate(tokens)
+        if t.type == "heading_open" and t.tag in ("h1", "h2")
+    ]
+    if headings != [("h2", f"Turn {number}")]:
+        return False
+    return _links_and_html_safe(tokens, env, _OUR_HTML)
+
+
+class _Totals:
+    """What the header sums over all turns, gathered one turn at a time."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.prompt: int | None = None
+        self.completion: int | None = None
+        self.cached: int | None = None
+        self.reasoning: int | None = None
+        self.cost: float | None = None
+
+    def add(self, turn: Turn) -> None:
+        self.count += 1
+        usage = turn.usage
+        self.prompt = _plus(self.prompt, usage.prompt_tokens)
+        self.completion = _plus(self.completion, usage.completion_tokens)
+        self.cached = _plus(self.cached, usage.cached_tokens)
+        self.reasoning = _plus(self.reasoning, usage.reasoning_tokens)
+        self.cost = _plus(self.cost, usage.cost)
+
+    def token_line(self) -> str | None:
+        parts = []
+        if self.prompt is not None:
+            parts.append(f"{self.prompt:,} prompt" + (f" ({self.cached:,} cached)" if self.cached is not None else ""))
+        elif self.cached is not None:
+            parts.append(f"{self.cached:,} cached")
+        if self.completion is not None:
+            parts.append(
+                f"{self.completion:,} completion" + (f" ({self.reasoning:,} reasoning)" if self.reasoning is not None else "")
+            )
+        elif self.reasoning is not None:
+            parts.append(f"{self.reasoning:,} reasoning")
+        return " · ".join(parts) if parts else None
+
+
+def _plus(total: Any, value: Any) -> Any:
+    if value is None:
+        return total
+    return value if total is None else total + value
 
 
 # -- JSON export and import ---------------------------------------------------------------------
@@ -397,11 +461,25 @@ def to_json(tree: SessionTree) -> str:
         "version": VERSION,
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "generator": f"glmchat {__version__}",
-        "session": {**tree.session.to_dict(with_turns=False), "head": tree.head,
-                    "turns": [t.to_dict() for t in tree.turns]},
+        # Exact text, but never a known API key (nor a piece of one): a key a host echoed
+        # into an answer must not leave in a file.
+        "session": _without_secrets(
+            {**tree.session.to_dict(with_turns=False), "head": tree.head, "turns": [t.to_dict() for t in tree.turns]}
+        ),
     }
     text = json.dumps(envelope, ensure_ascii=False, indent=2)
     return _JSON_ESCAPE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
+
+
+def _without_secrets(value: Any) -> Any:
+    """Every string in a JSON-ready tree passed through `redact` (a no-op when no key is known)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {_without_secrets(k): _without_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_secrets(v) for v in value]
+    return value
 
 
 # An escaped high surrogate right after... an escaped low one: json.loads would
@@ -492,160 +570,59 @@ def _loads(text: str) -> Any:
     return json.loads(text)
 
 
-# What an imported file may hold is read off the dataclasses themselves (their
-# type hints), so a new field is checked the day it is added.
-
-_TIME_RANGE = (0.0, 32_503_680_000.0)
-"""Timestamps an import accepts: 1970 to the year 3000 (beyond, no calendar or clock copes)."""
-_INT_LIMIT = 2**53
-"""Whole numbers an import accepts (what a JSON number holds exactly everywhere)."""
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return {str: "text", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
-
-
 def _bad(where: str, what: str) -> SessionImportError:
     return SessionImportError(f"Not a valid glmchat session file: {where} {what}.")
 
 
-@lru_cache(maxsize=None)
-def _hints(cls: type) -> dict[str, Any]:
-    """Field -> type hint of a model dataclass (the streaming-only fields left out)."""
-    import typing
-
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in fields(cls) if not f.name.startswith("pending")}
-
-
-def _validate(value: Any, hint: Any, where: str) -> None:
-    """Check a JSON value against a type hint of the session model; raise SessionImportError naming `where`."""
-    import enum
-    import math
-    import types
-    import typing
-
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return
-        _validate(value, next(o for o in options if o is not type(None)), where)
-        return
-    if hint is Any:
-        return
-    if origin is list:
-        if not isinstance(value, list):
-            raise _bad(where, f"should be a list, not {_json_type(value)}")
-        (item,) = typing.get_args(hint)
-        for i, element in enumerate(value):
-            _validate(element, item, f"{where}[{i}]")
-        return
-    if origin is dict or hint is dict:
-        if not isinstance(value, dict):
-            raise _bad(where, f"should be an object, not {_json_type(value)}")
-        return
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise _bad(where, f"should be true/false, not {_json_type(value)}")
-        return
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _bad(where, f"should be a whole number, not {_json_type(value)}")
-        if abs(value) > _INT_LIMIT:
-            raise _bad(where, "is out of range")
-        return
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _bad(where, f"should be a number, not {_json_type(value)}")
-        if isinstance(value, int) and abs(value) > _INT_LIMIT or not math.isfinite(value):
-            raise _bad(where, "is out of range")
-        if where.endswith("_at") and not _TIME_RANGE[0] <= value <= _TIME_RANGE[1]:
-            raise _bad(where, f"is not a time glmchat can show ({value!r})")
-        return
-    if hint is str:
-        if not isinstance(value, str):
-            raise _bad(where, f"should be text, not {_json_type(value)}")
-        return
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        if value not in {member.value for member in hint}:
-            raise _bad(where, f"{value!r} is unknown")
-        return
-    if isinstance(hint, type) and is_dataclass(hint):
-        _validate_object(value, hint, where)
-        return
-    raise AssertionError(f"no import check for {hint!r}")  # pragma: no cover - a new kind of field
-
-
-def _validate_object(value: Any, cls: type, where: str, *, skip: tuple[str, ...] = ()) -> None:
-    from dataclasses import MISSING
-
-    if not isinstance(value, dict):
-        raise _bad(where, f"should be an object, not {_json_type(value)}")
-    for f in fields(cls):
-        if f.default is MISSING and f.default_factory is MISSING and f.name not in value and f.name not in skip:
-            raise _bad(where, f'has no "{f.name}"')
-    for name, hint in _hints(cls).items():
-        if name in value and name not in skip:
-            _validate(value[name], hint, f"{where}.{name}")
-
-
-_REQUIRED_TURN = ("id", "user_text", "thinking")
-
-
 def _tree_from(data: Any, version: int) -> SessionTree:
-    """Check the `session` object of an export and build the tree it describes."""
-    _validate_object(data, Session, "session", skip=("turns", "branches"))
-    for name in ("id", "turns"):
-        if name not in data:
-            raise _bad("session", f'has no "{name}"')
+    """Check the `session` object of an export against the session model and build the tree it describes."""
+    try:
+        check_object(data, Session, "session", skip=("turns", "branches"))
+        if "turns" not in data:
+            raise Invalid("session", 'has no "turns"')
+        if not isinstance(data["turns"], list):
+            raise Invalid("session.turns", f"should be a list, not {_json_type(data['turns'])}")
+        for i, turn in enumerate(data["turns"]):
+            where = f"session.turns[{i}]"
+            if version == 1:
+                # A version 1 turn holds its one step's fields itself.
+                check_object(turn, Step, where)
+                check_object(turn, Turn, where, skip=("steps",))
+            else:
+                check_object(turn, Turn, where)
+    except Invalid as exc:
+        raise _bad(exc.where, exc.what) from None
     if not data["id"]:
         raise _bad("session.id", "is empty")
-    if not isinstance(data["turns"], list):
-        raise _bad("session.turns", f"should be a list, not {_json_type(data['turns'])}")
     seen: set[str] = set()
     for i, turn in enumerate(data["turns"]):
-        where = f"session.turns[{i}]"
-        if not isinstance(turn, dict):
-            raise _bad(where, f"should be an object, not {_json_type(turn)}")
-        for name in _REQUIRED_TURN:
-            if name not in turn:
-                raise _bad(where, f'has no "{name}"')
-        if version == 1:
-            # A version 1 turn holds its one step's fields itself.
-            _validate_object(turn, Step, where)
-            _validate_object(turn, Turn, where, skip=("steps",))
-        else:
-            _validate_object(turn, Turn, where)
-        if not isinstance(turn["id"], str) or not turn["id"] or turn["id"] in seen:
-            raise _bad(f"{where}.id", "is empty or repeated")
+        if not turn["id"] or turn["id"] in seen:
+            raise _bad(f"session.turns[{i}].id", "is empty or repeated")
         seen.add(turn["id"])
     try:
         turns = [Turn.from_dict(t) for t in data["turns"]]
-        settings = {k: v for k, v in data.items() if k not in ("turns", "head")}
-        session = Session.from_dict(settings)
+        session = Session.from_dict({k: v for k, v in data.items() if k not in ("turns", "head")})
     except (TypeError, ValueError, KeyError) as exc:  # a shape the checks above did not foresee
         raise SessionImportError(f"Not a valid glmchat session file: {exc}.") from None
     if version == 1:
         # A list of turns is one path: each follows the one before.
         session.turns = turns
         return SessionTree.of(session)
-    else:
-        head = data.get("head")
-        if head is not None and head not in seen:
-            raise _bad("session.head", "names no turn of the file")
-        for i, turn in enumerate(turns):
-            if turn.parent_id is not None and turn.parent_id not in seen:
-                raise _bad(f"session.turns[{i}].parent_id", "names no turn of the file")
+    head = data.get("head")
+    if head is not None and head not in seen:
+        raise _bad("session.head", "names no turn of the file")
+    for i, turn in enumerate(turns):
+        if turn.parent_id is not None and turn.parent_id not in seen:
+            raise _bad(f"session.turns[{i}].parent_id", "names no turn of the file")
     tree = SessionTree(session=session, turns=turns, head=head)
     session.turns = tree.path_to(head)
     return tree
+
+
+def _json_type(value: Any) -> str:
+    from glmchat.sanity import json_type
+
+    return json_type(value)
 
 
 _PARTIAL_TOKEN = re.compile(r"[\w.+\-\\]*")
@@ -681,6 +658,9 @@ def from_json(text: str | bytes) -> SessionTree:
         ) from None
     except RecursionError:
         raise SessionImportError("Not a glmchat session file: the JSON is nested too deeply.") from None
+    except ValueError:
+        # Python refuses to read integers of more than 4,300 digits (a guard against slow parsing).
+        raise SessionImportError("Not a glmchat session file: a number in it has thousands of digits.") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise SessionImportError(f'Not a glmchat session file: it has no "format": "{FORMAT}".')
     version = data.get("version")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 
-def write_atomic(path: Path, text: str, *, mode: int = 0o600, durable: bool = False) -> None:
-    """Write `text` (UTF-8) to `path` through a temp file in the same folder and a rename.
+def write_atomic(path: Path, text: str | Iterable[str], *, mode: int = 0o600, durable: bool = False) -> None:
+    """Write `text` (UTF-8; a str, or pieces written as they come) to `path` through a temp file and a rename.
 
     The temp file is created 0600 (mkstemp), so a private file is never readable
     by others, not even for a moment; it gets `mode` just before the rename.
@@ -25,7 +26,11 @@ def write_atomic(path: Path, text: str, *, mode: int = 0o600, durable: bool = Fa
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+            if isinstance(text, str):
+                handle.write(text)
+            else:
+                for piece in text:
+                    handle.write(piece)
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())

@@ -142,7 +142,17 @@ class Host:
 
     @property
     def url(self) -> str:
-        return self.base_url.rstrip("/") + self.chat_path
+        """The endpoint: the base URL and the chat path after it.
+
+        A base URL that already ends with the chat path is the endpoint itself and
+        is used as it is: Runware documents its endpoint, version segment included,
+        as the base URL (https://api.runware.ai/v1), and the /v1 must not be doubled.
+        """
+        base = self.base_url.rstrip("/")
+        path = self.chat_path
+        if path and base.endswith(path.rstrip("/")):
+            return base
+        return base + path
 
     def price_for(self, model: str) -> Price | None:
         return self.prices.get(model)
@@ -298,7 +308,7 @@ BUILTIN_HOSTS: dict[str, Host] = {
             id="runware",
             name="Runware",
             dialect=Dialect.RUNWARE,
-            base_url="https://api.runware.ai",
+            base_url="https://api.runware.ai/v1",
             chat_path="/v1",
             key_env="RUNWARE_API_KEY",
             default_model="zai-glm-4-7",
@@ -311,49 +321,138 @@ BUILTIN_HOSTS: dict[str, Host] = {
     )
 }
 
-LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
+def _hostname(url: str) -> str:
+    """The host part of a URL, lowercased, without brackets; "" when the URL has none or is broken."""
+    try:
+        return (urlsplit(url).hostname or "").lower().rstrip(".")
+    except ValueError:
+        return ""
+
+
+def _ip(name: str) -> Any:
+    """The IP address a host name spells literally (an IPv4 or IPv6 address), or None."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(name.split("%", 1)[0])  # an IPv6 zone ("fe80::1%eth0") is not part of the address
+    except ValueError:
+        return None
 
 
 def is_local_url(url: str) -> bool:
-    """True for loopback addresses (http:// is fine there)."""
-    host = (urlsplit(url).hostname or "").lower()
-    return host in LOCAL_NAMES or host.startswith("127.") or host.endswith(".localhost")
+    """True when the URL points at this machine: a loopback IP address, `localhost` or `*.localhost`.
+
+    Decided by the parsed address, never by how the name starts: `127.attacker.example`
+    and `127.0.0.1.nip.io` are names a DNS server can point anywhere, so they are remote.
+    `*.localhost` names are reserved for loopback (RFC 6761) and resolved so by every
+    common resolver.
+    """
+    name = _hostname(url)
+    if not name:
+        return False
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    address = _ip(name)
+    if address is None:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    if mapped is not None:
+        address = mapped
+    # 0.0.0.0 and :: reach this machine when connected to (Linux, macOS).
+    return bool(address.is_loopback or address.is_unspecified)
 
 
 def is_private_url(url: str) -> bool:
-    """True for private-range addresses and .local names (a self-hosted server on the LAN)."""
-    import ipaddress
+    """True for a private-range IP address, or a name that only the LAN can resolve.
 
-    name = (urlsplit(url).hostname or "").lower()
-    if name.endswith(".local") or name.endswith(".lan") or "." not in name:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_private
-    except ValueError:
+    Names count as private when they have no dot (`gpu-box`) or end in `.local`
+    (mDNS), `.lan`, `.home.arpa` or `.internal`; an IP address counts when it is in a
+    private, link-local or loopback range. Any other name is public, whatever digits
+    it starts with.
+    """
+    name = _hostname(url)
+    if not name:
         return False
+    address = _ip(name)
+    if address is not None:
+        mapped = getattr(address, "ipv4_mapped", None)
+        if mapped is not None:
+            address = mapped
+        return bool(address.is_private or address.is_link_local or address.is_loopback)
+    if name.endswith((".local", ".lan", ".home.arpa", ".internal")) or "." not in name:
+        return True
+    return False
+
+
+def display_url(url: str) -> str:
+    """The URL as it may appear in a message: without any user name or password in it."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is not None and "@" in parts.netloc:
+        url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    if "@" in url:
+        # Not a URL a parser reads (no scheme, broken brackets): anything before an "@" may be a password.
+        return "…@" + url.rpartition("@")[2]
+    return url
+
+
+def url_problem(url: str) -> str | None:
+    """What makes a base URL unusable, in a few words ("port 99999 is out of range"); None when it is fine."""
+    if not isinstance(url, str) or not url.strip():
+        return "it is empty"
+    if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in url):
+        return "it contains spaces or control characters"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "it is not a valid URL (check the brackets around an IPv6 address)"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "it must start with https:// (or http:// for a local server)"
+    try:
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return "its port is not a number from 1 to 65535"
+    if not host:
+        return "it names no host"
+    if port == 0:
+        return "its port is not a number from 1 to 65535"
+    if parts.username is not None or parts.password is not None:
+        return "it holds a user name or password (user:…@); give the key with `glmchat config set-key` instead"
+    if "[" in parts.netloc and _ip(host) is None:
+        return "the address in brackets is not an IPv6 address"
+    return None
 
 
 def check_transport(host: Host) -> None:
-    """Refuse plain http:// to a remote address unless the host explicitly allows it.
+    """Refuse a base URL that cannot be used safely, and plain http:// to a remote address.
 
-    Loopback is always fine; a self-hosted profile (`local`) may also use the LAN.
+    Loopback is always fine; a self-hosted profile (`local`) may also use the LAN;
+    anything else needs `allow_insecure_http`. A URL with credentials in it is
+    refused (httpx would turn them into a Basic login that replaces the key).
 
     Raises:
-        ConfigError: naming the host and the setting that would allow it.
+        ConfigError: naming the host and what to change; the URL is quoted without credentials.
     """
     from glmchat.errors import ConfigError
 
+    problem = url_problem(host.base_url)
+    if problem is not None:
+        raise ConfigError(
+            f"{host.name}: the base URL {display_url(str(host.base_url))!r} is not usable: {problem}",
+            host=host.name,
+        )
     scheme = urlsplit(host.base_url).scheme.lower()
     if scheme == "https":
         return
-    if scheme != "http":
-        raise ConfigError(f"{host.name}: base URL {host.base_url!r} must start with https:// (or http:// for a local server)", host=host.name)
     if is_local_url(host.base_url) or host.allow_insecure_http:
         return
     if host.local and is_private_url(host.base_url):
         return
     raise ConfigError(
-        f"{host.name}: refusing unencrypted http:// to {urlsplit(host.base_url).hostname}; "
+        f"{host.name}: refusing unencrypted http:// to {_hostname(host.base_url)}; "
         f"use https://, or set allow_insecure_http = true under [hosts.{host.id}] in config.toml",
         host=host.name,
     )

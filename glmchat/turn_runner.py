@@ -19,7 +19,7 @@ from collections.abc import Callable
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Protocol
 
-from glmchat.errors import GlmChatError, StorageError
+from glmchat.errors import ConnectionDropped, GlmChatError, StorageError
 from glmchat.protocol.events import ContentDelta, Event, ReasoningDelta, StreamFailed, ToolCallDelta
 from glmchat.session import Session, Step, ToolResult, Turn, TurnStatus
 
@@ -76,6 +76,7 @@ async def run_turn(
     on_event: Callable[[Event], None] | None = None,
     tools: ToolRunner | None = None,
     save_interval: float = 0.25,
+    retry_hint: str = "send again to retry",
 ) -> Turn:
     """Send `turn` (the last of `session.turns`) to `host` and stream the reply into it.
 
@@ -90,6 +91,8 @@ async def run_turn(
         on_event: Called with every event, synchronously, right after the turn applied it.
         tools: Runs tool calls between steps (None: a step asking for tools ends the turn).
         save_interval: Seconds between progress saves.
+        retry_hint: How to try again, in the words of the caller's front end (the TUI
+            says "Ctrl+R retries"); ends the message of a connection that dropped.
 
     Returns:
         The turn. A failed stream does not raise: the turn is ERROR with a one-line
@@ -125,6 +128,8 @@ async def run_turn(
                 break
             async with aclosing(client.stream(host, request, api_key)) as events:
                 async for event in events:
+                    if type(event) is StreamFailed and isinstance(event.error, ConnectionDropped):
+                        event = StreamFailed(_dropped(host, turn, retry_hint))
                     turn.apply(event)
                     if on_event is not None:
                         on_event(event)
@@ -160,6 +165,15 @@ async def run_turn(
     if saver.error is not None:
         raise saver.error
     return turn
+
+
+def _dropped(host: Host, turn: Turn, retry_hint: str) -> ConnectionDropped:
+    """The drop said in terms of what the turn had received: the client only knew bytes came."""
+    step = turn.step
+    thinking_only = (
+        turn.first_reasoning_at is not None and not step.content and not step.pending_content and not step.tool_calls
+    )
+    return ConnectionDropped.describe(host.name, while_thinking=thinking_only, retry=retry_hint)
 
 
 class _Saver:

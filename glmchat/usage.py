@@ -89,32 +89,70 @@ _WIDE_RUNS = re.compile("[\u2e80-\U0010ffff]+")
 
 
 @dataclass(frozen=True)
-class Count:
-    """A token count and whether the host reported it (else it is an estimate)."""
+class TokenCount:
+    """A token figure and whether it is the host's own count or our estimate."""
 
-    tokens: int
-    reported: bool
+    value: int
+    estimated: bool = False
 
     def __str__(self) -> str:
-        return f"{self.tokens:,}" if self.reported else f"≈{self.tokens:,}"
+        """ "1,234" when the host reported it, "≈1,234" when it is an estimate."""
+        return f"≈{self.value:,}" if self.estimated else f"{self.value:,}"
 
 
-def reasoning_count(turn: Turn) -> Count:
-    """The turn's reasoning tokens: as reported, else estimated from the text."""
-    reported = turn.usage.reasoning_tokens
-    if reported is not None:
-        return Count(reported, True)
-    return Count(estimate_tokens(turn.reasoning), False)
+@dataclass(frozen=True)
+class TokenSplit:
+    """A turn's output tokens: its reasoning and its answer (None: nothing to show)."""
+
+    reasoning: TokenCount | None
+    answer: TokenCount | None
 
 
-def answer_count(turn: Turn) -> Count:
-    """The turn's answer tokens: completion minus reasoning when both are reported, else estimated."""
-    usage = turn.usage
-    if usage.completion_tokens is not None and usage.reasoning_tokens is not None:
-        return Count(max(usage.completion_tokens - usage.reasoning_tokens, 0), True)
-    if usage.completion_tokens is not None and not turn.reasoning:
-        return Count(usage.completion_tokens, True)
-    return Count(estimate_tokens(turn.content), False)
+def token_split(usage: Usage, reasoning_estimate: int, answer_estimate: int) -> TokenSplit:
+    """How many of a turn's tokens were reasoning and how many answer, as far as is known.
+
+    Hosts report differently: Z.ai and OpenRouter give the reasoning tokens inside
+    the completion tokens; vLLM, SGLang, llama.cpp and Ollama give only the
+    completion tokens (reasoning and answer together); a stopped turn has no
+    report at all. So:
+
+    - reasoning reported: both figures are the host's (answer = completion - reasoning);
+    - only completion reported, and the turn reasoned: the host's total is split in
+      the proportion of our estimates of the two texts, and both shares are marked
+      as estimates (the total is still the host's);
+    - only completion reported, no reasoning: it is all answer, exactly;
+    - nothing reported: our estimates of the texts, marked as such.
+
+    A host that reports 0 reasoning tokens for a turn that did reason is not
+    counting them: that 0 is treated as not reported.
+
+    Args:
+        usage: what the host reported for the turn.
+        reasoning_estimate: `estimate_tokens` of the turn's reasoning (0: none).
+        answer_estimate: `estimate_tokens` of the turn's answer.
+    """
+    completion = usage.completion_tokens
+    reasoning = usage.reasoning_tokens
+    reasoned = reasoning_estimate > 0
+    if reasoning is not None and (reasoning > 0 or not reasoned):
+        shown_reasoning = TokenCount(reasoning) if reasoning > 0 else None
+        if completion is not None:
+            return TokenSplit(shown_reasoning, TokenCount(max(completion - reasoning, 0)))
+        return TokenSplit(shown_reasoning, TokenCount(answer_estimate, estimated=True) if answer_estimate else None)
+    if completion is not None:
+        if not reasoned:
+            return TokenSplit(None, TokenCount(completion))
+        share = round(completion * reasoning_estimate / (reasoning_estimate + answer_estimate))
+        return TokenSplit(TokenCount(share, estimated=True), TokenCount(completion - share, estimated=True))
+    return TokenSplit(
+        TokenCount(reasoning_estimate, estimated=True) if reasoned else None,
+        TokenCount(answer_estimate, estimated=True) if answer_estimate else None,
+    )
+
+
+def turn_token_split(turn: Turn) -> TokenSplit:
+    """`token_split` of a settled turn (reads its texts: call it per refresh, not per token)."""
+    return token_split(turn.usage, estimate_tokens(turn.reasoning), estimate_tokens(turn.content))
 
 
 _ESTIMATES: dict[str, tuple[tuple[object, ...], int]] = {}
@@ -223,12 +261,34 @@ def session_cost(session: Session, current: Host | None = None) -> float | None:
     return total if known else None
 
 
-def last_usage_turn(session: Session) -> Turn | None:
-    """The newest turn that reported token counts."""
+def last_settled_turn(session: Session) -> Turn | None:
+    """The newest turn that is not streaming (the one the status line gives figures for)."""
+    from glmchat.session import TurnStatus
+
     for turn in reversed(session.turns):
-        if turn.usage.prompt_tokens is not None or turn.usage.completion_tokens is not None:
+        if turn.status != TurnStatus.STREAMING:
             return turn
     return None
+
+
+def turn_figures(turn: Turn, *, short: bool = False) -> str:
+    """ "12,000 in · 9,000 cached · 500 reasoning · 1,000 answer" for a turn, "≈" where estimated.
+
+    Prompt and cached tokens are shown only when the host reported them (an
+    estimate of the prompt is what the context share is for).
+    """
+    usage = turn.usage
+    split = turn_token_split(turn)
+    fields = []
+    if usage.prompt_tokens is not None:
+        fields.append(f"{usage.prompt_tokens:,} in")
+    if usage.cached_tokens:
+        fields.append(f"{usage.cached_tokens:,} cached")
+    if split.reasoning is not None:
+        fields.append(f"{split.reasoning} {'think' if short else 'reasoning'}")
+    if split.answer is not None:
+        fields.append(f"{split.answer} answer")
+    return " · ".join(fields)
 
 
 def compact_count(value: int) -> str:

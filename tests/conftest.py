@@ -19,6 +19,9 @@ def glmchat_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in KEY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TEXTUAL_ANIMATIONS", "none")
+    from glmchat.sanitize import forget_secrets
+
+    forget_secrets()  # keys another test loaded must not redact this test's text
     return home
 
 
@@ -32,3 +35,56 @@ def glm_server():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def mcp_http_server(tmp_path: Path):
+    """The loopback MCP server (tests/mcp_server.py) over streamable HTTP, in its own process, always stopped."""
+    from tests.mcp_server import http_server
+
+    with http_server(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def mcp_stdio(tmp_path: Path):
+    """How to run the loopback MCP server over stdio: its command line and its call log.
+
+    The process itself is started (and stopped) by whoever runs the command.
+    """
+    from tests.mcp_server import StdioMcpServer
+
+    return StdioMcpServer(call_log=tmp_path / "mcp-stdio-calls.jsonl")
+
+
+# -- tests that need tmux ----------------------------------------------------------------------
+
+TMUX_MISSING: list[str] = []
+"""Tests marked `tmux` that were skipped because tmux is not installed (reported at the end)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked `tmux` when there is no tmux, and remember them for the summary."""
+    import shutil
+
+    if shutil.which("tmux") is not None:
+        return
+    skip = pytest.mark.skip(reason="tmux is not installed: these tests drive glmchat in a real terminal")
+    for item in items:
+        if item.get_closest_marker("tmux") is not None:
+            item.add_marker(skip)
+            TMUX_MISSING.append(item.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # noqa: ARG001
+    """Say loudly that the terminal tests did not run: a green run without them proves less."""
+    if not TMUX_MISSING:
+        return
+    count = len(TMUX_MISSING)
+    terminalreporter.section("tmux missing", sep="!", red=True, bold=True)
+    terminalreporter.write_line(
+        f"{count} end-to-end test{'s' if count != 1 else ''} did NOT run: tmux is not installed "
+        "(Debian/Ubuntu: apt install tmux). Keys, focus, resizing and signals are unchecked in a real terminal.",
+        red=True,
+        bold=True,
+    )

@@ -19,7 +19,22 @@ What it does:
   conversation (protocol.md §5): each request's messages become a prompt
   string, and ``cached_tokens`` is the common prefix with any earlier
   prompt + generation. Nothing is stripped, so a replay that changes one byte
-  of an earlier reasoning loses the cache from there on.
+  of an earlier reasoning loses the cache from there on. Tool calls render as
+  ``<tool_call>`` blocks (arguments from the parsed JSON, as the template does:
+  whitespace between JSON tokens does not reach the model), tool results as
+  ``<|observation|><tool_response>…``, and reasoning after the last user message
+  (the current tool loop) is always kept;
+- plays multi-step tool turns: a scripted Reply with `tool_calls` sends
+  reasoning, content, then the calls the way its host streams them (Z.ai and
+  BigModel whole, or in fragments with ``tool_stream: true``; vLLM, SGLang,
+  OpenRouter and llama.cpp in fragments; Cerebras whole; Ollama whole with
+  object arguments and no id; Runware refuses tools) and ends with
+  ``finish_reason: "tool_calls"``; the next request gets the next Reply;
+- checks replays: it remembers every step it produced and compares each
+  assistant message of a later request with it, byte for byte, in the host's
+  replay field (`check_replay`), followed by one tool result per call. What
+  differs is listed in ``request.replay_problems`` (``server.replay_problems``
+  for all of them).
 
 In tests (the `glm_server` fixture gives a started one)::
 
@@ -35,8 +50,9 @@ Standalone (benchmarks, tmux tests)::
 
 prints ``READY http://127.0.0.1:PORT`` and serves until killed. Control
 endpoints for another process: ``GET /_glm/requests`` (the recorded requests
-as JSON, with chunk send times), ``POST /_glm/enqueue`` (a Reply as a JSON
-object, or a list of them), ``POST /_glm/reset``. All recorded times are
+as JSON, with chunk send times and replay problems), ``GET /_glm/steps`` (the
+produced steps), ``GET /_glm/replay_problems``, ``POST /_glm/enqueue`` (a Reply
+as a JSON object, or a list of them), ``POST /_glm/reset``. All recorded times are
 ``time.monotonic()`` seconds, one clock for every process on the machine.
 
 This file imports nothing from glmchat at module level, so it runs standalone.
@@ -198,7 +214,9 @@ class Reply:
     content: str | Sequence[str] | None = None
     """None: derived from the request's last user message."""
     tool_calls: list[dict[str, Any]] | None = None
-    """Each {"name", "arguments" (JSON string), "id" (optional)}; sent whole, one chunk each."""
+    """Each {"name", "arguments", "id"}: arguments a JSON string (sent byte for byte) or an object
+    (dumped); id optional (one is made in the host's style). Sent after the content, each the way
+    its host streams calls (see `Dialect.tool_call_frames`), and the reply ends with "tool_calls"."""
     chunk_tokens: int | None = None
     """Tokens per chunk (None: the server's default)."""
     pace: float | None = None
@@ -233,6 +251,19 @@ class Reply:
     """None: computed; False: no usage; a dict: sent as is."""
     fragment_bytes: int | None = None
     """Write each chunk in pieces of this many bytes (splits UTF-8 sequences and JSON across reads)."""
+    tool_fragments: bool | None = None
+    """Stream tool-call arguments in pieces (True) or each call whole (False); None: as the host does."""
+    tool_ids_every_fragment: bool = False
+    """Repeat id, type and name on every argument fragment (whether Z.ai's `tool_stream` does is UNCONFIRMED)."""
+    plain_body: bool = False
+    """Answer even a streaming request with one body and status 200: `body` when given (dict/list as
+    JSON, str or bytes as is), else the dialect's non-streaming completion. See `content_type`."""
+    content_type: str | None = None
+    """Content-Type of the response (None: the dialect's own, or application/json for a plain body)."""
+    trickle: float | None = None
+    """Seconds between bytes: the reply is written one byte at a time (a stalled host that keeps reads alive)."""
+    keepalive_only: float | None = None
+    """Send only SSE comments (`: keep-alive`) at this interval, never data, until the server stops."""
 
     # -- factories ----------------------------------------------------------------------------
 
@@ -314,6 +345,11 @@ class RecordedRequest:
     """When the reply was fully written (None: dropped, stalled or still running)."""
     disconnected: bool = False
     """The client went away while the reply was being written."""
+    replay_problems: list[str] = field(default_factory=list)
+    """Where this request replayed an earlier step of this server differently from how it was produced
+    (one line each; see `check_replay`). Empty for an exact replay."""
+    replayed_steps: int = 0
+    """How many assistant messages of this request were steps this server produced (and were checked)."""
 
     def header(self, name: str) -> str | None:
         """A request header, case-insensitive."""
@@ -340,6 +376,8 @@ class RecordedRequest:
             "chunk_tokens": self.chunk_tokens,
             "finished_at": self.finished_at,
             "disconnected": self.disconnected,
+            "replay_problems": self.replay_problems,
+            "replayed_steps": self.replayed_steps,
         }
 
 
@@ -553,6 +591,263 @@ class PromptCache:
             self._entries.clear()
 
 
+# -- replay checking: was each earlier step sent back exactly as it was produced? -----------------
+
+REASONING_FIELDS = ("reasoning_content", "reasoning", "thinking", "reasoning_details")
+
+REPLAY_FIELD = {
+    **{h: "reasoning_content" for h in ZAI_FAMILY},
+    "sglang": "reasoning_content",
+    "llamacpp": "reasoning_content",
+    "vllm": "reasoning",
+    "openrouter": "reasoning_details",
+    "ollama": "thinking",
+    "cerebras": "<think> in content",
+}
+"""Where each host reads earlier reasoning from (protocol.md §0, §8); Runware has no such field."""
+
+
+@dataclass
+class ProducedStep:
+    """One reply this server sent: what a later request must send back, byte for byte."""
+
+    serial: int
+    host_id: str
+    context: tuple[tuple[str, ...], ...]
+    """The skeleton of the messages it answered (see `_skeleton`)."""
+    reasoning: str
+    content: str
+    tool_calls: list[dict[str, str]]
+    """{"id", "name", "arguments"} as sent (arguments: the exact JSON string)."""
+    reasoning_details: list[dict[str, Any]]
+    """OpenRouter: the `reasoning_details` items as streamed."""
+    record: RecordedRequest
+
+    @property
+    def finished(self) -> bool:
+        """The whole reply reached the client (else a replay may hold a prefix of it)."""
+        return self.record.finished_at is not None and not self.record.disconnected
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "serial": self.serial,
+            "host_id": self.host_id,
+            "reasoning": self.reasoning,
+            "content": self.content,
+            "tool_calls": self.tool_calls,
+            "finished": self.finished,
+        }
+
+
+def _skeleton(messages: Sequence[Any]) -> list[tuple[str, ...]]:
+    """Each message reduced to what places a step in its conversation: the role, and the text of
+    system and user messages. Assistant and tool messages count by role only, so one wrong earlier
+    step does not hide the later ones from the check."""
+    out: list[tuple[str, ...]] = []
+    for message in messages:
+        if not isinstance(message, dict):
+            out.append(("?",))
+            continue
+        role = str(message.get("role"))
+        if role in ("system", "user"):
+            out.append((role, _text_of(message.get("content"))))
+        else:
+            out.append((role,))
+    return out
+
+
+def _excerpt(text: str, at: int) -> str:
+    return repr(text[max(0, at - 10) : at + 20])
+
+
+def _differs(label: str, sent: str, got: str) -> str:
+    at = common_prefix_len(sent, got)
+    return (
+        f"{label} differs from what was sent at character {at} "
+        f"(sent {len(sent)} characters, got {len(got)}): sent …{_excerpt(sent, at)}, got …{_excerpt(got, at)}"
+    )
+
+
+def _merged_details(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Streamed `reasoning.text` items merged per index (how some clients keep them)."""
+    merged: dict[Any, dict[str, Any]] = {}
+    for item in items:
+        key = item.get("index")
+        if key in merged and item.get("type") == merged[key].get("type") == "reasoning.text":
+            merged[key] = {**merged[key], "text": (merged[key].get("text") or "") + (item.get("text") or "")}
+        else:
+            merged[key] = dict(item)
+    return list(merged.values())
+
+
+def _replayed_reasoning(host_id: str, message: dict[str, Any], step: ProducedStep) -> tuple[str | None, str, list[str]]:
+    """(reasoning as replayed or None when absent, content without any think block, problems)."""
+    problems: list[str] = []
+    content_value = message.get("content")
+    content = content_value if isinstance(content_value, str) else ""
+    if content_value is not None and not isinstance(content_value, str):
+        problems.append(f"content is a {type(content_value).__name__}, not the string that was sent")
+    field_name = REPLAY_FIELD.get(host_id)
+    for other in REASONING_FIELDS:
+        if other != field_name and message.get(other) not in (None, "", []):
+            problems.append(f"reasoning sent as {other}, which {host_id} does not read (it reads {field_name})")
+    reasoning: str | None = None
+    if host_id == "cerebras":
+        if content.startswith("<think>") and "</think>" in content:
+            expected_head = "<think>" + step.reasoning + "</think>"
+            if content.startswith(expected_head):
+                reasoning, content = step.reasoning, content[len(expected_head) :]
+            else:
+                reasoning, _, content = content[len("<think>") :].partition("</think>")
+    elif field_name == "reasoning_details":
+        details = message.get("reasoning_details")
+        if isinstance(details, list) and details:
+            if details == step.reasoning_details or details == _merged_details(step.reasoning_details):
+                reasoning = step.reasoning
+            else:
+                reasoning = "".join(
+                    d.get("text") or "" for d in details if isinstance(d, dict) and d.get("type") == "reasoning.text"
+                )
+                if reasoning == step.reasoning:
+                    problems.append("reasoning_details carry the right text but not the items as streamed")
+    elif field_name is not None:
+        value = message.get(field_name)
+        if isinstance(value, str):
+            reasoning = value
+        elif value is not None:
+            problems.append(f"{field_name} is a {type(value).__name__}, not a string")
+    return reasoning, content, problems
+
+
+def _check_step(
+    host_id: str, message: dict[str, Any], step: ProducedStep, *, must_keep_reasoning: bool
+) -> list[str]:
+    """Problems with one replayed assistant message against the step it replays ([] when exact)."""
+    reasoning, content, problems = _replayed_reasoning(host_id, message, step)
+    exact = step.finished
+
+    def same(sent: str, got: str) -> bool:
+        return got == sent if exact else sent.startswith(got)
+
+    if reasoning in (None, ""):
+        if step.reasoning and must_keep_reasoning:
+            problems.append(f"reasoning missing (the step had {len(step.reasoning)} characters of it; "
+                            f"expected in {REPLAY_FIELD.get(host_id)})")
+    elif not step.reasoning:
+        problems.append("reasoning sent, but the step produced none")
+    elif not same(step.reasoning, reasoning):
+        problems.append(_differs("reasoning", step.reasoning, reasoning))
+    if not same(step.content, content):
+        problems.append(_differs("content", step.content, content))
+
+    calls = message.get("tool_calls")
+    calls = calls if isinstance(calls, list) else [] if calls is None else None
+    if calls is None:
+        problems.append("tool_calls is not a list")
+        return problems
+    if exact and len(calls) != len(step.tool_calls):
+        problems.append(f"{len(calls)} tool call(s) replayed, {len(step.tool_calls)} produced")
+    for j, (call, sent) in enumerate(zip(calls, step.tool_calls)):
+        where = f"tool_calls[{j}]"
+        if not isinstance(call, dict):
+            problems.append(f"{where} is not an object")
+            continue
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        if function.get("name") != sent["name"]:
+            problems.append(f"{where} names {function.get('name')!r}, produced {sent['name']!r}")
+        arguments = function.get("arguments")
+        if host_id == "ollama":
+            try:
+                wanted: Any = json.loads(sent["arguments"])
+            except ValueError:
+                wanted = sent["arguments"]
+            if arguments != wanted:
+                problems.append(f"{where} arguments {arguments!r} are not the object produced ({wanted!r})")
+            continue
+        if call.get("id") != sent["id"]:
+            problems.append(f"{where} id {call.get('id')!r} is not the id produced ({sent['id']!r})")
+        if call.get("type", "function") != "function":
+            problems.append(f"{where} type {call.get('type')!r} is not 'function'")
+        if not isinstance(arguments, str):
+            problems.append(f"{where} arguments are a {type(arguments).__name__}, not the JSON string produced")
+        elif arguments != sent["arguments"]:
+            problems.append(_differs(f"{where} arguments", sent["arguments"], arguments))
+    return problems
+
+
+def _check_results(host_id: str, messages: Sequence[Any], after: int, step: ProducedStep) -> tuple[list[str], int]:
+    """Problems with the tool results that must follow a step's calls, and how many messages they take."""
+    problems: list[str] = []
+    n = 0
+    while after + 1 + n < len(messages):
+        message = messages[after + 1 + n]
+        if not (isinstance(message, dict) and message.get("role") == "tool"):
+            break
+        n += 1
+    wanted = len(step.tool_calls) if step.finished else n
+    if n != wanted:
+        problems.append(f"{n} tool result(s) follow the step, {wanted} expected (one per call, in call order)")
+    for j, (message, call) in enumerate(zip(messages[after + 1 : after + 1 + n], step.tool_calls)):
+        where = f"tool result {j + 1}"
+        if host_id == "ollama":
+            if message.get("tool_name") != call["name"]:
+                problems.append(f"{where} has tool_name {message.get('tool_name')!r}, expected {call['name']!r}")
+        elif message.get("tool_call_id") != call["id"]:
+            problems.append(f"{where} has tool_call_id {message.get('tool_call_id')!r}, expected {call['id']!r}")
+        if not isinstance(message.get("content"), str):
+            problems.append(f"{where} content is not a string")
+    return problems, n
+
+
+def check_replay(host_id: str, body: Any, steps: Sequence[ProducedStep], preserve: bool) -> tuple[list[str], int]:
+    """Compare every assistant message of a request with the step this server produced at that point.
+
+    A step is found by its place in the conversation (the skeleton of the messages before it); when
+    several steps fit (a retry, a regenerated answer), the replay may match any of them. Reasoning may
+    be left out only where the host would drop it anyway: before the last user message, when the
+    request does not preserve thinking (OpenRouter and Ollama have no switch: there the client keeps
+    thinking by sending it, so only the current tool loop must have it). Returns (problems, assistant
+    messages checked).
+    """
+    if host_id == "runware" or not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        return [], 0
+    messages = body["messages"]
+    skeleton = _skeleton(messages)
+    by_context: dict[tuple[tuple[str, ...], ...], list[ProducedStep]] = {}
+    for step in steps:
+        by_context.setdefault(step.context, []).append(step)
+    last_user = max((i for i, entry in enumerate(skeleton) if entry[0] == "user"), default=-1)
+    problems: list[str] = []
+    checked = 0
+    answered_until = -1  # tool messages up to here belong to a step already checked
+    for i, message in enumerate(messages):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role == "tool":
+            if i > answered_until:
+                problems.append(f"message {i} (tool): no step with tool calls comes right before it")
+            continue
+        if role != "assistant":
+            continue
+        candidates = by_context.get(tuple(skeleton[:i]), [])
+        if not candidates:
+            problems.append(f"message {i} (assistant): this server produced no reply at this point of the conversation")
+            continue
+        checked += 1
+        must_keep = i > last_user or (preserve and host_id not in ("openrouter", "ollama"))
+        results = []
+        for step in candidates:
+            found = _check_step(host_id, message, step, must_keep_reasoning=must_keep)
+            follow, n = _check_results(host_id, messages, i, step)
+            results.append((found + follow, n, step))
+        best = next((r for r in results if not r[0]), None)
+        if best is None:
+            ids = {c.get("id") for c in message.get("tool_calls") or [] if isinstance(c, dict)}
+            best = next((r for r in reversed(results) if ids & {c["id"] for c in r[2].tool_calls}), results[-1])
+            problems.extend(f"message {i} (assistant, step #{best[2].serial}): {p}" for p in best[0])
+        answered_until = i + best[1]
+    return problems, checked
+
+
 # -- dialects: turning a reply into wire chunks ----------------------------------------------------
 
 
@@ -564,6 +859,31 @@ def _encode(text: str) -> bytes:
     # A lone surrogate can only sit inside a JSON string here, and backslashreplace
     # writes it as "\udXXX", which is exactly its JSON escape.
     return text.encode("utf-8", "backslashreplace")
+
+
+def _arguments_object(arguments: str) -> Any:
+    try:
+        return json.loads(arguments or "{}")
+    except ValueError:
+        return {}
+
+
+def reasoning_details_items(pieces: Iterable[str]) -> list[dict[str, Any]]:
+    """OpenRouter's `reasoning_details` for reasoning sent in these pieces (one item per chunk)."""
+    return [{"type": "reasoning.text", "text": piece, "format": "unknown", "index": 0} for piece in pieces]
+
+
+TOOL_ID_STYLE = {
+    # How each host names tool calls. Z.ai's and Cerebras' are observed (protocol.md §7.1, §2);
+    # vLLM's follows its source; the others use Z.ai's shape, which clients must not depend on anyway.
+    "cerebras": lambda: uuid.uuid4().hex[:9],
+    "vllm": lambda: "chatcmpl-tool-" + uuid.uuid4().hex,
+}
+
+
+def new_tool_call_id(host_id: str) -> str:
+    make = TOOL_ID_STYLE.get(host_id)
+    return make() if make else "call_" + uuid.uuid4().hex[:24]
 
 
 @dataclass
@@ -580,6 +900,9 @@ class Plan:
     cached_tokens: int
     include_usage: bool
     usage_override: dict[str, Any] | bool | None
+    tool_stream: bool = False
+    """Stream tool-call arguments in fragments (else each call whole in one chunk)."""
+    tool_ids_every_fragment: bool = False
 
     def usage_numbers(self) -> dict[str, int]:
         completion = len(self.reasoning) + len(self.content) + 8 * len(self.tool_calls)
@@ -626,14 +949,39 @@ class Dialect:
     def content_chunk(self, text: str) -> bytes:
         return self.frame(self.envelope(f'{{"index":0,"delta":{{"role":"assistant","content":{_dumps(text)}}}}}'))
 
+    def delta_frame(self, delta: dict[str, Any]) -> bytes:
+        """A chunk carrying one delta (tool calls), in this dialect's envelope."""
+        return self.frame(self.envelope(f'{{"index":0,"delta":{_dumps({"role": "assistant", **delta})}}}'))
+
     def tool_call_chunk(self, index: int, call: dict[str, Any]) -> bytes:
+        """One call whole: id, index, type, name and the complete arguments string (Z.ai, Cerebras)."""
         tc = {
-            "id": call.get("id") or f"call_{uuid.uuid4().hex[:24]}",
+            "id": call["id"],
             "index": index,
             "type": "function",
-            "function": {"name": call.get("name", ""), "arguments": call.get("arguments", "{}")},
+            "function": {"name": call["name"], "arguments": call["arguments"]},
         }
-        return self.frame(self.envelope(f'{{"index":0,"delta":{{"role":"assistant","tool_calls":[{_dumps(tc)}]}}}}'))
+        return self.delta_frame({"tool_calls": [tc]})
+
+    def tool_call_frames(self, index: int, call: dict[str, Any], chunk_tokens: int) -> list[tuple[bytes, int]]:
+        """The chunks for one call, with the tokens each carries.
+
+        Whole, or (`plan.tool_stream`) the OpenAI way: a first fragment with id, type and name and
+        empty arguments, then the arguments in pieces that concatenate, per index, to the exact string.
+        """
+        if not self.plan.tool_stream:
+            return [(self.tool_call_chunk(index, call), 8)]
+        head = {"index": index, "id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": ""}}
+        frames = [(self.delta_frame({"tool_calls": [head]}), 1)]
+        pieces = split_tokens(call["arguments"])
+        for i in range(0, len(pieces), chunk_tokens):
+            group = pieces[i : i + chunk_tokens]
+            fragment: dict[str, Any] = {"index": index, "function": {"arguments": "".join(group)}}
+            if self.plan.tool_ids_every_fragment:
+                fragment = {"index": index, "id": call["id"], "type": "function",
+                            "function": {"name": call["name"], "arguments": "".join(group)}}
+            frames.append((self.delta_frame({"tool_calls": [fragment]}), len(group)))
+        return frames
 
     def usage(self) -> dict[str, Any] | None:
         if self.plan.usage_override is False or not self.plan.include_usage:
@@ -673,12 +1021,7 @@ class Dialect:
             message[self.reasoning_field] = "".join(self.plan.reasoning)
         if self.plan.tool_calls:
             message["tool_calls"] = [
-                {
-                    "id": c.get("id") or f"call_{i}",
-                    "index": i,
-                    "type": "function",
-                    "function": {"name": c.get("name", ""), "arguments": c.get("arguments", "{}")},
-                }
+                {"id": c["id"], "index": i, "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
                 for i, c in enumerate(self.plan.tool_calls)
             ]
         body: dict[str, Any] = {
@@ -786,6 +1129,18 @@ class OpenRouterDialect(Dialect):
             self.envelope(f'{{"index":0,"delta":{delta},"finish_reason":null,"native_finish_reason":null,"logprobs":null}}')
         )
 
+    def delta_frame(self, delta: dict[str, Any]) -> bytes:
+        payload = _dumps({"role": "assistant", "content": "", **delta})
+        return self.frame(
+            self.envelope(f'{{"index":0,"delta":{payload},"finish_reason":null,"native_finish_reason":null,"logprobs":null}}')
+        )
+
+    def non_stream_body(self) -> dict[str, Any]:
+        body = super().non_stream_body()
+        if self.plan.reasoning:
+            body["choices"][0]["message"]["reasoning_details"] = reasoning_details_items(["".join(self.plan.reasoning)])
+        return body
+
     def usage(self) -> dict[str, Any] | None:
         usage = super().usage()
         if usage is not None and self.plan.usage_override is None:
@@ -851,6 +1206,9 @@ class VllmDialect(Dialect):
             self.envelope(f'{{"index":0,"delta":{{"content":{_dumps(text)}}},"logprobs":null,"finish_reason":null}}')
         )
 
+    def delta_frame(self, delta: dict[str, Any]) -> bytes:
+        return self.frame(self.envelope(f'{{"index":0,"delta":{_dumps(delta)},"logprobs":null,"finish_reason":null}}'))
+
     def final_chunks(self) -> list[bytes]:
         out = [
             self.frame(
@@ -895,6 +1253,9 @@ class LlamaCppDialect(Dialect):
     def content_chunk(self, text: str) -> bytes:
         return self.frame(self.envelope(f'{{"finish_reason":null,"index":0,"delta":{{"content":{_dumps(text)}}}}}'))
 
+    def delta_frame(self, delta: dict[str, Any]) -> bytes:
+        return self.frame(self.envelope(f'{{"finish_reason":null,"index":0,"delta":{_dumps(delta)}}}'))
+
     def final_chunks(self) -> list[bytes]:
         usage = self.usage()
         n = self.plan.usage_numbers()
@@ -930,11 +1291,8 @@ class OllamaDialect(Dialect):
         return self.line(f"{self.head}{_dumps(text)}}},\"done\":false}}")
 
     def tool_call_chunk(self, index: int, call: dict[str, Any]) -> bytes:
-        try:
-            args = json.loads(call.get("arguments") or "{}")
-        except ValueError:
-            args = {}
-        tc = {"function": {"index": index, "name": call.get("name", ""), "arguments": args}}
+        # Ollama sends each call whole, arguments as an object, and no id.
+        tc = {"function": {"index": index, "name": call["name"], "arguments": _arguments_object(call["arguments"])}}
         return self.line(f'{self.head}"","tool_calls":[{_dumps(tc)}]}},"done":false}}')
 
     def final_chunks(self) -> list[bytes]:
@@ -965,13 +1323,18 @@ class OllamaDialect(Dialect):
         message: dict[str, Any] = {"role": "assistant", "content": "".join(self.plan.content)}
         if self.plan.reasoning:
             message["thinking"] = "".join(self.plan.reasoning)
+        if self.plan.tool_calls:
+            message["tool_calls"] = [
+                {"function": {"index": i, "name": c["name"], "arguments": _arguments_object(c["arguments"])}}
+                for i, c in enumerate(self.plan.tool_calls)
+            ]
         n = self.plan.usage_numbers()
         return {
             "model": self.plan.model,
             "created_at": self.created_at,
             "message": message,
             "done": True,
-            "done_reason": self.plan.finish_reason,
+            "done_reason": "stop" if self.plan.finish_reason in ("stop", "tool_calls") else self.plan.finish_reason,
             "prompt_eval_count": n["prompt_tokens"] - n["cached_tokens"],
             "eval_count": n["completion_tokens"],
         }
@@ -991,8 +1354,8 @@ class RunwareDialect(Dialect):
     def content_chunk(self, text: str) -> bytes:
         return self.frame(f'{self.head},"delta":{{"text":{_dumps(text)}}}}}')
 
-    def tool_call_chunk(self, index: int, call: dict[str, Any]) -> bytes:
-        return b""  # the task API has no tool calls
+    def tool_call_frames(self, index: int, call: dict[str, Any], chunk_tokens: int) -> list[tuple[bytes, int]]:
+        return []  # the task API has no tool calls (a request with tools is refused before this)
 
     def usage(self) -> dict[str, Any] | None:
         if self.plan.usage_override is False or not self.plan.include_usage:
@@ -1060,6 +1423,7 @@ class _Dropped(Exception):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _HTTPServer
+    _reply: Reply | None = None
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
         pass  # quiet: tests and benchmarks read the records instead
@@ -1092,7 +1456,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    def _send_json(
+        self, status: int, body: Any, headers: dict[str, str] | None = None, content_type: str | None = None
+    ) -> None:
         if isinstance(body, bytes):
             data = body
         elif isinstance(body, str):
@@ -1100,7 +1466,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             data = _dumps(body).encode("utf-8", "backslashreplace")
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type or "application/json")
         self.send_header("Content-Length", str(len(data)))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
@@ -1113,6 +1479,10 @@ class _Handler(BaseHTTPRequestHandler):
             with glm._lock:
                 records = list(glm.requests)
             self._send_json(200, [r.to_dict() for r in records])
+        elif self.path == "/_glm/steps":
+            self._send_json(200, [step.to_dict() for step in glm.produced_steps()])
+        elif self.path == "/_glm/replay_problems":
+            self._send_json(200, glm.replay_problems)
         elif self.path == "/_glm/health":
             self._send_json(200, {"ok": True})
         else:
@@ -1165,9 +1535,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, record: RecordedRequest, host_id: str, body: Any) -> None:
         glm = self.server.glm
         reply = glm._next_reply()
+        self._reply = reply
         record.reply = reply
         record.thinking = request_thinking(host_id, body)
         record.preserve = request_preserve(host_id, body)
+        record.replay_problems, record.replayed_steps = check_replay(host_id, body, glm.produced_steps(), record.preserve)
         prompt = render_prompt(host_id, body)
         record.prompt = prompt
         record.prompt_tokens = -(-len(prompt) // CHARS_PER_TOKEN)
@@ -1189,6 +1561,13 @@ class _Handler(BaseHTTPRequestHandler):
         task_uuid = str(_runware_task(body).get("taskUUID") or "") if host_id == "runware" else ""
         dialect = RunwareDialect(plan, task_uuid) if host_id == "runware" else DIALECTS[host_id](plan)
 
+        if host_id == "runware" and reply.status == 200 and _runware_tools(body):
+            # The task API has no tools; refuse the way it refuses any parameter it does not know.
+            record.status = 400
+            self._send_json(400, runware_unsupported("tools", task_uuid))
+            record.finished_at = time.monotonic()
+            return
+
         if reply.status != 200:
             record.status = reply.status
             error_body = reply.body if reply.body is not None else dialect.error_body(reply.status)
@@ -1200,14 +1579,17 @@ class _Handler(BaseHTTPRequestHandler):
         generation = self._generation(plan, record.thinking)
         record.generation = generation
         glm.cache.add(host_id, prompt + generation)
+        streamed = _wants_stream(host_id, body)
+        glm._add_step(host_id, body, plan, record, chunk_tokens=max(1, reply.chunk_tokens or glm.chunk_tokens) if streamed else None)
 
-        if not _wants_stream(host_id, body):
-            self._send_json(200, dialect.non_stream_body(), reply.headers)
+        if reply.plain_body or not streamed:
+            plain = reply.body if reply.body is not None else dialect.non_stream_body()
+            self._send_json(200, plain, reply.headers, content_type=reply.content_type)
             record.finished_at = time.monotonic()
             return
 
         self.send_response(200)
-        self.send_header("Content-Type", dialect.content_type)
+        self.send_header("Content-Type", reply.content_type or dialect.content_type)
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         for key, value in reply.headers.items():
@@ -1239,8 +1621,14 @@ class _Handler(BaseHTTPRequestHandler):
             reasoning_src = ""  # the server-wide default text only applies to thinking requests
         if content_src is None:
             content_src = default_content(user_text)
-        tool_calls = list(reply.tool_calls or [])
+        tool_calls = [_resolve_tool_call(host_id, call) for call in reply.tool_calls or []]
         finish = reply.finish_reason or ("tool_calls" if tool_calls else "stop")
+        if reply.tool_fragments is not None:
+            tool_stream = reply.tool_fragments
+        elif host_id in ZAI_FAMILY:
+            tool_stream = isinstance(body, dict) and body.get("tool_stream") is True and _wants_stream(host_id, body)
+        else:
+            tool_stream = host_id in ("openrouter", "vllm", "sglang", "llamacpp")  # Cerebras, Ollama: whole calls
         include_usage = True
         if host_id in ("vllm", "sglang") and isinstance(body, dict):
             include_usage = bool(_get(body, "stream_options", "include_usage"))
@@ -1257,11 +1645,15 @@ class _Handler(BaseHTTPRequestHandler):
             cached_tokens=record.cached_tokens,
             include_usage=include_usage,
             usage_override=reply.usage,
+            tool_stream=tool_stream,
+            tool_ids_every_fragment=reply.tool_ids_every_fragment,
         )
 
     @staticmethod
     def _generation(plan: Plan, thinking: bool | None) -> str:
         text = "".join(plan.content) + _render_tool_calls(plan.tool_calls)
+        if plan.tool_calls:
+            text += "<|observation|>"  # the model ends a tool-call step with this token
         if thinking:
             return "".join(plan.reasoning) + "</think>" + text
         return text
@@ -1307,10 +1699,15 @@ class _Handler(BaseHTTPRequestHandler):
                     piece = seq[i : i + chunk_tokens]
                     yield make("".join(piece)), len(piece)
             for index, call in enumerate(plan.tool_calls):
-                frame = dialect.tool_call_chunk(index, call)
-                if frame:
-                    yield frame, 8
+                yield from dialect.tool_call_frames(index, call, chunk_tokens)
 
+        if reply.keepalive_only is not None:
+            # Comments only: the connection looks alive byte-wise, yet nothing is ever said.
+            while not glm._stop.is_set():
+                self._write_chunked(b": keep-alive\n\n", None)
+                if glm._stop.wait(reply.keepalive_only):
+                    break
+            raise _Dropped
         for frame in dialect.preamble():
             put(frame)
         flush()
@@ -1357,6 +1754,13 @@ class _Handler(BaseHTTPRequestHandler):
         record.finished_at = time.monotonic()
 
     def _write_chunked(self, data: bytes, fragment: int | None) -> None:
+        trickle = self._reply.trickle if self._reply is not None else None
+        if trickle:
+            for i in range(len(data)):
+                self.connection.sendall(b"1\r\n%s\r\n" % data[i : i + 1])
+                if self.server.glm._stop.wait(trickle):
+                    raise _Dropped
+            return
         if fragment:
             for i in range(0, len(data), fragment):
                 piece = data[i : i + fragment]
@@ -1370,6 +1774,34 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
         raise _Dropped
+
+
+def _resolve_tool_call(host_id: str, call: dict[str, Any]) -> dict[str, str]:
+    """A scripted call with everything the wire needs: an id in the host's style, arguments as a string."""
+    arguments = call.get("arguments", "{}")
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments, ensure_ascii=False)
+    return {"id": str(call.get("id") or new_tool_call_id(host_id)), "name": str(call.get("name", "")), "arguments": arguments}
+
+
+def _runware_tools(body: Any) -> bool:
+    task = _runware_task(body)
+    return bool(task.get("tools") or (isinstance(body, dict) and body.get("tools")))
+
+
+def runware_unsupported(parameter: str, task_uuid: str) -> dict[str, Any]:
+    """Runware's error body for a parameter the task does not take (the exact code is UNCONFIRMED)."""
+    return {
+        "errors": [
+            {
+                "code": "unsupportedParameter",
+                "message": f"Unsupported parameter '{parameter}' for taskType 'textInference'.",
+                "parameter": parameter,
+                "taskType": "textInference",
+                "taskUUID": task_uuid,
+            }
+        ]
+    }
 
 
 def _wants_stream(host_id: str, body: Any) -> bool:
@@ -1441,6 +1873,8 @@ class GlmServer:
         self.cache = PromptCache()
         self.requests: list[RecordedRequest] = []
         """Every request received, in arrival order."""
+        self.steps: list[ProducedStep] = []
+        """Every reply produced (reasoning, content, tool calls), in order: what replays are checked against."""
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
@@ -1522,6 +1956,7 @@ class GlmServer:
         with self._lock:
             self._queue.clear()
             self.requests.clear()
+            self.steps.clear()
         self.cache.clear()
 
     @property
@@ -1533,6 +1968,15 @@ class GlmServer:
         """Requests to a host endpoint (not the control endpoints), oldest first."""
         with self._lock:
             return [r for r in self.requests if r.host_id is not None]
+
+    def produced_steps(self) -> list[ProducedStep]:
+        with self._lock:
+            return list(self.steps)
+
+    @property
+    def replay_problems(self) -> list[str]:
+        """Every replay problem of every request so far, each prefixed with its request's number."""
+        return [f"request {i}: {p}" for i, r in enumerate(self.chat_requests()) for p in r.replay_problems]
 
     def wait_for(self, predicate: Any, timeout: float = 5.0) -> bool:
         """Wait until predicate(server) is true; False on timeout."""
@@ -1550,6 +1994,29 @@ class GlmServer:
         with self._lock:
             self.requests.append(record)
             self._arrived.notify_all()
+
+    def _add_step(self, host_id: str, body: Any, plan: Plan, record: RecordedRequest, chunk_tokens: int | None) -> None:
+        messages = body.get("messages") if isinstance(body, dict) else None
+        reasoning = "".join(plan.reasoning)
+        details: list[dict[str, Any]] = []
+        if host_id == "openrouter" and plan.reasoning:
+            size = chunk_tokens or len(plan.reasoning)
+            details = reasoning_details_items(
+                "".join(plan.reasoning[i : i + size]) for i in range(0, len(plan.reasoning), size)
+            )
+        with self._lock:
+            self.steps.append(
+                ProducedStep(
+                    serial=len(self.steps),
+                    host_id=host_id,
+                    context=tuple(_skeleton(messages if isinstance(messages, list) else [])),
+                    reasoning=reasoning,
+                    content="".join(plan.content),
+                    tool_calls=[dict(c) for c in plan.tool_calls],
+                    reasoning_details=details,
+                    record=record,
+                )
+            )
 
     def _next_reply(self) -> Reply:
         with self._lock:

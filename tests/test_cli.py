@@ -349,7 +349,7 @@ def test_escape_sequences_are_inert_on_a_terminal(glm_server, glmchat_home: Path
 def make_sessions(home: Path) -> None:
     """Two sessions written in-process (`ask` itself is tested above; this keeps the tests quick)."""
     from glmchat.protocol.events import ContentDelta, ReasoningDelta
-    from glmchat.session import SessionTree, Session
+    from glmchat.session import Session, SessionTree
     from glmchat.store import Store
 
     with Store.open(home) as store:
@@ -414,7 +414,7 @@ def test_sessions_export_md_and_json_and_import_round_trip(glmchat_home: Path, t
     bad = tmp_path / "bad.json"
     bad.write_text('{"not": "ours"}')
     proc = run("sessions", "import", str(bad), home=other_home)
-    assert proc.returncode == 1 and "bad.json" in proc.stderr and proc.stderr.count("\n") == 1
+    assert proc.returncode == 2 and "bad.json" in proc.stderr and proc.stderr.count("\n") == 1  # bad input: usage error
 
 
 def test_sessions_delete_and_search(glmchat_home: Path) -> None:

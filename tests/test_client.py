@@ -189,7 +189,7 @@ async def test_retry_after_beyond_the_cap_fails_with_when_to_retry(glm_server: G
     assert len(events) == 1
     error = events[0].error
     assert isinstance(error, RateLimitError) and error.retry_after == 3600
-    assert error.message.startswith("Z.ai: rate limited") and "wait 60 min: try again after " in error.message
+    assert error.message.startswith("Z.ai: rate limited") and "the host asks to wait 60 min: try later" in error.message
     assert "\n" not in error.message and len(glm_server.chat_requests()) == 1
 
 

@@ -16,10 +16,15 @@ from glmchat.errors import GlmChatError
 from glmchat.export import SessionImportError, from_json, safe_filename, to_json, to_markdown
 from glmchat.protocol.events import ContentDelta, Finish, ReasoningDelta, StreamFailed, ToolCallDelta, UsageUpdate
 from glmchat.errors import ServerError
-from glmchat.session import SessionTree, Step, Session, ToolCall, Turn, TurnStatus
+from glmchat.session import Session, SessionTree, Step, ToolCall, Turn, TurnStatus
 from glmchat.usage import Usage
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+CODE_HTML = ("<pre><code", "<code>", "</code>")
+"""The HTML the export writes for code (escaped inside)."""
+OURS = ("<details>\n<summary>Thinking (", "</details>", *CODE_HTML)
 
 
 def parser() -> MarkdownIt:
@@ -115,11 +120,11 @@ def test_tool_calls_and_system_prompt_are_shown() -> None:
     assert "You are terse." in md
 
 
-def test_fence_outlasts_backticks() -> None:
+def test_literal_text_is_an_escaped_pre_block_whatever_backticks_it_holds() -> None:
     session = Session(title="t")
-    turn_with(session, "look: ````` and ``` end", "", "")
+    turn_with(session, "look: ````` and ``` end <b>", "", "")
     md = to_markdown(session)
-    assert "``````text\nlook: ````` and ``` end\n``````" in md
+    assert '<pre><code class="language-text">look: ````` and ``` end &lt;b&gt;</code></pre>' in md
 
 
 def test_control_characters_are_inert() -> None:
@@ -161,7 +166,7 @@ def test_unsafe_links_are_not_clickable(text: str) -> None:
     turn_with(session, "q", text, text)
     shape = structure(to_markdown(session))
     assert shape["links"] == []
-    assert all(h.startswith(("<details>\n<summary>Thinking (", "</details>")) for h in shape["html"])
+    assert all(h.startswith(OURS) for h in shape["html"])
 
 
 def test_safe_links_stay_clickable() -> None:
@@ -169,7 +174,7 @@ def test_safe_links_stay_clickable() -> None:
     turn_with(session, "q", "", "See [docs](https://docs.z.ai/guides) and `code <T>` and [mail](mailto:a@b.c).")
     md = to_markdown(session)
     assert structure(md)["links"] == ["https://docs.z.ai/guides", "mailto:a@b.c"]
-    assert "`code <T>`" in md  # inline code left as written
+    assert "<code>code &lt;T&gt;</code>" in md  # inline code with a "<": escaped, reads the same
 
 
 @pytest.mark.parametrize(
@@ -196,7 +201,7 @@ def test_hostile_text_cannot_break_the_document(text: str) -> None:
     assert shape["h2"] == ["Turn 1", "Turn 2"]
     opens = [h for h in shape["html"] if h.startswith("<details>")]
     assert len(opens) == 2 and all(h.startswith("<details>\n<summary>Thinking (") for h in opens)
-    assert [h for h in shape["html"] if not h.startswith("<details>")] == ["</details>\n", "</details>\n"]
+    assert [h for h in shape["html"] if not h.startswith(("<details>", *CODE_HTML))] == ["</details>\n", "</details>\n"]
 
 
 def test_link_definition_in_one_turn_cannot_serve_another() -> None:
@@ -206,8 +211,8 @@ def test_link_definition_in_one_turn_cannot_serve_another() -> None:
     assert structure(to_markdown(session))["links"] == []
 
 
-def test_whole_document_check_catches_what_the_text_check_missed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """If the per-text check had a gap, the check of the whole document still falls back to literal blocks."""
+def test_turn_check_catches_what_the_text_check_missed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the per-text check had a gap, the check of the whole turn still falls back to literal blocks."""
     monkeypatch.setattr(export, "_renders_safely", lambda markdown: True)
     session = Session(title="t")
     hostile = "a ` b\n` <details> `\n\n[x](\njavascript:alert(1))"  # beyond the line-by-line sanitizer
@@ -216,8 +221,9 @@ def test_whole_document_check_catches_what_the_text_check_missed(monkeypatch: py
     md = to_markdown(session)
     shape = structure(md)
     assert shape["h2"] == ["Turn 1", "Turn 2"] and shape["links"] == []
-    assert all(h.startswith(("<details>\n<summary>Thinking (", "</details>")) for h in shape["html"])
-    assert "```\nfine\n```" in md  # every model text went literal, the harmless one too
+    assert all(h.startswith(OURS) for h in shape["html"])
+    assert "<pre><code>a ` b\n` &lt;details&gt; `" in md  # that turn's model texts went literal
+    assert md.endswith("**Assistant:**\n\nfine\n")  # the next turn is checked on its own
 
 
 # Text built from the pieces that break Markdown documents.
@@ -239,7 +245,9 @@ def test_document_structure_survives_any_text(user: str, reasoning: str, content
     assert shape["h1"] == 1 and shape["top"][0] == "heading_open"
     opens = [h for h in shape["html"] if h.startswith("<details>")]
     assert len(opens) == 1 + bool(reasoning)
-    assert shape["html"].count("</details>\n") == len(opens) and len(shape["html"]) == 2 * len(opens)
+    folds = [h for h in shape["html"] if not h.startswith(CODE_HTML)]
+    assert shape["html"].count("</details>\n") == len(opens) and len(folds) == 2 * len(opens)
+    assert all(h.startswith(OURS) for h in shape["html"])
     assert all(link.startswith(("https://", "http://", "mailto:", "#")) for link in shape["links"])
     assert "\x1b" not in md
     assert md.rstrip().endswith("answer")  # the last turn's answer is still plain text at the end
@@ -297,7 +305,9 @@ text = st.lists(
     max_size=8,
 ).map("".join)
 number = st.floats(allow_nan=False, allow_infinity=False)
-when = st.floats(0, 32_503_680_000)
+# Numbers an export may hold: times from 1970 to 9999, sampling settings and counts in their ranges.
+when = st.floats(0, 253_402_300_799)
+unit = st.floats(0, 1)
 opt_int = st.none() | st.integers(0, 10**9)
 
 
@@ -305,14 +315,15 @@ opt_int = st.none() | st.integers(0, 10**9)
 def turns(draw: st.DrawFn) -> Turn:
     return Turn(user_text=draw(text), thinking=draw(st.booleans()), host=draw(text), model=draw(text), id=draw(st.uuids()).hex, status=draw(st.sampled_from(tuple(TurnStatus))), finish_reason=draw(st.none() | text), error=draw(st.none() | text), error_kind=draw(st.none() | text), created_at=draw(when), first_reasoning_at=draw(st.none() | when), first_content_at=draw(st.none() | when), finished_at=draw(st.none() | when), include_in_context=draw(st.none() | st.booleans()), steps=[Step(reasoning=draw(text), content=draw(text), tool_calls=[ToolCall(index=i, id=draw(st.none() | text), name=draw(text), arguments=draw(text))
                     for i in range(draw(st.integers(0, 2)))], reasoning_details=draw(st.none() | st.lists(st.dictionaries(text, text | st.integers() | st.none(),
-                                                                    max_size=2), max_size=2)), usage=Usage(draw(opt_int), draw(opt_int), draw(opt_int), draw(opt_int), draw(st.none() | number)))])
+                                                                    max_size=2), max_size=2)), usage=Usage(draw(opt_int), draw(opt_int), draw(opt_int), draw(opt_int), draw(st.none() | unit)))])
 
 
 @st.composite
 def sessions(draw: st.DrawFn) -> Session:
     return Session(
         title=draw(text), host=draw(text), model=draw(text), system_prompt=draw(text),
-        temperature=draw(st.none() | number), top_p=draw(st.none() | number), max_tokens=draw(opt_int),
+        temperature=draw(st.none() | st.floats(0, 2)), top_p=draw(st.none() | unit),
+        max_tokens=draw(st.none() | st.integers(1, 10**7)),
         preserve_thinking=draw(st.booleans()), thinking_next=draw(st.booleans()), id=draw(st.uuids()).hex,
         created_at=draw(when), updated_at=draw(when), turns=draw(st.lists(turns(), max_size=3)),
     )
@@ -530,3 +541,40 @@ def test_safe_filename_property(title: str, ext: str) -> None:
     assert not re.search(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]", name)
     assert name.split(".")[0].upper() not in ("CON", "PRN", "AUX", "NUL", "COM1", "LPT1")
     assert len(name.encode("utf-8")) <= 130
+
+
+# -- long sessions: written a page of turns at a time ---------------------------------------------
+
+
+def test_iter_markdown_pages_turns_in_and_matches_to_markdown() -> None:
+    session = sample_session()
+    calls = []
+
+    def turns():
+        calls.append(1)
+        return iter(session.turns)
+
+    pieces = list(export.iter_markdown(session, turns))
+    assert len(calls) == 2  # totals, then the turns
+    assert "".join(pieces) == to_markdown(session)
+    assert len(pieces) >= len(session.turns) + 2 and sum("## Turn" in p for p in pieces) == len(session.turns)
+
+
+def test_cli_markdown_export_streams_from_the_store(glmchat_home, tmp_path) -> None:
+    from glmchat.store import Store
+    from tests.test_cli import run
+
+    session = Session(title="long")
+    for n in range(450):  # more than two pages of the store's iter_turns
+        turn_with(session, f"q{n}", f"r{n}", f"answer {n}")
+    with Store.open(glmchat_home) as store:
+        store.save_session(session)
+        assert [t.id for t in store.iter_turns(session.id, batch=200)] == [t.id for t in session.turns]
+    target = tmp_path / "long.md"
+    proc = run("sessions", "export", "1", "-o", str(target), home=glmchat_home)
+    assert proc.returncode == 0, proc.stderr
+    text = target.read_text()
+    assert text.count("## Turn ") == 450 and "answer 449" in text and "- **Turns:** 450" in text
+    assert not list(tmp_path.glob(".long.md.*"))  # the temp file was renamed, not left behind
+    piped = run("sessions", "export", "1", home=glmchat_home)
+    assert piped.stdout == text

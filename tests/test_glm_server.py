@@ -507,3 +507,411 @@ def test_standalone_server_prints_ready_serves_corpus_and_control_endpoints() ->
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+# -- tool-call steps -----------------------------------------------------------------------------------------
+
+TOOL_HOSTS = CHAT_HOSTS + ("ollama",)
+CALLS = [
+    {"name": "weather", "arguments": '{"city": "Zürich", "days": 2, "units": "°C 🌡"}'},
+    {"name": "read_note", "arguments": '{"name":"todo"}'},
+]
+STEP_REASONING = " Need two tools:\n weather and the note. \t"
+STEP_CONTENT = "Let me check both."
+
+
+def parse_step(host_id: str, raw: bytes) -> dict:
+    """What a careful client keeps of one streamed reply: reasoning, content, calls (fragments joined), extras."""
+    if host_id == "ollama":
+        lines = [json.loads(line) for line in raw.decode().splitlines()]
+        calls = [tc for x in lines for tc in x["message"].get("tool_calls") or []]
+        return {
+            "reasoning": "".join(x["message"].get("thinking", "") for x in lines),
+            "content": "".join(x["message"]["content"] for x in lines),
+            "calls": [{"name": c["function"]["name"], "arguments": c["function"]["arguments"]} for c in calls],
+            "chunks": lines,
+            "finish": lines[-1]["done_reason"],
+        }
+    chunks = [c for c in sse_data(raw) if isinstance(c, dict) and c.get("choices")]
+    calls: dict[int, dict] = {}
+    fragments: dict[int, list[dict]] = {}
+    details: list[dict] = []
+    for chunk in chunks:
+        delta = chunk["choices"][0].get("delta") or {}
+        details.extend(delta.get("reasoning_details") or [])
+        for tc in delta.get("tool_calls") or []:
+            fragments.setdefault(tc["index"], []).append(tc)
+            call = calls.setdefault(tc["index"], {"id": None, "name": None, "arguments": ""})
+            call["id"] = tc.get("id") or call["id"]
+            call["name"] = (tc.get("function") or {}).get("name") or call["name"]
+            call["arguments"] += (tc.get("function") or {}).get("arguments") or ""
+    field = REASONING_FIELD[host_id]
+    return {
+        "reasoning": collect(chunks, field),
+        "content": collect(chunks, "content"),
+        "calls": [calls[i] for i in sorted(calls)],
+        "fragments": fragments,
+        "details": details,
+        "finish": [c["choices"][0].get("finish_reason") for c in chunks if c["choices"][0].get("finish_reason")][-1],
+        "chunks": chunks,
+    }
+
+
+def replay(host_id: str, step: dict) -> dict:
+    """The assistant message that replays a step exactly, in the host's field."""
+    message: dict = {"role": "assistant", "content": step["content"]}
+    if host_id in ("zai", "zai-coding", "bigmodel", "sglang", "llamacpp"):
+        message["reasoning_content"] = step["reasoning"]
+    elif host_id == "vllm":
+        message["reasoning"] = step["reasoning"]
+    elif host_id == "cerebras":
+        message["content"] = "<think>" + step["reasoning"] + "</think>" + step["content"]
+    elif host_id == "openrouter":
+        message["reasoning_details"] = step["details"]
+    elif host_id == "ollama":
+        message["thinking"] = step["reasoning"]
+    if host_id == "ollama":
+        message["tool_calls"] = [{"function": {"name": c["name"], "arguments": c["arguments"]}} for c in step["calls"]]
+    elif step["calls"]:
+        message["tool_calls"] = [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in step["calls"]
+        ]
+    return message
+
+
+def results(host_id: str, step: dict, texts: list[str]) -> list[dict]:
+    if host_id == "ollama":
+        return [{"role": "tool", "content": t, "tool_name": c["name"]} for c, t in zip(step["calls"], texts)]
+    return [{"role": "tool", "tool_call_id": c["id"], "content": t} for c, t in zip(step["calls"], texts)]
+
+
+KEEP = {
+    "zai": {"thinking": {"type": "enabled", "clear_thinking": False}},
+    "cerebras": {"clear_thinking": False},
+    "vllm": {"chat_template_kwargs": {"clear_thinking": False}},
+}
+
+
+def keep(host_id: str) -> dict:
+    if host_id in ZAI_HOSTS:
+        return KEEP["zai"]
+    if host_id in ("vllm", "sglang", "llamacpp"):
+        return KEEP["vllm"]
+    return KEEP.get(host_id, {})
+
+
+ZAI_HOSTS = ("zai", "zai-coding", "bigmodel")
+
+
+def request(host_id: str, messages: list[dict], **extra) -> dict:
+    body = {"model": "glm-4.7", "stream": True, "messages": messages, **keep(host_id), **extra}
+    if host_id == "ollama":
+        body.pop("stream")
+    return body
+
+
+def run_tool_turn(server: GlmServer, host_id: str, steps: list[Reply], **extra) -> tuple[list[dict], list[dict]]:
+    """Play one turn of len(steps) steps, replaying each exactly; returns (steps as parsed, final messages)."""
+    server.enqueue(*steps)
+    messages = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Weather and my todo?"}]
+    parsed = []
+    for n, _ in enumerate(steps):
+        step = parse_step(host_id, post(server, host_id, request(host_id, messages, **extra)).content)
+        parsed.append(step)
+        messages.append(replay(host_id, step))
+        messages += results(host_id, step, [f"result {n}.{i} — ✓" for i in range(len(step["calls"]))])
+    return parsed, messages
+
+
+@pytest.mark.parametrize("host_id", TOOL_HOSTS)
+def test_a_tool_step_streams_reasoning_content_then_parallel_calls_the_host_way(glm_server: GlmServer, host_id: str) -> None:
+    glm_server.enqueue(Reply(reasoning=STEP_REASONING, content=STEP_CONTENT, tool_calls=CALLS, chunk_tokens=2))
+    step = parse_step(host_id, post(glm_server, host_id, request(host_id, [{"role": "user", "content": "q"}])).content)
+    assert step["reasoning"] == STEP_REASONING and step["content"] == STEP_CONTENT
+    assert [c["name"] for c in step["calls"]] == ["weather", "read_note"]
+    if host_id == "ollama":
+        # Whole calls, arguments as objects, no ids; the stream still ends with "stop".
+        assert [c["arguments"] for c in step["calls"]] == [json.loads(c["arguments"]) for c in CALLS]
+        assert all("id" not in tc for x in step["chunks"] for tc in x["message"].get("tool_calls") or [])
+        assert step["finish"] == "stop"
+        return
+    assert step["finish"] == "tool_calls"
+    assert [c["arguments"] for c in step["calls"]] == [c["arguments"] for c in CALLS]  # byte for byte
+    ids = [c["id"] for c in step["calls"]]
+    assert len(set(ids)) == 2 and all(ids)
+    # Order: every reasoning chunk before any content chunk, content before the calls.
+    kinds = []
+    for chunk in step["chunks"]:
+        delta = chunk["choices"][0].get("delta") or {}
+        kinds += [k for k in ("reasoning", "content", "tool_calls") if delta.get(REASONING_FIELD[host_id] if k == "reasoning" else k)]
+    assert kinds == sorted(kinds, key=["reasoning", "content", "tool_calls"].index)
+    fragments = step["fragments"]
+    if host_id in ZAI_HOSTS or host_id == "cerebras":
+        # One chunk per call, complete (protocol.md §7.1; Cerebras does not stream tool calls).
+        assert [len(fragments[i]) for i in (0, 1)] == [1, 1]
+        assert set(fragments[0][0]) == {"id", "index", "type", "function"}
+        if host_id == "cerebras":
+            assert all(len(i) == 9 and int(i, 16) >= 0 for i in ids)
+    else:
+        for index, pieces in fragments.items():
+            assert len(pieces) > 2  # arguments in pieces
+            assert pieces[0]["id"] == ids[index] and pieces[0]["function"]["name"] == CALLS[index]["name"]
+            assert all("id" not in p and "name" not in p["function"] for p in pieces[1:])
+
+
+def test_zai_streams_arguments_in_fragments_only_with_tool_stream(glm_server: GlmServer) -> None:
+    glm_server.enqueue(Reply(reasoning="r", content="", tool_calls=CALLS, chunk_tokens=1))
+    step = parse_step("zai", post(glm_server, "zai", request("zai", [{"role": "user", "content": "q"}], tool_stream=True)).content)
+    assert [c["arguments"] for c in step["calls"]] == [c["arguments"] for c in CALLS]
+    assert all(len(pieces) > 3 for pieces in step["fragments"].values())
+    assert all("id" not in p for pieces in step["fragments"].values() for p in pieces[1:])
+    # The UNCONFIRMED variant: id, type and name on every fragment (a parser must not append names).
+    glm_server.enqueue(Reply(reasoning="r", content="", tool_calls=CALLS[:1], tool_ids_every_fragment=True))
+    step = parse_step("zai", post(glm_server, "zai", request("zai", [{"role": "user", "content": "q"}], tool_stream=True)).content)
+    pieces = step["fragments"][0]
+    assert len(pieces) > 3 and len({p["id"] for p in pieces}) == 1 and all(p["function"]["name"] == "weather" for p in pieces)
+    assert step["calls"][0]["arguments"] == CALLS[0]["arguments"]
+
+
+def test_scripted_ids_object_arguments_and_forced_fragments(glm_server: GlmServer) -> None:
+    glm_server.enqueue(Reply(content="", tool_calls=[{"id": "call_fixed", "name": "f", "arguments": {"a": [1, "é"]}}], tool_fragments=True))
+    step = parse_step("zai", post(glm_server, "zai", chat_body()).content)
+    assert step["calls"] == [{"id": "call_fixed", "name": "f", "arguments": '{"a": [1, "é"]}'}]
+    assert len(step["fragments"][0]) > 1
+
+
+def test_non_streaming_tool_steps(glm_server: GlmServer) -> None:
+    glm_server.enqueue(Reply(reasoning="R", content="C", tool_calls=CALLS))
+    message = post(glm_server, "zai", chat_body(stream=False)).json()["choices"][0]["message"]
+    assert message["reasoning_content"] == "R"
+    assert [(c["index"], c["function"]["arguments"]) for c in message["tool_calls"]] == [(0, CALLS[0]["arguments"]), (1, CALLS[1]["arguments"])]
+    glm_server.enqueue(Reply(reasoning="R", content="", tool_calls=CALLS))
+    body = post(glm_server, "ollama", {"messages": [{"role": "user", "content": "q"}], "stream": False}).json()
+    assert body["message"]["tool_calls"][1]["function"]["arguments"] == {"name": "todo"}
+    assert body["done_reason"] == "stop"
+    glm_server.enqueue(Reply(reasoning="R", content="C"))
+    routed = post(glm_server, "openrouter", chat_body(stream=False)).json()["choices"][0]["message"]
+    assert routed["reasoning_details"] == [{"type": "reasoning.text", "text": "R", "format": "unknown", "index": 0}]
+
+
+def test_runware_refuses_tools_as_a_host_would(glm_server: GlmServer) -> None:
+    task = {"taskType": "textInference", "taskUUID": "5b1e2c3d-0000-4000-8000-000000000001", "model": "zai-glm-4-7",
+            "deliveryMethod": "stream", "messages": [{"role": "user", "content": "q"}],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}
+    response = post(glm_server, "runware", [task])
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["parameter"] == "tools" and error["taskUUID"] == task["taskUUID"] and error["message"]
+    del task["tools"]
+    assert post(glm_server, "runware", [task]).status_code == 200
+
+
+# -- replay checking ------------------------------------------------------------------------------------------
+
+
+def three_steps() -> list[Reply]:
+    return [
+        Reply(reasoning=STEP_REASONING, content="", tool_calls=CALLS, chunk_tokens=3),
+        Reply(reasoning="Zürich is cold; the note says water plants.\n", content="One more.",
+              tool_calls=[{"name": "echo", "arguments": '{"text":"  spaced  \\n"}'}], chunk_tokens=3),
+        Reply(reasoning="Done thinking.", content="Cold in Zürich; water the plants."),
+    ]
+
+
+@pytest.mark.parametrize("host_id", TOOL_HOSTS)
+def test_an_exact_replay_of_a_three_step_turn_has_no_problems(glm_server: GlmServer, host_id: str) -> None:
+    parsed, messages = run_tool_turn(glm_server, host_id, three_steps())
+    post(glm_server, host_id, request(host_id, messages + [{"role": "user", "content": "Thanks!"}]))
+    records = glm_server.chat_requests()
+    assert [r.replayed_steps for r in records] == [0, 1, 2, 3]
+    assert glm_server.replay_problems == []
+    # The server remembers each step as the client received it.
+    assert [s.reasoning for s in glm_server.steps[:3]] == [p["reasoning"] for p in parsed]
+    assert [[c["name"] for c in s.tool_calls] for s in glm_server.steps[:3]] == [["weather", "read_note"], ["echo"], []]
+    if host_id != "ollama":
+        assert [[c["id"] for c in s.tool_calls] for s in glm_server.steps[:3]] == [[c["id"] for c in p["calls"]] for p in parsed]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda m: m[2].update(reasoning_content=m[2]["reasoning_content"][:5] + "X" + m[2]["reasoning_content"][6:]),
+         "message 2 (assistant, step #0): reasoning differs from what was sent at character 5"),
+        (lambda m: m[2]["tool_calls"][0]["function"].update(arguments='{"city":"Zürich","days":2,"units":"°C 🌡"}'),
+         "tool_calls[0] arguments differs from what was sent at character 8"),
+        (lambda m: m[2]["tool_calls"][0]["function"].update(arguments=json.loads(m[2]["tool_calls"][0]["function"]["arguments"])),
+         "tool_calls[0] arguments are a dict, not the JSON string produced"),
+        (lambda m: m[2]["tool_calls"][1].update(id="call_other"), "tool_calls[1] id 'call_other' is not the id produced"),
+        (lambda m: m[2]["tool_calls"].reverse(), "tool_calls[0] names 'read_note', produced 'weather'"),
+        (lambda m: m[3].update(tool_call_id="call_x"), "tool result 1 has tool_call_id 'call_x'"),
+        (lambda m: m.pop(4), "1 tool result(s) follow the step, 2 expected"),
+        (lambda m: m[5].update(content="One more!"), "message 5 (assistant, step #1): content differs"),
+        (lambda m: m[5].pop("reasoning_content"), "message 5 (assistant, step #1): reasoning missing"),
+        (lambda m: m[5].update(reasoning=m[5].pop("reasoning_content")), "reasoning sent as reasoning, which zai does not read"),
+        (lambda m: m.insert(2, {"role": "tool", "tool_call_id": "x", "content": "stray"}), "message 2 (tool): no step with tool calls"),
+    ],
+)
+def test_replay_problems_name_what_differs(glm_server: GlmServer, change, expected: str) -> None:
+    _, messages = run_tool_turn(glm_server, "zai", three_steps()[:2])
+    change(messages)
+    post(glm_server, "zai", request("zai", messages))
+    problems = glm_server.last.replay_problems
+    assert any(expected in p for p in problems), problems
+    assert all("\n" not in p for p in problems)
+
+
+def test_vllm_reasoning_in_reasoning_content_is_a_problem(glm_server: GlmServer) -> None:
+    _, messages = run_tool_turn(glm_server, "vllm", three_steps()[:1])
+    messages[2]["reasoning_content"] = messages[2].pop("reasoning")
+    post(glm_server, "vllm", request("vllm", messages))
+    assert any("reasoning sent as reasoning_content, which vllm does not read" in p for p in glm_server.last.replay_problems)
+    assert any("reasoning missing" in p for p in glm_server.last.replay_problems)  # inside the tool loop it must be there
+
+
+def test_earlier_turns_may_drop_reasoning_only_where_the_host_drops_it(glm_server: GlmServer) -> None:
+    _, messages = run_tool_turn(glm_server, "zai", three_steps())
+    glm_server.enqueue(Reply(reasoning="r", content="c"))
+    messages.append({"role": "user", "content": "next"})
+    for message in messages:
+        message.pop("reasoning_content", None)
+    post(glm_server, "zai", request("zai", messages, thinking={"type": "enabled", "clear_thinking": True}))
+    assert glm_server.last.replay_problems == [] and glm_server.last.replayed_steps == 3
+    post(glm_server, "zai", request("zai", messages))  # preserving: every step's reasoning must come back
+    assert sum("reasoning missing" in p for p in glm_server.last.replay_problems) == 3
+
+
+def test_openrouter_details_as_streamed_or_merged_per_index(glm_server: GlmServer) -> None:
+    parsed, messages = run_tool_turn(glm_server, "openrouter", three_steps()[:1])
+    assert len(parsed[0]["details"]) > 1
+    post(glm_server, "openrouter", request("openrouter", messages))
+    assert glm_server.last.replay_problems == []
+    merged = [{**parsed[0]["details"][0], "text": parsed[0]["reasoning"]}]
+    messages[2]["reasoning_details"] = merged
+    post(glm_server, "openrouter", request("openrouter", messages))
+    assert glm_server.last.replay_problems == []
+    messages[2]["reasoning_details"] = [{"type": "reasoning.text", "text": parsed[0]["reasoning"][:-1]}]
+    post(glm_server, "openrouter", request("openrouter", messages))
+    assert any("reasoning differs" in p for p in glm_server.last.replay_problems)
+
+
+def test_a_regenerated_step_may_be_replayed_as_either_version(glm_server: GlmServer) -> None:
+    first = [{"role": "user", "content": "pick"}]
+    glm_server.enqueue(Reply(reasoning="A", content="one"), Reply(reasoning="B", content="two"))
+    post(glm_server, "zai", request("zai", first))
+    post(glm_server, "zai", request("zai", first))  # regenerate
+    for reasoning, content in (("A", "one"), ("B", "two")):
+        post(glm_server, "zai", request("zai", [*first, {"role": "assistant", "content": content, "reasoning_content": reasoning},
+                                                {"role": "user", "content": "more"}]))
+        assert glm_server.last.replay_problems == [] and glm_server.last.replayed_steps == 1
+    post(glm_server, "zai", request("zai", [*first, {"role": "assistant", "content": "one", "reasoning_content": "B"},
+                                            {"role": "user", "content": "more"}]))
+    assert glm_server.last.replay_problems  # mixing the two versions is not a replay of either
+
+
+def test_a_cut_off_step_may_be_replayed_as_what_arrived(glm_server: GlmServer) -> None:
+    glm_server.enqueue(Reply(reasoning="", content="a b c d e f", drop_after=3))
+    with pytest.raises(httpx.RemoteProtocolError):
+        post(glm_server, "zai", chat_body("q"))
+    history = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a b c"}, {"role": "user", "content": "go on"}]
+    post(glm_server, "zai", request("zai", history))
+    assert glm_server.last.replay_problems == [] and glm_server.last.replayed_steps == 1
+    history[1]["content"] = "a b X"
+    post(glm_server, "zai", request("zai", history))
+    assert any("content differs" in p for p in glm_server.last.replay_problems)
+
+
+def test_a_made_up_assistant_message_is_reported(glm_server: GlmServer) -> None:
+    post(glm_server, "zai", request("zai", [{"role": "user", "content": "q"}, {"role": "assistant", "content": "never said"},
+                                            {"role": "user", "content": "?"}]))
+    assert glm_server.last.replay_problems == [
+        "message 1 (assistant): this server produced no reply at this point of the conversation"
+    ]
+
+
+# -- the cache across tool steps ---------------------------------------------------------------------------------
+
+
+def test_a_tool_loop_renders_like_the_template() -> None:
+    messages = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "", "reasoning_content": "R1",
+         "tool_calls": [{"id": "a", "function": {"name": "f", "arguments": '{"x": 1, "s": "v"}'}},
+                        {"id": "b", "function": {"name": "g", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "a", "content": "one"},
+        {"role": "tool", "tool_call_id": "b", "content": "two"},
+    ]
+    # Reasoning inside the current tool loop is kept even when earlier turns' is cleared.
+    assert render_prompt("zai", {"messages": messages}) == (
+        "[gMASK]<sop><|user|>q<|assistant|><think>R1</think><tool_call>f<arg_key>x</arg_key><arg_value>1</arg_value>"
+        "<arg_key>s</arg_key><arg_value>v</arg_value></tool_call><tool_call>g</tool_call>"
+        "<|observation|><tool_response>one</tool_response><tool_response>two</tool_response><|assistant|><think>"
+    )
+
+
+@pytest.mark.parametrize("host_id", ["zai", "sglang", "ollama", "cerebras", "openrouter"])
+def test_an_exact_tool_turn_replay_is_cached_to_the_end(glm_server: GlmServer, host_id: str) -> None:
+    _, messages = run_tool_turn(glm_server, host_id, three_steps())
+    records = glm_server.chat_requests()
+    for before, after in zip(records, records[1:]):
+        # Each step's request reuses all of the previous request and what it generated.
+        assert after.cached_tokens >= (len(before.prompt) + len(before.generation)) // 4 - 1
+    assert glm_server.replay_problems == []
+
+
+@pytest.mark.parametrize("where", ["reasoning", "arguments"])
+def test_one_changed_byte_in_an_earlier_step_breaks_the_cache_from_there(glm_server: GlmServer, where: str) -> None:
+    _, messages = run_tool_turn(glm_server, "zai", three_steps())
+    final = request("zai", messages + [{"role": "user", "content": "ok"}])
+    post(glm_server, "zai", final)
+    exact = glm_server.last.cached_tokens
+    step_two = render_prompt("zai", request("zai", messages[:5])).rindex("<|assistant|>")  # where step 2 starts
+    changed = json.loads(json.dumps(final))
+    if where == "reasoning":
+        text = changed["messages"][5]["reasoning_content"]
+        changed["messages"][5]["reasoning_content"] = text[:3] + "x" + text[4:]
+    else:
+        call = changed["messages"][5]["tool_calls"][0]["function"]
+        call["arguments"] = call["arguments"].replace("spaced", "spacex")
+    glm_server.cache.clear()
+    post(glm_server, "zai", final)  # the exact request once more, into a fresh cache
+    post(glm_server, "zai", changed)
+    broken = glm_server.last.cached_tokens
+    assert step_two // 4 <= broken < exact
+    assert glm_server.last.replay_problems
+
+
+def test_control_endpoints_report_steps_and_replay_problems(glm_server: GlmServer) -> None:
+    _, messages = run_tool_turn(glm_server, "zai", three_steps()[:2])
+    messages[2]["reasoning_content"] += " "
+    post(glm_server, "zai", request("zai", messages))
+    records = httpx.get(f"{glm_server.url}/_glm/requests").json()
+    assert [r["replayed_steps"] for r in records] == [0, 1, 2]
+    assert records[-1]["replay_problems"] and records[1]["replay_problems"] == []
+    steps = httpx.get(f"{glm_server.url}/_glm/steps").json()
+    assert [s["reasoning"] for s in steps][:2] == [STEP_REASONING, "Zürich is cold; the note says water plants.\n"]
+    assert [c["name"] for c in steps[0]["tool_calls"]] == ["weather", "read_note"] and steps[0]["finished"]
+    assert httpx.get(f"{glm_server.url}/_glm/replay_problems").json() == glm_server.replay_problems
+    httpx.post(f"{glm_server.url}/_glm/reset")
+    assert glm_server.steps == [] and httpx.get(f"{glm_server.url}/_glm/steps").json() == []
+
+
+def test_ollama_replays_need_object_arguments_and_tool_names(glm_server: GlmServer) -> None:
+    _, messages = run_tool_turn(glm_server, "ollama", three_steps()[:1])
+    post(glm_server, "ollama", request("ollama", messages))
+    assert glm_server.last.replay_problems == []
+    messages[2]["tool_calls"][0]["function"]["arguments"] = CALLS[0]["arguments"]  # the string, not the object
+    messages[4]["tool_name"] = "weather"
+    post(glm_server, "ollama", request("ollama", messages))
+    problems = glm_server.last.replay_problems
+    assert any("tool_calls[0] arguments" in p and "not the object produced" in p for p in problems), problems
+    assert any("tool result 2 has tool_name 'weather', expected 'read_note'" in p for p in problems), problems
+
+
+def test_tool_steps_can_be_scripted_over_the_control_endpoint(glm_server: GlmServer) -> None:
+    reply = Reply(reasoning="R", content="", tool_calls=[{"id": "call_remote", "name": "f", "arguments": '{"a":1}'}],
+                  tool_fragments=True)
+    assert httpx.post(f"{glm_server.url}/_glm/enqueue", json=[reply.to_dict()]).json() == {"queued": 1}
+    step = parse_step("zai", post(glm_server, "zai", chat_body()).content)
+    assert step["calls"] == [{"id": "call_remote", "name": "f", "arguments": '{"a":1}'}]
+    assert len(step["fragments"][0]) > 1 and step["finish"] == "tool_calls"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from glmchat.session import Step, Session, Turn
+from glmchat.session import Session, Step, Turn
 from glmchat.usage import request_estimate as estimate_request_tokens, estimate_tokens
 
 

@@ -124,7 +124,7 @@ async def test_delete_asks_then_opens_the_next_session(glm_server):
 
 
 async def test_search_result_opens_its_session_at_its_turn(glm_server):
-    from glmchat.ui.screens.search import SearchScreen
+    from glmchat.ui.screens.search import SearchScreen, SearchTarget
 
     store = open_store()
     turns = [stored_turn(n, user=f"Question {n}") for n in range(1, 31)]
@@ -138,7 +138,7 @@ async def test_search_result_opens_its_session_at_its_turn(glm_server):
         assert isinstance(app.screen, SearchScreen)
         hits = store.search("zebra")
         assert hits and hits[0].turn_id == turns[2].id
-        app.screen.dismiss((hits[0].session_id, hits[0].turn_id))
+        app.screen.dismiss(SearchTarget.from_hit(hits[0]))
         await pilot.pause()
         chat = app.chat
         assert chat.session.id == target.id
@@ -267,8 +267,9 @@ async def test_every_action_is_in_the_command_palette(glm_server):
 async def test_sidebar_hides_and_the_choice_is_remembered(glm_server):
     app = make_app(glm_server)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        assert app.chat.sidebar_slot.display and app.chat.sidebar.region.width > 0
+        # The list is mounted right after the first frame: wait for it to be laid out.
+        await wait_for(pilot, lambda: bool(app.chat.query("#sidebar")) and app.chat.sidebar.region.width > 0)
+        assert app.chat.sidebar_slot.display
         await pilot.press("ctrl+b")
         assert not app.chat.sidebar_slot.display
         assert app.chat.sidebar.region.width == 0

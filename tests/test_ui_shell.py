@@ -657,7 +657,7 @@ async def test_search_screen_finds_turns_and_opens_one(tmp_path: Path) -> None:
             await pilot.pause()
     finally:
         store.close()
-    assert app.results == [(ids["bread_session"], ids["bread"])]
+    assert [(r.session_id, r.turn_id) for r in app.results] == [(ids["bread_session"], ids["bread"])]
 
 
 async def test_search_screen_typing_searches_again_and_reports_no_match(tmp_path: Path) -> None:
@@ -691,7 +691,7 @@ async def test_search_screen_typing_searches_again_and_reports_no_match(tmp_path
             await pilot.pause()
     finally:
         store.close()
-    assert app.results == [(ids["rust_session"], ids["rust"])]
+    assert [(r.session_id, r.turn_id) for r in app.results] == [(ids["rust_session"], ids["rust"])]
 
 
 def test_hit_prompt_marks_matches_and_keeps_offsets_with_control_characters() -> None:

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from glmchat.client import GlmClient
 from glmchat.config import AppOptions, Config, paths
-from glmchat.session import Step, Session, Turn, TurnStatus
+from glmchat.session import Session, Step, Turn, TurnStatus
 from glmchat.usage import Usage
 from glmchat.store import Store
 from glmchat.ui.app import GlmChatApp

@@ -188,9 +188,9 @@ def _decode_body(body: bytes) -> tuple[Any, str]:
 
 def clean(text: str, *, redact: Iterable[str] = (), limit: int = DETAIL_LIMIT) -> str:
     """Server text made safe to show on one line: no control characters, no key-like strings, capped."""
-    for secret in redact:
-        if secret:
-            text = text.replace(secret, "[redacted]")
+    from glmchat.sanitize import redact as redact_secrets
+
+    text = redact_secrets(text, [secret for secret in redact if secret])
     text = " ".join(text.split())
     text = _SECRETISH.sub("[redacted]", text)
     text = inert(text)
@@ -209,26 +209,53 @@ def _key_fix(host: Host) -> str:
     return f"if this server needs a key, run `glmchat config set-key {host.id}`"
 
 
+MAX_RETRY_AFTER = 10 * 365 * 86400.0
+"""Longest wait a Retry-After is read as (ten years): anything longer is the same "try much later"."""
+
+
 def format_seconds(value: float) -> str:
-    """A wait as a person reads it: "12 s", "3 min", "1.5 h"."""
+    """A wait as a person reads it: "12 s", "3 min", "5.5 h", "3 days"."""
+    if not math.isfinite(value) or value >= MAX_RETRY_AFTER:
+        return "more than 10 years"
     if value < 90:
         return f"{max(1, math.ceil(value))} s"
     if value < 5400:
         return f"{math.ceil(value / 60)} min"
-    return f"{value / 3600:.1f} h"
+    if value < 2 * 86400:
+        return f"{value / 3600:.1f} h"
+    days = math.ceil(value / 86400)
+    return f"{days:,} days"
+
+
+def sane_wait(value: float) -> float | None:
+    """A wait in seconds made sane: finite, at least 0, at most MAX_RETRY_AFTER (None for NaN)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if math.isnan(value):
+        return None
+    return min(max(0.0, value), MAX_RETRY_AFTER)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` value: delta-seconds or an HTTP date (None if neither)."""
+    """Seconds to wait from a `Retry-After` value: delta-seconds or an HTTP date (None if neither).
+
+    Whatever the host sends, the result is a finite number from 0 to MAX_RETRY_AFTER
+    (`1e20`, `1e400`, a 30-digit number or a date in the year 9999 all read as the cap),
+    so no caller can overflow a clock with it.
+    """
     if not value:
         return None
     value = value.strip()
+    if len(value) > 64:
+        return None  # neither a number of seconds nor an HTTP date is this long
     try:
         seconds = float(value)
     except ValueError:
         pass
     else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
+        return sane_wait(seconds)
     from email.utils import parsedate_to_datetime  # only for the rare HTTP-date form
 
     try:
@@ -242,7 +269,10 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
         when = when.replace(tzinfo=timezone.utc)
     current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
+    try:
+        return sane_wait(when.timestamp() - current)
+    except (OverflowError, ValueError, OSError):
+        return MAX_RETRY_AFTER
 
 
 def _retry_after(headers: Mapping[str, str], message: str, now: float | None) -> float | None:
@@ -254,11 +284,11 @@ def _retry_after(headers: Mapping[str, str], message: str, now: float | None) ->
     # per-minute token window is a sensible wait (the daily one is a quota).
     if "token" in message.lower():
         try:
-            seconds = float(lowered.get("x-ratelimit-reset-tokens-minute", ""))
+            seconds = float(lowered.get("x-ratelimit-reset-tokens-minute", "")[:64])
         except ValueError:
             return None
-        if math.isfinite(seconds) and seconds >= 0:
-            return seconds
+        if seconds >= 0:
+            return sane_wait(seconds)
     return None
 
 
@@ -490,6 +520,19 @@ def ended_early(host: Host) -> StreamError:
         _line(host, "the stream ended before the answer was complete", "what arrived is kept; retry for the full answer"),
         host=host.name,
         code="ended_early",
+    )
+
+
+def web_page(host: Host) -> StreamError:
+    """A 2xx answer that is an HTML page: the base URL does not point at the API."""
+    return StreamError(
+        _line(
+            host,
+            "the base URL answered with a web page, not the API",
+            "check the base URL (and any proxy or captive portal); it should end where the API's paths begin",
+        ),
+        host=host.name,
+        code="web_page",
     )
 
 

@@ -8,6 +8,8 @@ broken, makes `feed` or `close` raise.
 from __future__ import annotations
 
 import json
+import re
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from glmchat.errors import GlmChatError
@@ -138,6 +140,44 @@ class SSEParser(BaseParser):
 
     def _parse_body(self, raw: bytes, out: list[Event]) -> None:
         raise NotImplementedError
+
+
+class BodyKind(StrEnum):
+    """What a 2xx response body turned out to be."""
+
+    STREAM = "stream"
+    """What the dialect streams (SSE events, NDJSON lines), or the JSON body a non-streaming request asked for."""
+    JSON = "json"
+    """One JSON document where a stream was asked for (a whole completion, or an error object)."""
+    HTML = "html"
+    """A web page: the base URL reached a website, a login portal or a proxy, not the API."""
+
+
+_HTML_START = re.compile(rb"\s*(?:<!doctype\s+html|<html|<head|<body|<\?xml|<title|<h1|<center|<!--)", re.IGNORECASE)
+
+
+def sniff_body(content_type: str, head: bytes, dialect: str, *, stream: bool) -> BodyKind:
+    """Decide from the Content-Type and the first bytes how to read a 2xx body.
+
+    Args:
+        content_type: The response's Content-Type header ("" when absent).
+        head: The first bytes of the body (at least the first non-blank one, when there is one).
+        dialect: The host's dialect (a `hosts.Dialect`).
+        stream: Whether the request asked for a stream.
+    """
+    ctype = content_type.split(";", 1)[0].strip().lower()
+    start = head.lstrip()[:1]
+    if start == b"<" and ctype in ("", "text/plain", "application/octet-stream"):
+        ctype = "text/html" if _HTML_START.match(head[:512]) else ctype
+    if ctype in ("text/html", "application/xhtml+xml") or _HTML_START.match(head[:512]):
+        return BodyKind.HTML
+    if not stream or dialect == "ollama":
+        return BodyKind.STREAM  # NDJSON lines are JSON objects: Ollama's parser reads either
+    # The first byte decides over the header: an SSE stream never starts with "{" or "["
+    # (proxies mislabel both ways), and "data:" under a JSON Content-Type is still a stream.
+    if start in (b"{", b"["):
+        return BodyKind.JSON
+    return BodyKind.STREAM
 
 
 def loads(text: str) -> Any:

@@ -20,21 +20,23 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Callable, TypeVar
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from glmchat.errors import SessionNotFound, StorageError, TurnNotFound
 from glmchat.session import Branch, Session, SessionTree, Turn
 from glmchat.store import files, rows, schema
 from glmchat.store import search as _search
 from glmchat.store import sessions as _sessions
+from glmchat.store import database
 from glmchat.store.database import Database, Owner, connect
 from glmchat.store.schema import schema_version
-from glmchat.store.search import SearchHit
+from glmchat.store.search import SearchCancel, SearchCancelledError, SearchHit
 from glmchat.store.sessions import SessionSummary
 from glmchat.store.streaming import StreamingWriter
 
-__all__ = ["DB_NAME", "SearchHit", "SessionNotFound", "SessionSummary", "Store", "StorageError", "TurnNotFound",
-           "schema_version"]
+__all__ = ["DB_NAME", "SearchCancel", "SearchCancelledError", "SearchHit", "SessionNotFound", "SessionSummary",
+           "Store", "StorageError", "TurnNotFound", "schema_version"]
 
 DB_NAME = "glmchat.db"
 
@@ -273,6 +275,22 @@ class Store:
         """The path's turns before `turn_id` (the last `limit` of them), oldest first, with their branches."""
         return self._read("load turns", lambda c: _sessions.load_before(c, session_id, turn_id, limit))
 
+    def iter_turns(self, session_id: str, batch: int = 200) -> Iterator[Turn]:
+        """The turns of the session's current path, oldest first, read `batch` at a time (exports of any length).
+
+        Each batch is its own short read: the store is not held between batches, and
+        memory holds one batch.
+        """
+        ids = self._read("load turns", lambda c: _sessions.path_ids(c, _sessions.head_of(c, session_id)))
+        for start in range(0, len(ids), batch):
+            page = ids[start : start + batch]
+            found = self._read("load turns", lambda c, page=page: rows.read_turns(c, page))
+            yield from (found[tid] for tid in page if tid in found)
+
+    def path_branches(self, session_id: str) -> dict[str, Branch]:
+        """Where each turn of the current path stands among its siblings (for those that have some)."""
+        return self._read("find the branches", lambda c: _sessions.path_branches(c, session_id))
+
     def load_tree(self, ref: str) -> SessionTree:
         """A session with every turn of its tree (for the JSON export and `sessions show --json`)."""
         return self._read("load the session", lambda c: _sessions.tree(c, _sessions.resolve(c, ref)))
@@ -308,9 +326,40 @@ class Store:
 
     # -- search and maintenance ------------------------------------------------------------------
 
-    def search(self, query: str, limit: int = 50) -> list[SearchHit]:
-        """Turns whose user text, answer or reasoning match every word of `query`, newest first."""
-        return self._read("search", lambda c: _search.search(c, query, limit))
+    def search(self, query: str, limit: int = 50, *, cancel: SearchCancel | None = None) -> list[SearchHit]:
+        """Turns whose user text, answer or reasoning match every word of `query`, newest first.
+
+        Any input is safe: words are quoted, so FTS syntax is searched for as text.
+        The search runs on its own read-only connection and never takes the store's
+        lock, so progress saves and draft saves go on meanwhile.
+
+        Args:
+            query: The words to find.
+            limit: At most this many hits.
+            cancel: A handle another thread may `cancel()` to stop the search at once.
+
+        Raises:
+            SearchCancelledError: `cancel` was called.
+            StorageError: the database could not be read.
+        """
+        from urllib.parse import quote
+
+        if self._db.closed:
+            raise StorageError(f"Could not search: the store {self.path} is closed.")
+        try:
+            conn = sqlite3.connect(
+                f"file:{quote(str(self.path))}?mode=ro", uri=True, timeout=database.BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None, check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise self._db.error(exc, "search") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {database.BUSY_TIMEOUT_MS}")
+            return _search.search(conn, query, limit, cancel or SearchCancel())
+        except sqlite3.Error as exc:
+            raise self._db.error(exc, "search") from exc
+        finally:
+            conn.close()
 
     def check(self) -> str:
         """`PRAGMA integrity_check`: "ok", or the problems found, one per line."""

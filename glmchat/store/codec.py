@@ -12,11 +12,8 @@ import json
 from dataclasses import fields
 from typing import Any
 
+from glmchat.sanity import clean
 from glmchat.session import Session, Step, Turn
-
-MARK_START = "\ue000"
-MARK_END = "\ue001"
-"""Snippet markers: private-use characters, stripped from the indexed copy so they can only come from snippet()."""
 
 TURN_COLUMNS = frozenset({"id", "status", "created_at", "user_text", "steps", "parent_id"})
 """Turn fields with columns of their own (the rest go to the JSON `meta`)."""
@@ -48,9 +45,8 @@ def json_load(data: bytes | str | None) -> Any:
 
 
 def searchable(text: str) -> str:
-    """The copy of a text the full-text index gets: valid UTF-8, no NUL, no snippet markers."""
-    clean = text.encode("utf-8", "replace").decode("utf-8")
-    return clean.replace("\x00", " ").replace(MARK_START, " ").replace(MARK_END, " ")
+    """The copy of a text the full-text index gets (and snippets are cut from): valid UTF-8, no NUL."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", " ")
 
 
 # -- turns and steps ---------------------------------------------------------------------------
@@ -73,19 +69,27 @@ def step_row(step: Step) -> tuple[bytes, bytes, bytes]:
     return enc(step.reasoning), enc(step.content), step_meta(step)
 
 
+def _object(data: bytes | str | None) -> dict[str, Any]:
+    value = json_load(data)
+    return value if isinstance(value, dict) else {}
+
+
 def turn_from_row(row: tuple[Any, ...], steps: list[tuple[Any, ...]]) -> Turn:
-    """A turn from its row (id, parent_id, status, created_at, user_text, meta) and its step rows."""
+    """A turn from its row (id, parent_id, status, created_at, user_text, meta) and its step rows.
+
+    A value no glmchat wrote (an absurd date, a wrong type) is dropped, so every reader can show the rest.
+    """
     tid, parent_id, status, created_at, user_text, meta = row
-    data = json_load(meta) or {}
+    data = _object(meta)
     data.update(id=tid, parent_id=parent_id, status=status, created_at=created_at, user_text=dec(user_text))
     data["steps"] = [step_from_row(s) for s in steps]
-    return Turn.from_dict(data)
+    return Turn.from_dict(clean(data, Turn))
 
 
 def step_from_row(row: tuple[Any, ...]) -> dict[str, Any]:
     """A step's dict from (reasoning, content, meta)."""
     reasoning, content, meta = row
-    data = json_load(meta) or {}
+    data = _object(meta)
     data.update(reasoning=dec(reasoning), content=dec(content))
     return data
 
@@ -101,6 +105,6 @@ def session_settings(session: Session) -> bytes:
 def session_from_row(row: tuple[Any, ...]) -> Session:
     """A session (without turns) from (id, title, host, model, created_at, updated_at, settings)."""
     sid, title, host, model, created_at, updated_at, settings = row
-    data = json_load(settings) or {}
+    data = _object(settings)
     data.update(id=sid, title=dec(title), host=dec(host), model=dec(model), created_at=created_at, updated_at=updated_at)
-    return Session.from_dict(data)
+    return Session.from_dict(clean(data, Session))

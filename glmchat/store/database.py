@@ -38,26 +38,50 @@ BUSY_RETRIES = 4
 """Extra attempts after SQLITE_BUSY slips past the busy handler (WAL recovery, snapshots)."""
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection in WAL mode; the file and its -wal/-shm are private to the user whatever the umask."""
-    old_mask = os.umask(0o077)
+_PRIVATE = 0o600
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def _make_private(path: Path) -> None:
+    """Create the database file 0600 if it is missing, and take group/other bits off it and its side files.
+
+    SQLite creates the -wal and -shm files with the database file's permissions, so
+    a private database keeps its side files private too, whatever the umask or the
+    data folder's mode.
+    """
     try:
-        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA journal_mode = WAL")
-            # NORMAL in WAL mode: a killed process loses nothing committed; only a
-            # power cut may lose the last transactions. Much cheaper than FULL.
-            conn.execute("PRAGMA synchronous = NORMAL")
-        except BaseException:
-            conn.close()
-            raise
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, _PRIVATE)
+    except OSError:
+        return  # a read-only folder or a missing one: SQLite says what is wrong
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, _PRIVATE)
+    except OSError:
+        pass  # not ours to change (another user's file): leave it
     finally:
-        os.umask(old_mask)
-    for suffix in ("", "-wal", "-shm"):
+        os.close(fd)
+    for suffix in _SIDE_FILES:
         with contextlib.suppress(OSError):
-            os.chmod(f"{path}{suffix}", 0o600)
+            side = path.with_name(path.name + suffix)
+            if side.stat().st_mode & 0o077:
+                os.chmod(side, _PRIVATE)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection in WAL mode; the file and its -wal/-shm are private to the user."""
+    _make_private(path)
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode: a killed process loses nothing committed; only a
+        # power cut may lose the last transactions. Much cheaper than FULL.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        _make_private(path)  # the -wal/-shm that WAL mode just created
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 

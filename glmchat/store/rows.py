@@ -24,6 +24,7 @@ from glmchat.store.codec import (
     turn_from_row,
     turn_meta,
 )
+from glmchat.sanity import clean
 from glmchat.usage import Usage
 
 if TYPE_CHECKING:
@@ -205,7 +206,7 @@ def apply_chunks(turn: Turn, chunks: list[tuple[str, int, bytes, float]]) -> flo
         elif kind == CHUNK_DETAILS:
             step.reasoning_details = (step.reasoning_details or []) + list(json_load(data))
         elif kind == CHUNK_META:
-            _apply_meta(turn, step, json_load(data) or {})
+            _apply_meta(turn, step, json_load(data))
     turn.sync()
     return last
 
@@ -214,13 +215,19 @@ _SETTABLE_TURN = frozenset({"finish_reason", "error", "error_kind", "first_reaso
                             "finished_at", "include_in_context", "thinking_level"})
 
 
-def _apply_meta(turn: Turn, step: Step, data: dict[str, Any]) -> None:
+def _apply_meta(turn: Turn, step: Step, data: Any) -> None:
+    if not isinstance(data, dict):
+        return
     # glmchat 0.1 saved the turn's usage in its meta chunks; it is the first step's now.
     step_data = data.get("step", {"usage": data.get("usage"), "finish_reason": data.get("finish_reason")})
-    for name, value in data.get("turn", data).items():
-        if name in _SETTABLE_TURN:
-            setattr(turn, name, value)
-    if step_data.get("usage") is not None:
-        step.usage = Usage.from_dict(step_data["usage"])
-    if step_data.get("finish_reason") is not None:
-        step.finish_reason = step_data["finish_reason"]
+    turn_data = data.get("turn", data)
+    if isinstance(turn_data, dict):
+        for name, value in clean(turn_data, Turn).items():
+            if name in _SETTABLE_TURN and name in turn_data:
+                setattr(turn, name, value)
+    if isinstance(step_data, dict):
+        cleaned = clean(step_data, Step)
+        if step_data.get("usage") is not None and "usage" in cleaned:
+            step.usage = Usage.from_dict(cleaned["usage"])
+        if step_data.get("finish_reason") is not None and "finish_reason" in cleaned:
+            step.finish_reason = cleaned["finish_reason"]

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 from dataclasses import dataclass
 from typing import Any
 
+from glmchat.errors import GlmChatError
+from glmchat.sanity import UNKNOWN_TIME, sane_time
 from glmchat.store import sessions
-from glmchat.store.codec import MARK_END, MARK_START, dec
+from glmchat.store.codec import dec
 
 
 @dataclass(frozen=True)
@@ -43,71 +46,101 @@ class SearchHit:
 
 
 FIELDS = ("user_text", "content", "reasoning")
+_COLUMNS = {"user_text": "c0", "content": "c1", "reasoning": "c2"}
+"""Each field's column in the index's own copy of the text (FTS5 keeps it in `turns_fts_content`)."""
+
+_WINDOW = 1 << 20
+"""Bytes of a text read at a time when looking for a snippet."""
+_CONTEXT = 48
+"""Characters of context on each side of the match in a snippet."""
 # A searchable word has a letter or digit (the tokenizer drops everything else).
 _WORD = re.compile(r"[^\W_]")
 # Scripts written without spaces: the tokenizer sees a whole run as one word.
 _UNSPACED = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f]")
 
 
-def search(conn: sqlite3.Connection, query: str, limit: int) -> list[SearchHit]:
-    """Turns whose user text, answer or reasoning match every word of `query`, newest first."""
+def search(conn: sqlite3.Connection, query: str, limit: int, cancel: SearchCancel) -> list[SearchHit]:
+    """Turns whose user text, answer or reasoning match every word of `query`, newest first.
+
+    Costs O(text): the index finds the turns, and each hit's snippet comes from the
+    first match found by reading its indexed text once, a window at a time (never
+    FTS5's snippet(), which re-reads a text for every occurrence of a word).
+    `conn` is the search's own read-only connection, which `cancel` may interrupt.
+
+    Raises:
+        SearchCancelledError: `cancel` was called.
+    """
     terms = [t for t in query.split() if _WORD.search(t)]
     if not terms or limit <= 0:
         return []
-    fts = " ".join('"' + t.replace('"', '""').replace("\x00", "") + '"*' for t in terms[:64])
-    snippets = ", ".join(f"snippet(turns_fts, {i}, '{MARK_START}', '{MARK_END}', '…', 24)" for i in range(3))
-    # Pick the newest matches first, then make snippets for those only
-    # (a snippet costs a scan of the text; a common word matches everything).
-    found = conn.execute(
-        f"SELECT t.id, t.session_id, s.title, s.number, t.created_at, {snippets} "
-        "FROM turns_fts JOIN turns t ON t.num = turns_fts.rowid JOIN sessions s ON s.id = t.session_id "
-        "WHERE turns_fts MATCH ? AND turns_fts.rowid IN ("
-        "  SELECT t2.num FROM turns_fts f2 JOIN turns t2 ON t2.num = f2.rowid"
-        "  WHERE f2.turns_fts MATCH ? ORDER BY t2.created_at DESC LIMIT ?"
-        ") ORDER BY t.created_at DESC",
-        (fts, fts, limit),
-    ).fetchall()
-    hits = [_hit(row) for row in found]
-    if any(_UNSPACED.search(t) for t in terms):
-        seen = {h.turn_id for h in hits}
-        hits.extend(h for h in _substring_hits(conn, terms, limit) if h.turn_id not in seen)
-        hits.sort(key=lambda h: h.created_at, reverse=True)
-    return _with_branches(conn, hits[:limit])
+    terms = terms[:64]
+    fts = " ".join('"' + t.replace('"', '""').replace("\x00", "") + '"*' for t in terms)
+    if not cancel.attach(conn):
+        raise SearchCancelledError("The search was cancelled.")
+    try:
+        conn.execute("BEGIN")  # one snapshot for the whole search
+        found = conn.execute(
+            "SELECT t.num, t.id, t.session_id, s.title, s.number, t.created_at "
+            "FROM turns_fts f JOIN turns t ON t.num = f.rowid JOIN sessions s ON s.id = t.session_id "
+            "WHERE turns_fts MATCH ? ORDER BY t.created_at DESC LIMIT ?",
+            (fts, limit),
+        ).fetchall()
+        finder = _Finder(terms)
+        hits = [_hit_for(conn, row, fts, finder, cancel) for row in found]
+        if any(_UNSPACED.search(t) for t in terms):
+            seen = {h.turn_id for h in hits}
+            hits.extend(h for h in _substring_hits(conn, terms, limit, finder, cancel) if h.turn_id not in seen)
+            hits.sort(key=lambda h: h.created_at, reverse=True)
+        return _with_branches(conn, hits[:limit])
+    except sqlite3.Error:
+        if cancel.cancelled:
+            raise SearchCancelledError("The search was cancelled.") from None
+        raise
+    finally:
+        cancel.detach()
 
 
-def _hit(row: tuple[Any, ...]) -> SearchHit:
-    tid, sid, title, number, created_at, *snippets = row
-    chosen, name = snippets[1], "content"
-    for text, candidate in zip(snippets, FIELDS):
-        if MARK_START in text:
-            chosen, name = text, candidate
+def _hit_for(conn: sqlite3.Connection, row: tuple[Any, ...], fts: str, finder: _Finder, cancel: SearchCancel) -> SearchHit:
+    num, tid, sid, title, number, created_at = row
+    # Fields that hold every word, as the index decides (prefixes, case, diacritics),
+    # first; when the words are spread over fields, the first field holding one.
+    whole = [
+        name for name in FIELDS
+        if conn.execute(
+            "SELECT 1 FROM turns_fts WHERE turns_fts MATCH ? AND rowid = ?", (f"{{{name}}} : ({fts})", num)
+        ).fetchone()
+    ]
+    first: tuple[str, str, tuple[tuple[int, int], ...]] | None = None
+    for name in whole + [n for n in FIELDS if n not in whole]:
+        snippet, spans = finder.snippet(conn, num, name, cancel)
+        if first is None:
+            first = (name, snippet, spans)
+        if spans:
+            first = (name, snippet, spans)
             break
-    plain, spans = _strip_marks(chosen)
-    return SearchHit(sid, tid, dec(title), plain, name, number, created_at, spans)
+    assert first is not None
+    name, snippet, spans = first
+    return SearchHit(sid, tid, dec(title), snippet, name, number, sane_time(created_at) or UNKNOWN_TIME, spans)
 
 
-def _substring_hits(conn: sqlite3.Connection, terms: list[str], limit: int) -> list[SearchHit]:
-    """Substring matches for words the tokenizer cannot split (a full scan of the index)."""
+def _substring_hits(
+    conn: sqlite3.Connection, terms: list[str], limit: int, finder: _Finder, cancel: SearchCancel
+) -> list[SearchHit]:
+    """Substring matches for words the tokenizer cannot split (one pass over the index's text)."""
     where = " AND ".join("(instr(f.user_text, ?) OR instr(f.content, ?) OR instr(f.reasoning, ?))" for _ in terms)
     args = [t for t in terms for _ in range(3)]
     found = conn.execute(
-        "SELECT t.id, t.session_id, s.title, s.number, t.created_at, f.user_text, f.content, f.reasoning "
+        "SELECT t.num, t.id, t.session_id, s.title, s.number, t.created_at, "
+        "instr(f.user_text, ?) > 0, instr(f.content, ?) > 0 "
         "FROM turns_fts f JOIN turns t ON t.num = f.rowid JOIN sessions s ON s.id = t.session_id "
         f"WHERE {where} ORDER BY t.created_at DESC LIMIT ?",
-        (*args, limit),
+        (terms[0], terms[0], *args, limit),
     ).fetchall()
     hits = []
-    for tid, sid, title, number, created_at, *texts in found:
-        for text, name in zip(texts, FIELDS):
-            at = text.find(terms[0])
-            if at >= 0:
-                start = max(0, at - 40)
-                end = min(len(text), at + len(terms[0]) + 40)
-                snippet = ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
-                offset = at - start + (1 if start else 0)
-                hits.append(SearchHit(sid, tid, dec(title), snippet, name, number, created_at,
-                                      ((offset, offset + len(terms[0])),)))
-                break
+    for num, tid, sid, title, number, created_at, in_user, in_content in found:
+        name = "user_text" if in_user else "content" if in_content else "reasoning"
+        snippet, spans = finder.snippet(conn, num, name, cancel, substring=terms[0])
+        hits.append(SearchHit(sid, tid, dec(title), snippet, name, number, sane_time(created_at) or UNKNOWN_TIME, spans))
     return hits
 
 
@@ -132,20 +165,111 @@ def _with_branches(conn: sqlite3.Connection, hits: list[SearchHit]) -> list[Sear
     return out
 
 
-def _strip_marks(text: str) -> tuple[str, tuple[tuple[int, int], ...]]:
-    """Remove snippet markers; return the plain text and the marked spans."""
-    out: list[str] = []
-    spans: list[tuple[int, int]] = []
-    length = 0
-    start = None
-    for piece in re.split(f"([{MARK_START}{MARK_END}])", text):
-        if piece == MARK_START:
-            start = length
-        elif piece == MARK_END:
-            if start is not None:
-                spans.append((start, length))
-            start = None
-        elif piece:
-            out.append(piece)
-            length += len(piece)
-    return "".join(out), tuple(spans)
+class SearchCancelledError(GlmChatError):
+    """A search was stopped through its `SearchCancel` handle."""
+
+
+class SearchCancel:
+    """A handle to stop a running `Store.search` from another thread (`cancel()`).
+
+    Cancelling interrupts the search's SQLite statement at once (`interrupt()`) and
+    stops the reading of texts between two windows; the search then raises
+    `SearchCancelledError`. A handle cancelled before the search starts stops it
+    before it reads anything. One handle serves one search at a time.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            if self._conn is not None:
+                self._conn.interrupt()
+
+    def attach(self, conn: sqlite3.Connection) -> bool:
+        """Tie the handle to the search's connection; False if it was cancelled already."""
+        with self._lock:
+            self._conn = conn
+            return not self.cancelled
+
+    def detach(self) -> None:
+        with self._lock:
+            self._conn = None
+
+    def check(self) -> None:
+        if self.cancelled:
+            raise SearchCancelledError("The search was cancelled.")
+
+
+class _Finder:
+    """Finds the first match of the query's words in a stored text, reading it a window at a time."""
+
+    def __init__(self, terms: list[str]) -> None:
+        # A word matches at the start of a word (FTS prefix queries); scripts without
+        # spaces match anywhere.
+        parts = []
+        for term in sorted(set(terms), key=len, reverse=True):
+            escaped = re.escape(term)
+            parts.append(escaped if _UNSPACED.search(term) else r"(?<!\w)" + escaped)
+        self.pattern = re.compile("|".join(parts), re.IGNORECASE)
+        self.longest = max(len(t) for t in terms)
+
+    def snippet(
+        self, conn: sqlite3.Connection, num: int, column: str, cancel: SearchCancel, substring: str | None = None
+    ) -> tuple[str, tuple[tuple[int, int], ...]]:
+        """The snippet around the first match in the indexed copy of a turn's text, and the matched spans in it.
+
+        Reads O(position of the first match) bytes, a window at a time, keeping only
+        a short tail of what came before; with no match found (the index folds
+        diacritics, this pattern does not) the snippet is the start of the text.
+        """
+        import codecs
+
+        try:
+            blob = conn.blobopen("turns_fts_content", _COLUMNS[column], num, readonly=True)
+        except sqlite3.Error:
+            return "", ()
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        carry = ""
+        start_text = ""
+        offset = 0
+        with blob:
+            size = len(blob)
+            while offset < size:
+                cancel.check()
+                data = blob.read(_WINDOW)
+                offset += len(data)
+                text = carry + decoder.decode(data, final=offset >= size)
+                if not start_text:
+                    start_text = text[: 2 * _CONTEXT]
+                match = self.pattern.search(text)
+                if match is not None:
+                    after = text[match.end() : match.end() + _CONTEXT]
+                    while len(after) < _CONTEXT and offset < size:
+                        more = blob.read(4 * _CONTEXT)
+                        offset += len(more)
+                        after += decoder.decode(more, final=offset >= size)
+                    before = text[max(0, match.start() - _CONTEXT) : match.start()]
+                    return _make_snippet(
+                        before, after, self.pattern, text[match.start() : match.end()],
+                        left=match.start() > _CONTEXT or offset - len(data) > 0,
+                        right=len(after) > _CONTEXT or offset < size,
+                    )
+                # Keep enough to see a word that straddles two windows, and the context before it.
+                carry = text[-(self.longest + _CONTEXT) :]
+        clean = " ".join(start_text.split())
+        return (clean + ("…" if size > len(start_text) else "")), ()
+
+
+def _make_snippet(
+    before: str, after: str, pattern: re.Pattern[str], matched: str, *, left: bool, right: bool
+) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """`…before MATCH after…` on one line, with the spans of every match of the pattern in it."""
+    head = ("…" if left else "") + before
+    tail = after[:_CONTEXT] + ("…" if right else "")
+    text = head + matched + tail
+    spans = tuple((m.start(), m.end()) for m in pattern.finditer(text))
+    return text, spans or ((len(head), len(head) + len(matched)),)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from glmchat.errors import SessionNotFound, TurnNotFound
+from glmchat.sanity import UNKNOWN_TIME, sane_time
 from glmchat.session import Branch, Session, SessionTree, Turn, TurnStatus, new_id
 from glmchat.store import rows
 from glmchat.store.codec import dec, enc, session_from_row, session_settings
@@ -46,7 +47,10 @@ def list_sessions(conn: sqlite3.Connection, limit: int, offset: int) -> list[Ses
         (limit, offset),
     ).fetchall()
     return [
-        SessionSummary(sid, number, dec(title), dec(host), dec(model), created, updated, count)
+        SessionSummary(
+            sid, number, dec(title), dec(host), dec(model), sane_time(created) or UNKNOWN_TIME,
+            sane_time(updated) or UNKNOWN_TIME, count if isinstance(count, int) and count >= 0 else 0,
+        )
         for sid, number, title, host, model, created, updated, count in found
     ]
 
@@ -91,6 +95,14 @@ def resolve(conn: sqlite3.Connection, ref: str) -> str:
     raise SessionNotFound(f"No session '{ref}'.")
 
 
+def head_of(conn: sqlite3.Connection, session_id: str) -> str | None:
+    """The last turn of the session's current path (None for a session without turns)."""
+    row = conn.execute("SELECT head FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    if row is None:
+        raise SessionNotFound(f"No session '{session_id}'.")
+    return row[0]
+
+
 def _session_row(conn: sqlite3.Connection, session_id: str) -> tuple[Session, str | None]:
     """The session's settings (no turns) and the id of its current path's last turn."""
     row = conn.execute(
@@ -131,7 +143,22 @@ def path_ids(conn: sqlite3.Connection, last: str | None, limit: int | None = Non
 
 def branches(conn: sqlite3.Connection, session_id: str, path: list[Turn]) -> dict[str, Branch]:
     """Where each turn of the path stands among its siblings, for those that have some."""
-    parents = [t.parent_id for t in path if t.parent_id is not None]
+    return _branches(conn, session_id, [(t.id, t.parent_id) for t in path])
+
+
+def path_branches(conn: sqlite3.Connection, session_id: str) -> dict[str, Branch]:
+    """`branches` of the session's whole current path, read without loading its turns."""
+    ids = path_ids(conn, head_of(conn, session_id))
+    parents: dict[str, str | None] = {}
+    for start in range(0, len(ids), 500):
+        batch = ids[start : start + 500]
+        marks = ",".join("?" * len(batch))
+        parents.update(conn.execute(f"SELECT id, parent_id FROM turns WHERE id IN ({marks})", batch).fetchall())
+    return _branches(conn, session_id, [(tid, parents.get(tid)) for tid in ids])
+
+
+def _branches(conn: sqlite3.Connection, session_id: str, path: list[tuple[str, str | None]]) -> dict[str, Branch]:
+    parents = [parent for _, parent in path if parent is not None]
     by_parent: dict[str | None, list[tuple[float, int, str]]] = {}
     for start in range(0, len(parents), 500):
         batch = parents[start : start + 500]
@@ -141,19 +168,19 @@ def branches(conn: sqlite3.Connection, session_id: str, path: list[Turn]) -> dic
             (session_id, *batch),
         ):
             by_parent.setdefault(parent, []).append((created, num, tid))
-    if any(t.parent_id is None for t in path):
+    if any(parent is None for _, parent in path):
         for tid, created, num in conn.execute(
             "SELECT id, created_at, num FROM turns WHERE session_id = ? AND parent_id IS NULL", (session_id,)
         ):
             by_parent.setdefault(None, []).append((created, num, tid))
     out: dict[str, Branch] = {}
-    for turn in path:
-        siblings = by_parent.get(turn.parent_id, [])
+    for turn_id, parent in path:
+        siblings = by_parent.get(parent, [])
         ids = [tid for _, _, tid in sorted(siblings)]
-        if turn.id not in ids:  # a shared turn of a fork: it belongs to the source session
-            ids = [turn.id, *ids]
+        if turn_id not in ids:  # a shared turn of a fork: it belongs to the source session
+            ids = [turn_id, *ids]
         if len(ids) > 1:
-            out[turn.id] = Branch(ids.index(turn.id) + 1, len(ids))
+            out[turn_id] = Branch(ids.index(turn_id) + 1, len(ids))
     return out
 
 
@@ -359,7 +386,8 @@ def import_tree(conn: sqlite3.Connection, tree: SessionTree) -> SessionTree:
         session.id = new_id()
     renamed: dict[str, str] = {}
     for turn in copy.turns:
-        if conn.execute("SELECT 1 FROM turns WHERE id = ?", (turn.id,)).fetchone() or turn.id in renamed.values():
+        taken = conn.execute("SELECT 1 FROM turns WHERE id = ?", (turn.id,)).fetchone()
+        if taken or not _HEX_ID.fullmatch(turn.id) or turn.id in renamed.values():
             renamed[turn.id] = new_id()
     for turn in copy.turns:
         turn.id = renamed.get(turn.id, turn.id)

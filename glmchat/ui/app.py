@@ -25,12 +25,13 @@ from glmchat.config import (
     new_session,
     paths as default_paths,
     resolve_host,
-    save_config,
 )
 from glmchat.controller import Controller
 from glmchat.errors import ConfigError, DamagedStorage, GlmChatError
 from glmchat.session import Session
+from glmchat.ui.config_writer import ConfigWriter
 from glmchat.ui.drafts import NEW_SESSION
+from glmchat.ui.keys import register_alt_keys
 from glmchat.ui.screens.chat import ChatScreen
 from glmchat.ui.themes import DEFAULT_THEME, THEME_VARIABLE_DEFAULTS, load_themes, register_themes
 from glmchat.ui.widgets.chat_log import PAGE
@@ -68,7 +69,7 @@ class GlmChatApp(App[int]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "Help", tooltip="Show the keys and how glmchat works.", id="help"),
-        Binding("f4", "settings", "Settings", tooltip="Host, model, sampling, preserved thinking, theme.", id="settings"),
+        Binding("f4", "settings", "Settings", tooltip="Host, base URL, model, sampling, thinking, theme.", id="settings"),
         Binding("ctrl+q", "quit", "Quit", tooltip="Quit glmchat.", id="quit", priority=True, show=False),
     ]
 
@@ -84,6 +85,7 @@ class GlmChatApp(App[int]):
         probe: bool = True,
     ) -> None:
         super().__init__()
+        register_alt_keys()
         self.options = options or AppOptions()
         self.paths = paths or default_paths()
         self.config = config if config is not None else load_config(self.paths)
@@ -97,6 +99,9 @@ class GlmChatApp(App[int]):
         """Sessions, turns, hosts and exports: what the screens ask for."""
         self.chat = ChatScreen()
         self._saved_state = (self.config.last_session, self.config.sidebar)
+        """What config.toml says of the UI state (compared at exit: written only if it changed)."""
+        self._config_writer = ConfigWriter(self.paths)
+        self._config_error_shown = False
         self._settle_timer: Timer | None = None
         self._theme_failures: list[str] = []
         self._check_pending = False
@@ -113,6 +118,8 @@ class GlmChatApp(App[int]):
         result = load_themes(self.paths.themes_dir)
         register_themes(self, result, notify=False)
         self._theme_failures = list(result.failures)
+        self.own_themes = result.names
+        """glmchat's shipped themes and the user's own, in load order (listed before Textual's)."""
         wanted = self.config.theme or DEFAULT_THEME
         for name in (wanted, DEFAULT_THEME, "textual-dark"):
             if name in self.available_themes:
@@ -323,8 +330,36 @@ class GlmChatApp(App[int]):
         return session, len(session.turns) > PAGE
 
     def remember_session(self, session: Session) -> None:
-        """The session to reopen next time (written to the config at exit)."""
+        """The session to reopen next time: saved as soon as it changes, so even a killed
+        process comes back to it (called when a session opens and when it gets its first turn).
+
+        A session with no turns is not stored yet: its id would mean nothing after a
+        restart, so the one remembered before stays. The write runs in a thread; it
+        happens only when the session changes, never per keystroke or per token.
+        """
+        if self.store is None or not session.turns or self.config.last_session == session.id:
+            return
         self.config.last_session = session.id
+        # `_saved_state` is left as it is: the exit writes the config once more, at once,
+        # rather than trust a thread that may not have run by then.
+        ticket, path, text = self._config_writer.snapshot(self.config)
+        writer = self._config_writer
+
+        def write() -> None:
+            try:
+                writer.write(ticket, path, text)
+            except ConfigError as exc:
+                try:
+                    self.call_from_thread(self._config_write_failed, exc)
+                except RuntimeError:
+                    pass  # the app closed meanwhile; its exit writes the config again
+
+        self.run_worker(write, thread=True, group="config", exit_on_error=False, description="remember the open session")
+
+    def _config_write_failed(self, exc: ConfigError) -> None:
+        if not self._config_error_shown:  # once a run: the next switch would fail the same way
+            self._config_error_shown = True
+            self.notify(str(exc), title="The open session is not remembered", severity="warning", markup=False)
 
     # -- hosts and keys --------------------------------------------------------------------
 
@@ -363,7 +398,7 @@ class GlmChatApp(App[int]):
         if self._client is None:
             from glmchat.client import GlmClient
 
-            self._client = GlmClient()
+            self._client = GlmClient(stall_timeout=self.config.stall_timeout)
         return self._client
 
     def log_exception(self, exc: BaseException) -> None:
@@ -399,8 +434,10 @@ class GlmChatApp(App[int]):
         """Edit the session's settings and the theme."""
         from glmchat.ui.screens.settings import SettingsScreen  # Lazy import: a rare dialog.
 
+        own = [name for name in self.own_themes if name in self.available_themes]
+        others = sorted(name for name in self.available_themes if name not in own)
         self.push_screen(
-            SettingsScreen(self.chat.session, self.config, self.hosts(), self.available_themes.keys()),
+            SettingsScreen(self.chat.session, self.config, self.hosts(), [*own, *others]),
             self._settings_done,
         )
 
@@ -411,6 +448,10 @@ class GlmChatApp(App[int]):
             self.theme = result.theme
         result.apply_to_session(self.chat.session)
         result.apply_to_config(self.config)
+        run_host = self.options.host or self.config.host
+        if run_host in result.base_urls:
+            # A URL chosen in the settings now beats --base-url for the rest of this run.
+            self.options.base_url = None
         self._save_config()
         self.chat._save_settings()
         await self.chat.open_session(self.chat.session)
@@ -422,8 +463,9 @@ class GlmChatApp(App[int]):
         self.push_screen(HelpScreen())
 
     def _save_config(self) -> None:
+        ticket, path, text = self._config_writer.snapshot(self.config)
         try:
-            save_config(self.config, self.paths)
+            self._config_writer.write(ticket, path, text)
         except ConfigError as exc:
             self.notify(str(exc), title="Settings not saved", severity="error", markup=False)
 
@@ -433,7 +475,7 @@ class GlmChatApp(App[int]):
         yield from super().get_system_commands(screen)
         chat = self.chat
         if screen is not chat:
-            yield SystemCommand("Settings", "Host, model, sampling, preserved thinking, theme (F4)", self.action_settings)
+            yield SystemCommand("Settings", "Host and its base URL, model, sampling, preserved thinking, theme (F4)", self.action_settings)
             return
         commands: list[tuple[str, str, Callable[[], Any]]] = [
             ("New session", "Start a new session (Ctrl+N)", chat.action_new_session),
@@ -449,8 +491,8 @@ class GlmChatApp(App[int]):
             ("Rename session", "Rename this session (F2)", chat.action_rename_session),
             ("Delete session", "Delete this session (Alt+D)", chat.action_delete_session),
             ("Search sessions", "Full-text search across all sessions (Ctrl+F)", chat.action_search),
-            ("Toggle sidebar", "Show or hide the session list (Ctrl+B)", chat.action_toggle_sidebar),
-            ("Settings", "Host, model, sampling, preserved thinking, theme (F4)", self.action_settings),
+            ("Toggle sidebar", "Show and focus the session list, or hide it (Ctrl+B)", chat.action_toggle_sidebar),
+            ("Settings", "Host and its base URL, model, sampling, preserved thinking, theme (F4)", self.action_settings),
             ("Set up host and key", "Choose a host and give it an API key", self.action_setup),
             ("Help", "Keys and how glmchat works (F1)", self.action_help),
         ]
@@ -482,8 +524,9 @@ class GlmChatApp(App[int]):
             self.store.close()
 
     def _save_config_quietly(self) -> None:
+        ticket, path, text = self._config_writer.snapshot(self.config)
         try:
-            save_config(self.config, self.paths)
+            self._config_writer.write(ticket, path, text)
         except ConfigError:
             pass
 
@@ -515,6 +558,7 @@ def run_app(options: AppOptions | None = None, *, resume_gc: bool = False) -> in
     """
     import gc
 
+    _measure_the_terminal()
     try:
         app = GlmChatApp(options)
         app.resume_gc = resume_gc
@@ -523,3 +567,20 @@ def run_app(options: AppOptions | None = None, *, resume_gc: bool = False) -> in
         if resume_gc:
             gc.enable()
     return result if isinstance(result, int) else (app.return_code or 0)
+
+
+def _measure_the_terminal() -> None:
+    """Let the terminal, not the environment, say how big it is.
+
+    Textual sizes the screen with `shutil.get_terminal_size`, which believes
+    COLUMNS and LINES when they are set. Some programs export them (GNU
+    readline does, in any Python that imported it), and a glmchat started from
+    one would keep that size however the window is resized. On a terminal the
+    real size is there to ask for, at start and after every resize.
+    """
+    import os
+    import sys
+
+    if sys.__stdout__ is not None and sys.__stdout__.isatty():
+        for name in ("COLUMNS", "LINES"):
+            os.environ.pop(name, None)

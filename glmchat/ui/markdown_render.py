@@ -126,12 +126,10 @@ class Heading(Block):
     content: Content = field(default_factory=Content)
 
     def layout(self, width: int) -> list[Content]:
+        # Every level starts at the left edge, like the text under it (an H1 is told
+        # apart by its style, not by being centred).
         style = HEADING_STYLES.get(self.level, "bold")
-        content = self.content.stylize_before(style)
-        lines = _wrap(content, width)
-        if self.level == 1:
-            lines = [line.center(width) for line in lines]
-        return lines
+        return _wrap(self.content.stylize_before(style), width)
 
 
 @dataclass(eq=False)

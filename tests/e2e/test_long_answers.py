@@ -21,12 +21,11 @@ from tests.e2e.terminal import (
     Terminal,
     app_env,
     glmchat_command,
-    have_tmux,
     wait_finished,
 )
 from tests.glm_server import corpus
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not have_tmux(), reason="tmux is not installed")]
+pytestmark = [pytest.mark.slow, pytest.mark.tmux]
 
 VISIBLE_WITHIN = 15.0
 """Seconds the last line may take to show once the turn is stored as finished (generous for a loaded

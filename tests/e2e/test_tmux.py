@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import pytest
 
 from tests.glm_server import default_content, default_reasoning
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+pytestmark = pytest.mark.tmux
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "e2e-secret-key-0123456789abcdef"

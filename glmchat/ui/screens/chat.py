@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.keys import key_to_character
 from textual.containers import Horizontal, Vertical
 from textual.reactive import var
 from textual.widget import MountError
-from textual.widgets import Footer, TextArea
+from textual.widgets import TextArea
 
 from glmchat.errors import ConfigError, DamagedStorage, GlmChatError, StorageError
 from glmchat.protocol.events import ContentDelta, Event, ReasoningDelta, Retrying
@@ -29,6 +30,7 @@ from glmchat.ui.drafts import NEW_SESSION, DraftWriter, drafts_path
 from glmchat.ui.stream_layout import ExactLayoutScreen
 from glmchat.ui.widgets.chat_log import ChatLog
 from glmchat.ui.widgets.composer import Composer
+from glmchat.ui.widgets.footer import FittingFooter
 from glmchat.ui.widgets.status import StatusFacts, StatusLine
 from glmchat.usage import context_used, request_estimate
 
@@ -95,25 +97,35 @@ class ChatScreen(ExactLayoutScreen):
     | ctrl+r | Retry the last turn, or regenerate its answer. |
     | ctrl+g | Edit the last message and resend. |
     | ctrl+o | Fold or unfold all reasoning. |
+
+    Any printable key typed while something else has focus goes to the composer
+    (unless the focused widget has a key of its own for it, such as the session
+    list's n, r, d and /).
     """
 
     AUTO_FOCUS = "#prompt"
 
+    NARROW_WIDTH: ClassVar[int] = 100
+    """Below this many columns the session list no longer fits beside the chat: it is
+    hidden, and Ctrl+B shows it over the log instead."""
+
+    # The Alt bindings are priority bindings: they are commands wherever the focus is.
+    # (A text field would otherwise see Alt+D first, as the letter d it carries.)
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "stop", "Stop", tooltip="Stop the answer and keep what arrived.", id="stop", priority=True),
+        Binding("escape", "stop", "Stop", tooltip="Stop the answer, keeping what arrived; else back to typing.", id="stop", priority=True),
         Binding("ctrl+t", "toggle_thinking", "Thinking", tooltip="Thinking on/off for the next turn.", id="toggle-thinking", priority=True),
-        Binding("ctrl+b", "toggle_sidebar", "Sessions", tooltip="Show or hide the session list.", id="toggle-sidebar"),
+        Binding("ctrl+b", "toggle_sidebar", "Sessions", tooltip="Show and focus the session list, or hide it.", id="toggle-sidebar"),
         Binding("ctrl+n", "new_session", "New", tooltip="Start a new session.", id="new-session"),
         Binding("ctrl+r", "retry", "Retry", tooltip="Retry the last turn, or regenerate its answer.", id="retry"),
         Binding("ctrl+g", "edit_last", "Edit", tooltip="Edit the last message and send it again.", id="edit-last", show=False),
         Binding("ctrl+o", "toggle_fold_all", "Fold all", tooltip="Fold or unfold every turn's reasoning.", id="fold-all"),
         Binding("ctrl+f", "search", "Search", tooltip="Search all sessions.", id="search", show=False),
         Binding("f2", "rename_session", "Rename", tooltip="Rename this session.", id="rename-session", show=False),
-        Binding("alt+d", "delete_session", "Delete", tooltip="Delete this session.", id="delete-session", show=False),
-        Binding("alt+c", "copy_answer", "Copy", tooltip="Copy the last answer.", id="copy-answer", show=False),
-        Binding("alt+k", "copy_code", "Copy code", tooltip="Copy the code blocks of the last answer.", id="copy-code", show=False),
-        Binding("alt+m", "export('md')", "Export .md", tooltip="Export this session to Markdown.", id="export-markdown", show=False),
-        Binding("alt+j", "export('json')", "Export .json", tooltip="Export this session to JSON.", id="export-json", show=False),
+        Binding("alt+d", "delete_session", "Delete", tooltip="Delete this session.", id="delete-session", show=False, priority=True),
+        Binding("alt+c", "copy_answer", "Copy", tooltip="Copy the answer in focus, else the last one.", id="copy-answer", show=False, priority=True),
+        Binding("alt+k", "copy_code", "Copy code", tooltip="Copy the code blocks of that answer.", id="copy-code", show=False, priority=True),
+        Binding("alt+m", "export('md')", "Export .md", tooltip="Export this session to Markdown.", id="export-markdown", show=False, priority=True),
+        Binding("alt+j", "export('json')", "Export .json", tooltip="Export this session to JSON.", id="export-json", show=False, priority=True),
         Binding("shift+pageup", "scroll_log(-1)", "Scroll up", tooltip="Scroll the chat up.", id="scroll-up", show=False),
         Binding("shift+pagedown", "scroll_log(1)", "Scroll down", tooltip="Scroll the chat down.", id="scroll-down", show=False),
     ]
@@ -144,6 +156,8 @@ class ChatScreen(ExactLayoutScreen):
         self._draft_writer: DraftWriter | None = None
         self._draft_timer: Timer | None = None
         self._draft_error_shown = False
+        self._overlay_open = False
+        """On a narrow screen: the session list is shown over the log (Ctrl+B)."""
 
     @property
     def gapp(self) -> GlmChatApp:
@@ -179,12 +193,73 @@ class ChatScreen(ExactLayoutScreen):
                 yield log
                 yield Composer(id="composer")
         yield StatusLine(id="status")
-        yield Footer()
+        yield FittingFooter()
 
     async def on_mount(self) -> None:
-        self.sidebar_slot.display = self.gapp.config.sidebar
+        self._set_narrow(self.app.size.width < self.NARROW_WIDTH)
         await self.gapp.start_chat()
         self.call_after_refresh(self._mount_sidebar)
+
+    # -- small screens ---------------------------------------------------------------------
+
+    @property
+    def narrow(self) -> bool:
+        """The screen is too narrow for the session list beside the chat."""
+        return self.has_class("-narrow")
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._set_narrow(event.size.width < self.NARROW_WIDTH)
+
+    def on_screen_resume(self) -> None:
+        # The terminal may have been resized while a dialog was on top.
+        if self.is_mounted:
+            self._set_narrow(self.app.size.width < self.NARROW_WIDTH)
+
+    def _set_narrow(self, narrow: bool) -> None:
+        if narrow != self.narrow:
+            self.set_class(narrow, "-narrow")
+            self._overlay_open = False
+            self.query_one(FittingFooter).compact = narrow
+        self._apply_sidebar()
+
+    def _apply_sidebar(self) -> None:
+        """Show or hide the session list: beside the chat as the config says, or over it on a narrow screen."""
+        shown = self._overlay_open if self.narrow else self.gapp.config.sidebar
+        slot = self.sidebar_slot
+        if slot.display != shown:
+            slot.display = shown
+        if not shown and self._focus_in_sidebar():
+            self.composer.focus_prompt()
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        # Over the log, the list is there to pick something: once the focus moves on
+        # (a session opened, a new one started, a click in the chat), it goes away.
+        if self._overlay_open and not self._focus_in_sidebar():
+            self._overlay_open = False
+            self._apply_sidebar()
+
+    def _focus_in_sidebar(self) -> bool:
+        focused = self.focused
+        return focused is not None and self.sidebar_slot in focused.ancestors
+
+    # -- keys typed anywhere ---------------------------------------------------------------
+
+    def on_key(self, event: events.Key) -> None:
+        """A printable key nothing else took: it is text for the composer.
+
+        Keys reach this handler after the focused widget had them (a text field types
+        them itself) and before the bindings run, so a key some binding wants (the
+        session list's n, a pane's space) is left for it.
+        """
+        character = event.character
+        if character is None or not event.is_printable or key_to_character(event.key) is None:
+            return  # not text: a named key, or a chord (Alt+X carries its letter, but is not text)
+        composer = self.composer
+        if composer.prompt.has_focus or event.key in self.active_bindings:
+            return
+        event.stop()
+        event.prevent_default()
+        composer.type_text(character)  # (the list shown over the log goes as the focus leaves it)
 
     async def _mount_sidebar(self) -> None:
         if self.query("#sidebar"):
@@ -223,6 +298,11 @@ class ChatScreen(ExactLayoutScreen):
             # Come back to a session still streaming: show it again, fed from where it is.
             session = self.session = live.session
         await log.show_session(session, skip_last=live is not None)
+        if not session.turns:
+            from glmchat.ui.widgets.chat_log import welcome_content
+
+            can_toggle = host.can_toggle_thinking if host else True
+            await log.show_welcome(welcome_content(log.host_name, session.model, can_toggle_thinking=can_toggle))
         if live is not None:
             view = log.make_view(live.turn, live=True, last=True)
             await log.add_view(view)
@@ -381,7 +461,7 @@ class ChatScreen(ExactLayoutScreen):
     def _sync_thinking_switch(self) -> None:
         host = self.current_host()
         can = host.can_toggle_thinking if host else True
-        reason = "" if can else f"{host.name} cannot switch it per turn" if host else ""
+        reason = "" if can or host is None else f"set by {host.name}"
         self.composer.set_thinking(self.session.thinking_next if can else True, can_toggle=can, reason=reason)
 
     def _save_settings(self) -> None:
@@ -468,6 +548,8 @@ class ChatScreen(ExactLayoutScreen):
             view.feed_existing(turn)
             view.finish()  # it ended (or the user moved on) while the view was being mounted
         self.refresh_status()
+        if len(session.turns) == 1:
+            self.gapp.remember_session(session)  # a new session is stored from now on
         return True
 
     def _confirm_long(self, text: str, thinking: bool, estimate: int, host: Host) -> None:
@@ -503,6 +585,7 @@ class ChatScreen(ExactLayoutScreen):
                 api_key=app.api_key(host),
                 store=app.store,
                 on_event=live.feed,
+                retry_hint="Ctrl+R retries",
             )
         except StorageError as exc:
             await self._storage_failed(live, exc)
@@ -567,7 +650,8 @@ class ChatScreen(ExactLayoutScreen):
     # -- actions ---------------------------------------------------------------------------
 
     async def action_stop(self) -> None:
-        """Stop the answer (Esc); the part that arrived is kept and marked stopped."""
+        """Esc: stop the answer (the part that arrived is kept and marked stopped), or cancel
+        an edit, or clear the session filter, or else go back to the composer."""
         if self.live is not None and self.live.session is self.session:
             self.workers.cancel_group(self, "generate")
             return
@@ -575,6 +659,14 @@ class ChatScreen(ExactLayoutScreen):
             self._editing = None
             self.composer.set_text(self._draft_before_edit)
             self.composer.set_editing(False)
+            self.composer.focus_prompt()
+            return
+        if self._focus_in_sidebar() and self.query("#sidebar") and self.sidebar.clear_filter():
+            return
+        if self.narrow and self._overlay_open:
+            self._overlay_open = False
+            self._apply_sidebar()
+        self.composer.focus_prompt()
 
     def action_toggle_thinking(self) -> None:
         """Ctrl+T: thinking on/off for the next turn."""
@@ -590,10 +682,21 @@ class ChatScreen(ExactLayoutScreen):
         self.refresh_status()
 
     def action_toggle_sidebar(self) -> None:
-        slot = self.sidebar_slot
-        slot.display = not slot.display
-        self.gapp.config.sidebar = bool(slot.display)
-        if not slot.display and self.focused is None:
+        """Ctrl+B: show the session list and focus it, or hide it and go back to the composer.
+
+        On a narrow screen the list is shown over the log and the config's choice
+        (for wide screens) is left as it is.
+        """
+        showing = not self.sidebar_slot.display
+        if self.narrow:
+            self._overlay_open = showing
+        else:
+            self.gapp.config.sidebar = showing
+        self._apply_sidebar()
+        if showing:
+            if self.query("#sidebar"):
+                self.sidebar.focus_list()
+        else:
             self.composer.focus_prompt()
 
     async def action_new_session(self) -> None:
@@ -651,21 +754,30 @@ class ChatScreen(ExactLayoutScreen):
         else:
             log.scroll_page_down()
 
-    def _last_answer(self) -> Turn | None:
+    def _answer_to_copy(self) -> Turn | None:
+        """The turn whose reasoning pane has focus, else the newest turn with an answer."""
+        focused = self.focused
+        if focused is not None:
+            from glmchat.ui.widgets.turn import TurnView
+
+            for node in focused.ancestors_with_self:
+                if isinstance(node, TurnView):
+                    return node.turn
         for turn in reversed(self.session.turns):
+            turn.sync()  # a streaming turn's newest text (a no-op for a settled one)
             if turn.content:
                 return turn
         return None
 
     def action_copy_answer(self) -> None:
-        turn = self._last_answer()
+        turn = self._answer_to_copy()
         if turn is None:
             self.notify("No answer to copy yet.")
             return
         self.copy_turn(turn)
 
     def action_copy_code(self) -> None:
-        turn = self._last_answer()
+        turn = self._answer_to_copy()
         if turn is None:
             self.notify("No answer to copy yet.")
             return
@@ -674,6 +786,9 @@ class ChatScreen(ExactLayoutScreen):
     def copy_turn(self, turn: Turn, *, code: bool = False) -> None:
         """Copy an answer (or its code blocks) to the clipboard; the exact stored text."""
         turn.sync()
+        if not turn.content:
+            self.notify("This turn has no answer to copy.")
+            return
         if code:
             from glmchat.ui.markdown_render import code_blocks
 
@@ -811,27 +926,67 @@ class ChatScreen(ExactLayoutScreen):
         if store is None:
             self.notify("Search needs the session store, which could not be opened.", severity="error")
             return
-        from glmchat.ui.screens.search import SearchScreen  # Lazy import: a rare dialog.
+        from glmchat.ui.screens.search import SearchScreen, SearchTarget  # Lazy import: a rare dialog.
 
-        async def chosen(result: tuple[str, str | None] | None) -> None:
-            if not result:
+        async def chosen(target: SearchTarget | None) -> None:
+            if target is None:
                 return
-            session_id, turn_id = result
-            await self.switch_to(session_id)
-            if turn_id:
-                await self.reveal_turn(turn_id)
+            await self.switch_to(target.session_id)
+            if target.session_id != self.session.id:
+                return  # it could not be opened (the reason was shown)
+            if target.field == "reasoning":
+                await self.reveal_turn(target.turn_id, reasoning_match=target.match, context=target.context)
+            else:
+                await self.reveal_turn(target.turn_id)
 
         self.app.push_screen(SearchScreen(store, query), chosen)
 
-    async def reveal_turn(self, turn_id: str) -> None:
-        """Scroll to a turn, paging it in if it is not mounted."""
+    async def reveal_turn(self, turn_id: str, *, reasoning_match: str | None = None, context: str = "") -> None:
+        """Scroll to a turn, paging it in if it is not mounted.
+
+        Args:
+            turn_id: the turn.
+            reasoning_match: a word found in the turn's reasoning: the pane is unfolded
+                and the line holding the word scrolled into view.
+            context: the passage around that word (tells one occurrence from another).
+        """
         self.ensure_full_session()
         log = self.log_view
         view = await log.reveal(turn_id)
-        if view is not None:
-            # Stop following the bottom, or the next layout would scroll away from the hit.
-            log.anchor(False)
+        if view is None:
+            return
+        # Stop following the bottom, or the next layout would scroll away from the hit.
+        log.anchor(False)
+        pane = view.reasoning
+        if reasoning_match is None or not pane.display:
             log.call_after_refresh(log.scroll_to_widget, view, animate=False, top=True)
+            return
+        if not pane.expanded:
+            view.set_expanded(True)
+            self.fold_state[view.turn.id] = True
+
+        def show_line(tries: int = 20) -> None:
+            """Scroll the matching line into view, again after each frame until nothing moves.
+
+            The turns around the hit were just mounted: their heights settle over a frame
+            or two (the unfolded text, answers measured again), and a position read too
+            early is off by what changed above it.
+            """
+            if not pane.is_attached or not tries:
+                return
+            line = pane.line_of_match(reasoning_match, context) or 0
+            # Where the pane's line is in the log's scrollable area; the match is put a
+            # few lines below the top, so what leads up to it shows too.
+            top = pane.region.y - log.content_region.y + round(log.scroll_y) + line
+            wanted = max(top - min(3, log.size.height // 4), 0)
+            if pane.region.height > line and wanted <= log.max_scroll_y and round(log.scroll_y) == wanted:
+                return  # in place, and laid out
+            if wanted <= log.max_scroll_y:
+                # (Not beyond the end: reaching it pages in the turns below instead.)
+                log.scroll_to(y=wanted, animate=False, immediate=True)
+            log.call_after_refresh(show_line, tries - 1)
+
+        log.call_after_refresh(show_line)
 
     # -- export ----------------------------------------------------------------------------
 

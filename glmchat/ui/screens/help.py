@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 _KEY_NAMES = {
     "escape": "Esc",
     "enter": "Enter",
+    "\r": "Enter",
     "tab": "Tab",
     "space": "Space",
     "backspace": "Backspace",
@@ -50,6 +51,19 @@ _MODIFIERS = {"ctrl": "Ctrl", "shift": "Shift", "alt": "Alt", "meta": "Meta", "s
 
 # Textual's own bindings that deserve a friendlier description in the help.
 _DESCRIPTIONS = {"command_palette": "Command palette: every action", "quit": "Quit"}
+
+
+def sentence_case(text: str) -> str:
+    """ "Focus Next" -> "Focus next": a Title Case description in the app's sentence case.
+
+    Only text whose every word is capitalised is changed (Textual's own binding
+    descriptions); a sentence that already capitalises a name ("Export to
+    Markdown") is left alone, and so are all-capital words ("JSON", "F1").
+    """
+    words = text.split(" ")
+    if len(words) < 2 or not all(word[:1].isupper() for word in words if word[:1].isalpha()):
+        return text
+    return " ".join([words[0], *(word if word.isupper() else word.lower() for word in words[1:])])
 
 
 def format_key(key: str) -> str:
@@ -119,7 +133,8 @@ def _entries_for(node: DOMNode) -> Iterable[HelpEntry]:
             if not description:
                 continue
             label = binding.key_display or format_key(key)
-            yield HelpEntry([label], description, binding.group.description if binding.group else group)
+            group_title = binding.group.description if binding.group else group
+            yield HelpEntry([label], sentence_case(description), sentence_case(group_title))
 
 
 def collect_help(nodes: Iterable[DOMNode]) -> list[HelpEntry]:
@@ -157,7 +172,9 @@ def _newline_note() -> tuple[str, str] | None:
         return None
     order = ["shift+enter", "ctrl+j", "alt+enter", "ctrl+enter"]
     keys = sorted(NEWLINE_KEYS, key=lambda k: (order.index(k) if k in order else len(order), k))
-    return (" / ".join(format_key(k) for k in keys), "New line in the composer (Enter sends)")
+    # Two names of one key ("shift+enter", and "shift+\r" from xterm's modifyOtherKeys) read the same.
+    labels = dict.fromkeys(format_key(k) for k in keys)
+    return (" / ".join(labels), "New line in the composer (Enter sends)")
 
 
 class HelpScreen(ModalScreen[None]):

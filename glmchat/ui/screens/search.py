@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import events, on, work
@@ -26,6 +27,29 @@ FIELD_LABELS = {"user_text": "you", "user": "you", "content": "answer", "reasoni
 
 SEARCH_DELAY = 0.2
 """Seconds of no typing before the search runs again."""
+
+
+@dataclass(frozen=True)
+class SearchTarget:
+    """Where a chosen hit is: the turn, which of its texts matched, and the matched words."""
+
+    session_id: str
+    turn_id: str
+    field: str = ""
+    """"user_text", "content" or "reasoning" (as `SearchHit.field`)."""
+    match: str = ""
+    """The first matched word, as it is written in the text."""
+    context: str = ""
+    """The snippet around it, without the ellipses (to tell one occurrence from another)."""
+
+    @classmethod
+    def from_hit(cls, hit: SearchHit) -> SearchTarget:
+        snippet = hit.snippet
+        match = ""
+        if hit.highlights:
+            start, end = min(hit.highlights)
+            match = snippet[start:end]
+        return cls(hit.session_id, hit.turn_id, hit.field, match, snippet.strip("…"))
 
 
 def hit_prompt(hit: SearchHit) -> Content:
@@ -58,8 +82,8 @@ def hit_prompt(hit: SearchHit) -> Content:
     return Content.assemble(*parts)
 
 
-class SearchScreen(ModalScreen["tuple[str, str] | None"]):
-    """Search every session's turns; dismisses with ``(session_id, turn_id)`` or None.
+class SearchScreen(ModalScreen["SearchTarget | None"]):
+    """Search every session's turns; dismisses with a `SearchTarget` or None.
 
     | Key(s) | Description |
     | :- | :- |
@@ -197,8 +221,7 @@ class SearchScreen(ModalScreen["tuple[str, str] | None"]):
         self._open(event.option_index)
 
     def _open(self, index: int) -> None:
-        hit = self.hits[index]
-        self.dismiss((hit.session_id, hit.turn_id))
+        self.dismiss(SearchTarget.from_hit(self.hits[index]))
 
     def action_close(self) -> None:
         """Dismiss with None."""

@@ -1,4 +1,4 @@
-"""Settings of the open session (host, model, sampling, preserved thinking) and the theme."""
+"""Settings of the open session (host, model, sampling, preserved thinking), hosts' base URLs and the theme."""
 
 from __future__ import annotations
 
@@ -30,9 +30,11 @@ class SettingsResult:
 
     ``changes`` maps a name from `SESSION_FIELDS` or ``"theme"`` to its new value.
     ``temperature``, ``top_p`` and ``max_tokens`` may be None: "the host's default".
+    ``base_urls`` maps a host id to its new base URL (None: back to the built-in one).
     """
 
     changes: dict[str, Any] = field(default_factory=dict)
+    base_urls: dict[str, str | None] = field(default_factory=dict)
 
     def __contains__(self, name: str) -> bool:
         return name in self.changes
@@ -53,9 +55,11 @@ class SettingsResult:
             setattr(session, name, value)
 
     def apply_to_config(self, config: Config, *, as_defaults: bool = False) -> None:
-        """Set the theme on `config`; with `as_defaults`, the session settings become the defaults too."""
+        """Set the theme and the base URLs on `config`; with `as_defaults`, the session settings become the defaults too."""
         if self.theme is not None:
             config.theme = self.theme
+        for host_id, url in self.base_urls.items():
+            set_base_url(config, host_id, url)
         if not as_defaults:
             return
         for name, value in self.session_changes.items():
@@ -74,6 +78,42 @@ class _Values:
     max_tokens: int | None
     preserve_thinking: bool
     theme: str
+
+
+def configured_base_url(config: Config, host: Host) -> str:
+    """The base URL config.toml gives a host (its [hosts.<id>] base_url), else the host's own."""
+    value = (config.hosts.get(host.id) or {}).get("base_url")
+    return value if isinstance(value, str) and value else host.base_url
+
+
+def set_base_url(config: Config, host_id: str, url: str | None) -> None:
+    """Put a host's base URL in the config (None: remove the override, back to the built-in URL)."""
+    entry = config.hosts.setdefault(host_id, {})
+    if url:
+        entry["base_url"] = url
+    else:
+        entry.pop("base_url", None)
+        if not entry:
+            del config.hosts[host_id]
+
+
+def check_base_url(config: Config, host_id: str, url: str | None) -> None:
+    """Refuse a base URL the config loader would refuse, with its one-line reason.
+
+    The check is the loader's own: a copy of the config with the new URL is
+    resolved as a start would resolve it (type, scheme, plain http only where it
+    is allowed, a host name).
+
+    Raises:
+        ConfigError: the URL is not usable.
+    """
+    import copy
+
+    from glmchat.config import resolve_host
+
+    candidate = copy.deepcopy(config)
+    set_base_url(candidate, host_id, url)
+    resolve_host(candidate, host_id)
 
 
 def _number_text(value: float | int | None) -> str:
@@ -106,10 +146,23 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
         border: thick $primary 60%;
         background: $surface;
     }
+    SettingsScreen #header {
+        height: auto;
+        padding: 1 2 0 2;
+    }
     SettingsScreen #title {
+        width: 1fr;
         text-style: bold;
         color: $primary;
-        padding: 1 2 0 2;
+        padding-top: 1;
+    }
+    SettingsScreen #header Button {
+        margin-left: 2;
+    }
+    /* A dropdown opens downwards from its field, under the buttons (they are at the top):
+       kept short enough that, pushed up at the foot of a small screen, it still stays below them. */
+    SettingsScreen Select > SelectOverlay {
+        max-height: 45vh;
     }
     SettingsScreen #fields {
         height: 1fr;
@@ -145,13 +198,8 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
     SettingsScreen .error.-empty {
         display: none;
     }
-    SettingsScreen #buttons {
-        height: auto;
-        padding: 1 2;
-        align-horizontal: right;
-    }
-    SettingsScreen #buttons Button {
-        margin-left: 2;
+    SettingsScreen #fields > .row:last-child {
+        margin-bottom: 1;
     }
     """
 
@@ -173,13 +221,14 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
             session: the open session (its settings are edited); None: the config's defaults.
             config: the loaded settings (the current theme, defaults).
             hosts: host id -> Host.
-            theme_names: themes to offer (registered with the app).
+            theme_names: themes to offer (registered with the app), in the order to list them.
         """
         super().__init__()
         self.session = session
         self.config = config
         self.hosts = dict(hosts)
-        self.theme_names = sorted(set(theme_names))
+        self.theme_names = list(dict.fromkeys(theme_names))
+        """In the order given (the app lists its own themes first)."""
         source: Any = session if session is not None else config
         host_id = source.host if source.host in self.hosts else next(iter(self.hosts))
         model = source.model or self.hosts[host_id].default_model
@@ -194,6 +243,11 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
             theme=config.theme,
         )
         self._theme_before: str | None = None
+        self.initial_base_urls = {host_id: configured_base_url(config, host) for host_id, host in self.hosts.items()}
+        """Host id -> the base URL config.toml gives it now."""
+        self._base_urls = dict(self.initial_base_urls)
+        """Host id -> the base URL in the field (kept for each host while the host choice changes)."""
+        self._shown_host = host_id
 
     # -- layout --------------------------------------------------------------------------
 
@@ -201,7 +255,11 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
         initial = self.initial
         host = self.hosts[initial.host]
         with Vertical(id="dialog"):
-            yield Static("Settings" if self.session is None else "Session settings", id="title")
+            # The buttons are at the top, where no dropdown below them can cover them.
+            with Horizontal(id="header"):
+                yield Static("Settings" if self.session is None else "Session settings", id="title")
+                yield Button("Cancel", id="cancel")
+                yield Button("Save", variant="primary", id="save")
             with VerticalScroll(id="fields"):
                 with Horizontal(classes="row"):
                     yield Label("Host")
@@ -211,6 +269,11 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
                         allow_blank=False,
                         id="host",
                     )
+                with Horizontal(classes="row"):
+                    yield Label("Base URL")
+                    yield Input(self._base_urls[initial.host], placeholder=self._default_base_url(host), id="base_url")
+                yield Static(self._base_url_hint(host), id="base_url-hint", classes="hint", markup=False)
+                yield from self._error("base_url")
                 with Horizontal(classes="row"):
                     yield Label("Model")
                     yield Input(initial.model, placeholder=host.default_model, id="model", suggester=self._suggester(host))
@@ -244,9 +307,6 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
                         allow_blank=initial.theme not in self.theme_names,
                         id="theme",
                     )
-            with Horizontal(id="buttons"):
-                yield Button("Cancel", id="cancel")
-                yield Button("Save", variant="primary", id="save")
 
     @staticmethod
     def _error(name: str) -> ComposeResult:
@@ -255,6 +315,22 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
     @staticmethod
     def _suggester(host: Host) -> SuggestFromList | None:
         return SuggestFromList(host.models, case_sensitive=False) if host.models else None
+
+    @staticmethod
+    def _default_base_url(host: Host) -> str:
+        from glmchat.hosts import BUILTIN_HOSTS
+
+        builtin = BUILTIN_HOSTS.get(host.id)
+        return builtin.base_url if builtin is not None else "https://…"
+
+    @staticmethod
+    def _base_url_hint(host: Host) -> str:
+        from glmchat.hosts import BUILTIN_HOSTS
+
+        where = f"Saved as [hosts.{host.id}] base_url in config.toml"
+        if host.id in BUILTIN_HOSTS:
+            return f"{where}; empty: {BUILTIN_HOSTS[host.id].base_url}"
+        return where
 
     @staticmethod
     def _models_hint(host: Host) -> str:
@@ -287,6 +363,13 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
         if event.value is Select.NULL or event.value not in self.hosts:
             return
         host = self.hosts[str(event.value)]
+        # Each host keeps its own base URL: what was typed for the one left stays with it.
+        base_url = self.query_one("#base_url", Input)
+        self._base_urls[self._shown_host] = base_url.value.strip()
+        self._shown_host = host.id
+        base_url.value = self._base_urls[host.id]
+        base_url.placeholder = self._default_base_url(host)
+        self.query_one("#base_url-hint", Static).update(self._base_url_hint(host))
         model = self.query_one("#model", Input)
         if host.id == self.initial.host:
             model.value = self.initial.model
@@ -375,7 +458,8 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
             preserve_thinking=self.query_one("#preserve_thinking", Switch).value,
             theme=theme_value if isinstance(theme_value, str) else self.initial.theme,
         )
-        for name in ("model", "temperature", "top_p", "max_tokens"):
+        base_urls = read(lambda: self._read_base_urls(host))
+        for name in ("base_url", "model", "temperature", "top_p", "max_tokens"):
             self._set_error(name, errors.get(name, ""))
         if errors:
             self.query_one(f"#{next(iter(errors))}").focus()
@@ -385,7 +469,31 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
             for name in (*SESSION_FIELDS, "theme")
             if getattr(values, name) != getattr(self.initial, name)
         }
-        return SettingsResult(changes)
+        return SettingsResult(changes, base_urls or {})
+
+    def _read_base_urls(self, shown: Host) -> dict[str, str | None]:
+        """Host id -> new base URL (None: the built-in one), for every host whose URL was changed."""
+        from glmchat.errors import ConfigError
+        from glmchat.hosts import BUILTIN_HOSTS
+
+        self._base_urls[self._shown_host] = self.query_one("#base_url", Input).value.strip()
+        changed: dict[str, str | None] = {}
+        for host_id, text in self._base_urls.items():
+            if text == self.initial_base_urls[host_id]:
+                continue
+            builtin = BUILTIN_HOSTS.get(host_id)
+            url: str | None = text
+            if not text or (builtin is not None and text == builtin.base_url):
+                url = None  # no override: the built-in URL
+            try:
+                check_base_url(self.config, host_id, url)
+            except ConfigError as exc:
+                if host_id != shown.id:
+                    # The field shows one host at a time: show the host whose URL is wrong.
+                    self.query_one("#host", Select).value = host_id
+                raise _Invalid("base_url", str(exc)) from None
+            changed[host_id] = url
+        return changed
 
     # -- actions -------------------------------------------------------------------------
 

@@ -83,6 +83,55 @@ class PageMarker(Static):
                 log.load_earlier()
 
 
+WELCOME_KEYS = (
+    ("Enter", "send"),
+    ("Ctrl+J", "new line (Alt+Enter too)"),
+    ("Ctrl+T", "thinking on/off for the next message"),
+    ("Ctrl+B", "sessions"),
+    ("Ctrl+P", "every action, by name"),
+    ("F1", "all keys"),
+)
+"""The keys an empty chat lists (the full list is F1's)."""
+
+
+def welcome_content(host_name: str, model: str, *, can_toggle_thinking: bool = True) -> Content:
+    """What an empty chat shows: where messages go, the keys that matter, how thinking is switched."""
+    if can_toggle_thinking:
+        thinking = (
+            "Thinking is chosen per message: Ctrl+T, or a click on the switch under the "
+            "message box, turns it on or off for the next one."
+        )
+    else:
+        thinking = f"{host_name} decides about thinking itself: it cannot be switched per message here."
+    width = max(len(key) for key, _ in WELCOME_KEYS) + 3
+    parts: list[tuple[str, str] | str] = [
+        ("glmchat", "bold $text-primary"),
+        (" · ", "$text-muted"),
+        (host_name, "bold"),
+        (" · ", "$text-muted"),
+        model,
+        "\n\n",
+        "Type a message below and press Enter. ",
+        thinking,
+        "\n",
+    ]
+    for key, what in WELCOME_KEYS:
+        parts.extend(["\n  ", (key.ljust(width), "bold $text-accent"), (what, "$text-muted")])
+    return Content.assemble(*parts)
+
+
+class Welcome(Static):
+    """Shown in an empty chat; gone with the first turn."""
+
+    DEFAULT_CSS = """
+    Welcome {
+        height: auto;
+        width: 1fr;
+        padding: 1 1;
+    }
+    """
+
+
 class ChatLog(VerticalScroll, can_focus=False):
     """Turns of the open session, a window of them mounted."""
 
@@ -107,6 +156,7 @@ class ChatLog(VerticalScroll, can_focus=False):
         """Turn id -> the user's fold choice (shared with the screen, survives switching sessions)."""
         self.clock: Callable[[], float] = time.time
         self.host_name = ""
+        self._welcome: Welcome | None = None
 
     # -- building ------------------------------------------------------------------------
 
@@ -148,6 +198,7 @@ class ChatLog(VerticalScroll, can_focus=False):
         views = [self.make_view(t, last=self._is_last(t), first_frame=first_frame) for t in turns[start:end]]
         with self.app.batch_update():
             await self.remove_children()
+            self._welcome = None
             self._earlier = PageMarker(later=False, id="earlier")
             self._later = PageMarker(later=True, id="later")
             await self.mount(self._earlier)
@@ -190,8 +241,24 @@ class ChatLog(VerticalScroll, can_focus=False):
                 return view
         return None
 
+    async def show_welcome(self, content: Content) -> None:
+        """Show the welcome (an empty session); `add_view` takes it away."""
+        if self._welcome is not None and self._welcome.is_attached:
+            self._welcome.update(content)
+            return
+        self._welcome = Welcome(content, id="welcome")
+        await self.mount(self._welcome, before=self._later)
+
+    @property
+    def welcome_shown(self) -> bool:
+        return self._welcome is not None and self._welcome.is_attached
+
     async def add_view(self, view: TurnView) -> TurnView:
         """Mount the view of the session's newest turn at the bottom and follow it."""
+        if self._welcome is not None:
+            welcome, self._welcome = self._welcome, None
+            if welcome.is_attached:
+                await welcome.remove()
         index = len(self.session.turns) - 1 if self.session is not None else self._end_mounted
         if self._end_mounted < index:
             # The window is up in the history: come back to the end first.

@@ -1,9 +1,11 @@
 """The composer: a multi-line prompt, the thinking switch for the next turn, and key hints.
 
 Enter sends. Ctrl+J inserts a newline in every terminal (it is a distinct
-byte, "\n"). Shift+Enter and Alt+Enter do too where the terminal reports them
-(kitty, WezTerm, foot, Ghostty: Textual asks for the kitty keyboard protocol);
-xterm and tmux send both as a plain Enter, which Textual cannot tell apart.
+byte, "\n"). Alt+Enter does too: terminals without the kitty keyboard protocol
+send it as ESC + CR, which `glmchat.ui.keys` teaches Textual to read as
+"alt+enter". Shift+Enter does where the terminal reports it (kitty, WezTerm,
+foot, Ghostty; xterm with modifyOtherKeys); xterm and tmux send it as a plain
+Enter, which no program can tell apart.
 
 Nothing here reads the whole text on a keystroke: a 1 MB paste is one edit,
 and typing after it costs what TextArea's own edit costs.
@@ -11,16 +13,36 @@ and typing after it costs what TextArea's own edit costs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 
 from textual import events, on
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.geometry import Size
 from textual.message import Message
-from textual.widgets import Label, Switch, TextArea
+from textual.widgets import Static, Switch, TextArea
 
 NEWLINE_KEYS = frozenset({"ctrl+j", "shift+enter", "alt+enter", "ctrl+enter", "shift+\r"})
 """Keys that insert a newline instead of sending ("shift+\r" is xterm's modifyOtherKeys Shift+Enter)."""
 
-SEND_HINT = "Enter send · Ctrl+J newline"
+SEND_HINTS = (
+    "Enter send · Ctrl+J or Alt+Enter new line",
+    "Enter send · Ctrl+J new line",
+    "Enter send · ^J new line",
+    "^J new line",
+)
+"""The composer's key hint, longest first: the longest that fits is shown, never a cut one."""
+
+EDIT_HINTS = (
+    "Editing the last message · Enter resends · Esc cancels",
+    "Editing · Enter resends · Esc cancels",
+    "Editing · Esc cancels",
+    "Editing",
+)
+"""The hint while the last message is being edited, longest first."""
+
+THINKING_KEY = "^T"
+"""The thinking switch's key, as the footer writes keys."""
 
 
 class PromptArea(TextArea):
@@ -59,7 +81,113 @@ class PromptArea(TextArea):
             event.prevent_default()
             self.post_message(self.EditLastRequested())
             return
+        if key.startswith("alt+"):
+            # An Alt chord is a command, never text. The terminal sends Alt+D as ESC d, and
+            # Textual's key event for it still carries the character "d", which TextArea's
+            # handler would type. Preventing the default skips that handler only: the event
+            # goes on up to the bindings (Alt+D deletes the session, Alt+M exports...), and
+            # an unbound chord types nothing.
+            event.prevent_default()
+            return
         await super()._on_key(event)
+
+
+class ThinkingSwitch(Switch):
+    """The thinking switch, in words: "━● Thinking: on ^T" / "○━ Thinking: off ^T".
+
+    A `Switch` for the mouse and keyboard (click, Enter and Space toggle it, it
+    posts `Switch.Changed`), drawn as a small switch followed by its state and key.
+    """
+
+    DEFAULT_CSS = """
+    ThinkingSwitch, ThinkingSwitch:focus {
+        border: none;
+        padding: 0 1 0 0;
+        height: 1;
+        width: auto;
+        background: transparent;
+    }
+    ThinkingSwitch:focus {
+        text-style: bold;
+        background-tint: $foreground 8%;
+    }
+    """
+
+    def __init__(self, value: bool, *, id: str | None = None) -> None:
+        super().__init__(value, animate=False, id=id, tooltip="Thinking for the next turn (Ctrl+T)")
+        self._reason = ""
+
+    def set_reason(self, reason: str) -> None:
+        """Why the host sets thinking itself ("" when the switch works)."""
+        if reason != self._reason:
+            self._reason = reason
+            self.refresh(layout=True)
+
+    def label(self) -> Content:
+        """The switch as drawn: knob, state in words, key."""
+        if self.disabled:
+            return Content.assemble(("Thinking: ", "$text-muted"), (self._reason or "set by the host", "$text-muted"))
+        if self.value:
+            return Content.assemble(("━●", "$text-success"), " Thinking: ", ("on", "bold $text-success"), (f" {THINKING_KEY}", "$text-muted"))
+        return Content.assemble(("○━", "$text-muted"), " Thinking: ", ("off", "bold"), (f" {THINKING_KEY}", "$text-muted"))
+
+    def render(self) -> Content:
+        return self.label()
+
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        return self.label().cell_length
+
+    def watch_value(self, value: bool) -> None:
+        super().watch_value(value)
+        self.refresh(layout=True)  # "on" and "off" differ in width
+
+
+class FittingHint(Static):
+    """A one-line hint that shows the longest of its variants that fits its width (or nothing).
+
+    Words are never cut: a narrow composer gets a shorter sentence, not a clipped one.
+    """
+
+    DEFAULT_CSS = """
+    FittingHint {
+        width: 1fr;
+        height: 1;
+        content-align: right middle;
+        color: $text-muted;
+    }
+    FittingHint.-editing {
+        color: $text-warning;
+    }
+    """
+
+    def __init__(self, variants: Sequence[str], *, id: str | None = None) -> None:
+        super().__init__("", id=id, markup=False)
+        self._variants = tuple(variants)
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        return self._variants
+
+    def set_variants(self, variants: Sequence[str]) -> None:
+        variants = tuple(variants)
+        if variants != self._variants:
+            self._variants = variants
+            self.refresh()
+
+    def fitting(self, width: int) -> str:
+        """The longest variant of at most `width` cells ("" when none fits)."""
+        return pick_fitting(self._variants, width)
+
+    def render(self) -> Content:
+        return Content(self.fitting(self.content_size.width))
+
+
+def pick_fitting(variants: Sequence[str], width: int) -> str:
+    """The first of `variants` (longest first) that fits in `width` cells, else ""."""
+    for text in variants:
+        if Content(text).cell_length <= width:
+            return text
+    return ""
 
 
 class Composer(Vertical):
@@ -68,7 +196,7 @@ class Composer(Vertical):
     | Key(s) | Description |
     | :- | :- |
     | enter | Send the message. |
-    | ctrl+j (shift+enter, alt+enter where reported) | Insert a newline. |
+    | ctrl+j, alt+enter (shift+enter where reported) | Insert a newline. |
     | up (empty prompt) | Edit the last message. |
     """
 
@@ -120,10 +248,8 @@ class Composer(Vertical):
             placeholder="Message GLM…",
         )
         self.prompt.cursor_blink = True
-        self.switch = Switch(True, id="thinking-switch", tooltip="Thinking for the next turn (Ctrl+T)")
-        self.switch_label = Label("Thinking", id="thinking-label")
-        self.mode_label = Label("", id="composer-mode")
-        self.hint = Label(SEND_HINT, id="composer-hint")
+        self.switch = ThinkingSwitch(True, id="thinking-switch")
+        self.hint = FittingHint(SEND_HINTS, id="composer-hint")
         self._can_toggle = True
         self._quiet = False
 
@@ -131,8 +257,6 @@ class Composer(Vertical):
         yield self.prompt
         with Horizontal(id="composer-bar"):
             yield self.switch
-            yield self.switch_label
-            yield self.mode_label
             yield self.hint
 
     # -- text ----------------------------------------------------------------------------
@@ -161,10 +285,18 @@ class Composer(Vertical):
     def focus_prompt(self) -> None:
         self.prompt.focus()
 
+    def type_text(self, text: str) -> None:
+        """Focus the prompt and insert `text` at its cursor, as if typed there."""
+        prompt = self.prompt
+        prompt.focus()
+        if not prompt.read_only:
+            prompt.replace(text, *prompt.selection, maintain_selection_offset=False)
+
     def set_editing(self, editing: bool) -> None:
         """Show that Enter will replace the last message instead of adding one."""
         self.set_class(editing, "-editing")
-        self.mode_label.update("Editing the last message · Enter resends · Esc cancels" if editing else "")
+        self.hint.set_class(editing, "-editing")
+        self.hint.set_variants(EDIT_HINTS if editing else SEND_HINTS)
 
     # -- thinking ------------------------------------------------------------------------
 
@@ -179,7 +311,7 @@ class Composer(Vertical):
         Args:
             value: On or off.
             can_toggle: The host can switch thinking per turn; if not, the switch is disabled.
-            reason: Shown next to a disabled switch ("Runware sets thinking itself").
+            reason: Shown in place of a disabled switch ("set by Runware").
         """
         self._can_toggle = can_toggle
         self._quiet = True
@@ -189,12 +321,10 @@ class Composer(Vertical):
         finally:
             self._quiet = False
         self.switch.disabled = not can_toggle
-        if can_toggle:
-            self.switch_label.update(f"Thinking {'on' if value else 'off'}")
-            self.switch.tooltip = "Thinking for the next turn (Ctrl+T)"
-        else:
-            self.switch_label.update(f"Thinking: {reason or 'not switchable on this host'}")
-            self.switch.tooltip = reason or "This host cannot switch thinking per turn."
+        self.switch.set_reason("" if can_toggle else reason or "not switchable on this host")
+        self.switch.tooltip = (
+            "Thinking for the next turn (Ctrl+T)" if can_toggle else reason or "This host cannot switch thinking per turn."
+        )
 
     def toggle_thinking(self) -> bool:
         """Flip the switch (Ctrl+T); returns False when the host cannot switch thinking."""
@@ -208,15 +338,9 @@ class Composer(Vertical):
         event.stop()
         if self._quiet:
             return
-        self.switch_label.update(f"Thinking {'on' if event.value else 'off'}")
         self.post_message(self.ThinkingChanged(self, event.value))
         # Back to typing: Enter on a focused switch would flip it instead of sending.
         self.prompt.focus()
-
-    def on_click(self, event: events.Click) -> None:
-        # The label is part of the switch for the mouse.
-        if event.widget is self.switch_label and self._can_toggle:
-            self.switch.toggle()
 
     # -- sending -------------------------------------------------------------------------
 

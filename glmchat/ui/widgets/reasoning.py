@@ -8,6 +8,7 @@ out, so a frame costs the same at token 10 and at token 40,000.
 
 from __future__ import annotations
 
+import re
 from typing import Callable, ClassVar
 
 from textual.binding import Binding, BindingType
@@ -47,6 +48,41 @@ def live_tail(text: str, width: int) -> str:
         if 0 <= cut < len(tail) - 1:
             tail = tail[cut + 1 :]
     return tail
+
+
+def match_offset(text: str, match: str, context: str = "") -> int | None:
+    """Where `match` occurs in `text` (ignoring case): inside `context` when that is found, else first.
+
+    Args:
+        text: the text searched.
+        match: the matched word.
+        context: a passage around the wanted occurrence (a search snippet), to tell
+            it from earlier ones.
+    """
+    if not match:
+        return None
+    word = re.compile(re.escape(match), re.IGNORECASE)
+    if context:
+        at = text.find(context)
+        if at >= 0:
+            found = word.search(text, at, at + len(context))
+            if found is not None:
+                return found.start()
+    found = word.search(text)
+    return found.start() if found is not None else None
+
+
+def wrapped_line_of(text: str, offset: int, width: int) -> int:
+    """The line (from 0) on which the character at `offset` lands when `text` is wrapped to `width`.
+
+    The text is wrapped up to the end of the word holding `offset`: greedy
+    wrapping decides each line by the words on it and before it, so the
+    lines up to that word are the same as in the whole text.
+    """
+    end = offset
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    return max(len(Content(text[:end].rstrip("\n")).wrap(width)) - 1, 0)
 
 
 class ReasoningPane(Widget, can_focus=True):
@@ -174,6 +210,15 @@ class ReasoningPane(Widget, can_focus=True):
         marker = "▼" if self.expanded else "▶"
         style = "$text-primary bold" if self.has_focus else "$text-muted"
         return Content.assemble((f"{marker} ", style), (self._title, style))
+
+    def line_of_match(self, match: str, context: str = "") -> int | None:
+        """The pane line (0 is the title) showing `match` when unfolded, or None if it is not in the text."""
+        text = self._full_text()
+        offset = match_offset(text, match, context)
+        if offset is None:
+            return None
+        inner = max((self.content_size.width or self.size.width) - 2, 4)
+        return 1 + wrapped_line_of(text.rstrip("\n"), offset, inner)
 
     def _lines(self, width: int) -> list[Content]:
         key = (width, self.expanded, self.has_focus)

@@ -241,6 +241,18 @@ class SessionList(Widget):
         """Put the cursor in the search field."""
         self.query_one("#session-search", Input).focus()
 
+    def focus_list(self) -> None:
+        """Focus the list of sessions (its keys: Enter opens, n, r, d, /)."""
+        self.options.focus()
+
+    def clear_filter(self) -> bool:
+        """Empty the search field; False when it was empty already (nothing to clear)."""
+        search = self.query_one("#session-search", Input)
+        if not search.value:
+            return False
+        search.value = ""
+        return True
+
     def request_new(self) -> None:
         self.post_message(self.NewRequested(self))
 
@@ -328,7 +340,8 @@ class SessionList(Widget):
         self.request_delete()
 
     def on_key(self, event: events.Key) -> None:
-        # From the search field, Down moves into the list and Escape clears the filter.
+        # From the search field, Down moves into the list. (Escape, which clears the
+        # filter, is the screen's key: see `clear_filter`.)
         search = self.query_one("#session-search", Input)
         if not search.has_focus:
             return

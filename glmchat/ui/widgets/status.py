@@ -14,7 +14,7 @@ from textual.widgets import Static
 
 from glmchat.hosts import Host
 from glmchat.session import Session
-from glmchat.usage import compact_count, context_used, last_usage_turn, session_cost
+from glmchat.usage import compact_count, context_used, last_settled_turn, session_cost, turn_figures
 
 
 @dataclass
@@ -43,19 +43,29 @@ class StatusLine(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._parts: tuple[Content, Content] = (Content(), Content())
+        self._short_parts: tuple[Content, Content] = (Content(), Content())
 
     def show(self, facts: StatusFacts) -> None:
         """Redraw from the facts (cheap: called on turn end, switch and toggles, not per token)."""
         self._parts = status_parts(facts)
+        self._short_parts = status_parts(facts, short=True)
         self.refresh(layout=True)
 
     def _lines(self, width: int) -> list[Content]:
         head, tail = self._parts
         if not tail:
+            if head.cell_length > width:
+                head = self._short_parts[0]
             return [head.truncate(width, ellipsis=True)]
         joined = head + Content.styled(" │ ", "$text-muted") + tail
         if joined.cell_length <= width:
             return [joined]
+        # Two lines; on a narrow screen in shorter words rather than cut ones.
+        short_head, short_tail = self._short_parts
+        if head.cell_length > width:
+            head = short_head
+        if tail.cell_length > width:
+            tail = short_tail
         return [head.truncate(width, ellipsis=True), tail.truncate(width, ellipsis=True)]
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
@@ -71,51 +81,49 @@ def status_content(facts: StatusFacts) -> Content:
     return head + Content.styled(" │ ", "$text-muted") + tail if tail else head
 
 
-def status_parts(facts: StatusFacts) -> tuple[Content, Content]:
-    """(host, model, thinking, preserved) and (last turn's tokens, cost, context)."""
+def status_parts(facts: StatusFacts, *, short: bool = False) -> tuple[Content, Content]:
+    """(host, model, thinking, preserved) and (last turn's tokens, cost, context).
+
+    Args:
+        facts: what to show.
+        short: fewer words, for a narrow screen (the same facts).
+    """
     host = facts.host
     sep = (" │ ", "$text-muted")
     head: list[tuple[str, str] | str] = [(host.name, "bold"), " · ", facts.model, sep]
     if not host.can_toggle_thinking:
         head.append(("thinking: set by host", "$text-muted"))
     elif facts.thinking_next:
-        head.append(("next turn: thinking on", "$text-success"))
+        head.append(("thinking on" if short else "next turn: thinking on", "$text-success"))
     else:
-        head.append(("next turn: thinking off", "$text-muted"))
+        head.append(("thinking off" if short else "next turn: thinking off", "$text-muted"))
     head.append(sep)
     if not host.can_preserve_thinking:
-        head.append((f"preserved thinking: not supported on {host.name}", "$text-warning"))
+        what = "not preserved" if short else f"preserved thinking: not supported on {host.name}"
+        head.append((what, "$text-warning"))
     elif facts.preserve:
-        head.append(("preserved thinking on", "$text-success"))
+        head.append(("preserved on" if short else "preserved thinking on", "$text-success"))
     else:
-        head.append(("preserved thinking off", "$text-muted"))
+        head.append(("preserved off" if short else "preserved thinking off", "$text-muted"))
 
     tail: list[tuple[str, str] | str] = []
-    turn = last_usage_turn(facts.session)
+    turn = last_settled_turn(facts.session)
     if turn is not None:
-        usage = turn.usage
-        fields = []
-        if usage.prompt_tokens is not None:
-            fields.append(f"{usage.prompt_tokens:,} in")
-        if usage.cached_tokens:
-            fields.append(f"{usage.cached_tokens:,} cached")
-        if usage.reasoning_tokens:
-            fields.append(f"{usage.reasoning_tokens:,} reasoning")
-        if usage.completion_tokens is not None:
-            answer = usage.completion_tokens - (usage.reasoning_tokens or 0)
-            fields.append(f"{max(answer, 0):,} answer")
-        if fields:
-            tail.append("last turn " + " · ".join(fields))
+        figures = turn_figures(turn, short=short)
+        if figures:
+            tail.append(figures if short else f"last turn {figures}")
     cost = session_cost(facts.session, host)
     if cost is not None:
         if tail:
             tail.append(sep)
-        tail.append(f"session ${cost:.4f}" if cost < 1 else f"session ${cost:.2f}")
+        amount = f"${cost:.4f}" if cost < 1 else f"${cost:.2f}"
+        tail.append(amount if short else f"session {amount}")
     window = host.context_window
     if window:
         share = context_used(facts.session) / window
         style = "$text-error" if share > 0.9 else "$text-warning" if share > 0.7 else ""
         if tail:
             tail.append(sep)
-        tail.append((f"context {share:.0%} of {compact_count(window)}", style))
+        what = f"ctx {share:.0%}" if short else f"context {share:.0%} of {compact_count(window)}"
+        tail.append((what, style))
     return Content.assemble(*head), Content.assemble(*tail)

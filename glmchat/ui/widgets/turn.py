@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import gc
 import time
-from typing import Callable, ClassVar
+from typing import Callable
 
-from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
 from textual.message import Message
@@ -26,6 +25,7 @@ from glmchat.usage import estimate_tokens
 
 from glmchat.ui.widgets.answer import AnswerView
 from glmchat.ui.widgets.reasoning import ReasoningPane, format_seconds
+from glmchat.usage import TokenCount, token_split
 
 FLUSH_INTERVAL = 1 / 30
 """Seconds between timer ticks while streaming: the fastest the screen is updated."""
@@ -52,18 +52,28 @@ USER_TEXT_LIMIT = 6_000
 """Characters of a long user message shown in the log (the whole text is stored and sent)."""
 
 
-def reasoning_title(turn: Turn, *, live: bool, tokens: int, now: float | None = None) -> str:
-    """The pane title: "Thinking… 1,234 tokens · 3.1 s" live, "Thought for 3.1 s · 1,234 tokens" after."""
+def reasoning_title(turn: Turn, *, live: bool, tokens: TokenCount, now: float | None = None) -> str:
+    """The pane title: "Thinking… ≈1,234 tokens · 3.1 s" live, "Thought for 3.1 s · 1,234 tokens" after.
+
+    The count is the host's where it reported one, else an estimate, marked "≈"
+    (always so while streaming: hosts report usage at the end).
+    """
     if live:
         elapsed = None
         if turn.first_reasoning_at is not None and now is not None:
             elapsed = max(0.0, now - turn.first_reasoning_at)
-        text = f"Thinking… {tokens:,} tokens"
+        text = f"Thinking… {tokens} tokens"
         return f"{text} · {format_seconds(elapsed)}" if elapsed is not None else text
     seconds = turn.reasoning_seconds
     if seconds is None:
-        return f"Reasoning · {tokens:,} tokens"
-    return f"Thought for {format_seconds(seconds)} · {tokens:,} tokens"
+        return f"Reasoning · {tokens} tokens"
+    return f"Thought for {format_seconds(seconds)} · {tokens} tokens"
+
+
+def settled_reasoning_tokens(turn: Turn, reasoning_estimate: int, answer_estimate: int) -> TokenCount:
+    """The reasoning figure of a turn that stopped thinking: reported, or estimated (see `token_split`)."""
+    split = token_split(turn.usage, reasoning_estimate, answer_estimate)
+    return split.reasoning or TokenCount(reasoning_estimate, estimated=True)
 
 
 class UserMessage(Static):
@@ -95,16 +105,10 @@ class TurnFooter(Static):
 class TurnView(Vertical):
     """One turn of the chat log.
 
-    | Key(s) | Description |
-    | :- | :- |
-    | c | Copy the answer (when the reasoning pane has focus). |
-    | k | Copy the answer's code blocks. |
+    It has no keys of its own: letters typed while its reasoning pane has focus
+    are text for the composer. Alt+C and Alt+K copy the answer of the turn in
+    focus (see `ChatScreen.action_copy_answer`).
     """
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("c", "request('copy')", "Copy answer", tooltip="Copy this turn's answer.", show=False),
-        Binding("k", "request('copy_code')", "Copy code", tooltip="Copy this turn's code blocks.", show=False),
-    ]
 
     DEFAULT_CSS = """
     TurnView {
@@ -190,7 +194,7 @@ class TurnView(Vertical):
             self.reasoning = ReasoningPane(self._reasoning_text, title="Thinking…", expanded=expanded is not False, live=True)
             self.reasoning.display = False
         else:
-            tokens = turn.usage.reasoning_tokens or estimate_tokens(turn.reasoning)
+            tokens = settled_reasoning_tokens(turn, estimate_tokens(turn.reasoning), estimate_tokens(turn.content))
             self.reasoning = ReasoningPane(
                 lambda: inert(turn.reasoning),
                 title=reasoning_title(turn, live=False, tokens=tokens),
@@ -309,7 +313,7 @@ class TurnView(Vertical):
                 self.answer.append(chunk)
         if self.reasoning.live and self.reasoning.display:
             self.reasoning.title = reasoning_title(
-                self.turn, live=True, tokens=self._reasoning_tokens, now=self._clock()
+                self.turn, live=True, tokens=TokenCount(self._reasoning_tokens, estimated=True), now=self._clock()
             )
         if self._status_dirty or self._retry is not None:
             self._status_dirty = False
@@ -323,8 +327,7 @@ class TurnView(Vertical):
         if not pane.live:
             return
         pane.end_live(self._reasoning_text)
-        tokens = self.turn.usage.reasoning_tokens or self._reasoning_tokens
-        pane.title = reasoning_title(self.turn, live=False, tokens=tokens)
+        pane.title = reasoning_title(self.turn, live=False, tokens=self._settled_reasoning_tokens())
         if self._user_choice is None and pane.expanded:
             pane.expanded = False
 
@@ -338,10 +341,17 @@ class TurnView(Vertical):
         self._retry = None
         self._end_live_reasoning()
         if self.reasoning.display:
-            tokens = self.turn.usage.reasoning_tokens or self._reasoning_tokens
-            self.reasoning.title = reasoning_title(self.turn, live=False, tokens=tokens)
+            self.reasoning.title = reasoning_title(self.turn, live=False, tokens=self._settled_reasoning_tokens())
         self.answer.finish()
         self._refresh_status()
+
+    def _settled_reasoning_tokens(self) -> TokenCount:
+        # Estimated from the whole text, once: the running count made while streaming adds
+        # up per-flush roundings. (The answer's estimate only matters once the host reported
+        # its total, at the end, when the turn's text is joined.)
+        return settled_reasoning_tokens(
+            self.turn, estimate_tokens(self._reasoning_text()), estimate_tokens(self.turn.content)
+        )
 
     # -- folding -------------------------------------------------------------------------
 
