@@ -25,7 +25,7 @@ from textual.widgets import Footer, TextArea
 from glmchat.errors import ConfigError, GlmChatError, StorageError
 from glmchat.protocol.events import Event
 from glmchat.sanitize import inert
-from glmchat.session import ERROR, STREAMING, Session, Turn
+from glmchat.session import ERROR, STOPPED, STREAMING, Session, Turn
 from glmchat.ui.drafts import NEW_SESSION, DraftWriter, drafts_path
 from glmchat.ui.stream_layout import ExactLayoutScreen
 from glmchat.ui.widgets.chat_log import ChatLog
@@ -536,6 +536,32 @@ class ChatScreen(ExactLayoutScreen):
             self.notify(f"{exc} Your message is back in the composer.", title="Not sent", severity="error", markup=False, timeout=10)
         else:
             self.notify(str(exc), title="The answer could not be saved", severity="error", markup=False, timeout=10)
+
+    def stop_for_exit(self) -> None:
+        """The app is closing: settle a streaming turn as stopped and save it, right now.
+
+        Cancelling the stream worker would do the same once the worker runs
+        again, but the app may be gone by then (a signal, a second signal that
+        ends the process at once). So what arrived is saved here, synchronously,
+        and the worker is cancelled after; its own stop path then writes the same
+        turn once more, which changes nothing.
+        """
+        live = self.live
+        if live is None:
+            return
+        turn = live.turn
+        if turn.status == STREAMING:
+            turn.finish(STOPPED)
+            store = self.gapp.store
+            if store is not None:
+                try:
+                    if store.turn_seq(turn.id) is None:
+                        # The worker had not started yet: the turn was never written.
+                        store.begin_turn(live.session, turn)
+                    store.finish_turn(turn)
+                except GlmChatError:
+                    pass  # the store is failing: nothing more can be kept on the way out
+        self.workers.cancel_group(self, "generate")
 
     async def _drop_last_turn(self) -> bool:
         """Delete the session's last turn (retry, regenerate, edit)."""
