@@ -337,7 +337,7 @@ class GlmChatApp(App[int]):
         if self.store is None:
             return None, False
         try:
-            session = self.store.load_session(ref, last=PAGE + 1)
+            session, point = self.store.load_session_synced(ref, last=PAGE + 1)
         except GlmChatError as exc:
             if not quiet:
                 self.notify(str(exc), severity="error", markup=False)
@@ -355,12 +355,19 @@ class GlmChatApp(App[int]):
                 markup=False,
             )
             return None, False
+        # What other windows write to it from now on is taken in before each send.
+        self.chat.sync_points[session.id] = point
         # PAGE + 1 asked for: a full page means there may be older turns to load.
         return session, len(session.turns) > PAGE
 
     def remember_session(self, session: Session) -> None:
         """The session to reopen next time (written to the config at exit)."""
         self.config.last_session = session.id
+
+    def on_app_focus(self) -> None:
+        # Back from another window (where the terminal reports focus): show what it did.
+        if self.chat.is_mounted:
+            self.chat.request_sync()
 
     # -- hosts and keys --------------------------------------------------------------------
 
