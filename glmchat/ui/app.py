@@ -487,6 +487,7 @@ class GlmChatApp(App[int]):
             ("Fold / unfold all reasoning", "Fold or unfold every turn's reasoning (Ctrl+O)", chat.action_toggle_fold_all),
             ("Copy last answer", "Copy the last answer to the clipboard (Alt+C)", chat.action_copy_answer),
             ("Copy code blocks", "Copy the last answer's code blocks (Alt+K)", chat.action_copy_code),
+            ("Copy reasoning", "Copy the reasoning of the focused turn, or of the last turn", chat.action_copy_reasoning),
             ("Export to Markdown", "Write this session to a .md file in the current folder (Alt+M)", lambda: chat.action_export("markdown")),
             ("Export to JSON", "Write this session to a .json file in the current folder (Alt+J)", lambda: chat.action_export("json")),
             ("Rename session", "Rename this session (F2)", chat.action_rename_session),

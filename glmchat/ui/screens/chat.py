@@ -42,6 +42,11 @@ if TYPE_CHECKING:
     from glmchat.ui.app import GlmChatApp
 
 
+CLIPBOARD_LIMIT = 4_000_000
+"""Characters copied through the terminal at most (it gets them base64-encoded in one escape
+sequence, which terminals cap); a longer text is written to a file instead."""
+
+
 @dataclass(repr=False)
 class LiveTurn:
     """The turn being streamed, and the view (if any) showing it.
@@ -691,6 +696,20 @@ class ChatScreen(ExactLayoutScreen):
             return
         self.copy_turn(turn)
 
+    def action_copy_reasoning(self) -> None:
+        """Copy the reasoning of the turn whose reasoning has focus, else of the last turn that reasoned."""
+        from glmchat.ui.widgets.turn import TurnView
+
+        focused = self.focused
+        view = next((node for node in (focused.ancestors_with_self if focused else ()) if isinstance(node, TurnView)), None)
+        turn = view.turn if view is not None and view.turn.reasoning else None
+        if turn is None:
+            turn = next((t for t in reversed(self.session.turns) if t.reasoning), None)
+        if turn is None:
+            self.notify("No reasoning to copy yet.")
+            return
+        self.copy_turn(turn, part="reasoning")
+
     def action_copy_code(self) -> None:
         turn = self._last_answer()
         if turn is None:
@@ -698,8 +717,8 @@ class ChatScreen(ExactLayoutScreen):
             return
         self.copy_turn(turn, code=True)
 
-    def copy_turn(self, turn: Turn, *, code: bool = False) -> None:
-        """Copy an answer (or its code blocks) to the clipboard; the exact stored text."""
+    def copy_turn(self, turn: Turn, *, code: bool = False, part: str = "answer") -> None:
+        """Copy an answer (or its code blocks, or the turn's reasoning or message) to the clipboard, exactly as stored."""
         turn.sync()
         if code:
             from glmchat.ui.markdown_render import code_blocks
@@ -710,11 +729,44 @@ class ChatScreen(ExactLayoutScreen):
                 return
             text = "\n".join(blocks)
             what = f"{len(blocks)} code block{'s' if len(blocks) != 1 else ''}"
+        elif part == "reasoning":
+            text, what = turn.reasoning, "the reasoning"
+        elif part == "message":
+            text, what = turn.user_text, "the message"
         else:
             text = turn.content
             what = "the answer"
+        if len(text) > CLIPBOARD_LIMIT:
+            self._save_for_copy(turn, text, what)
+            return
         self.app.copy_to_clipboard(text)
         self.notify(f"Copied {what} ({len(text):,} characters).")
+
+    def _save_for_copy(self, turn: Turn, text: str, what: str) -> None:
+        """A text too long for the terminal's clipboard: written to a file in the current folder instead."""
+        from glmchat import export  # Lazy import: only when exporting.
+
+        name = export.safe_filename(f"{self.session.title or 'chat'} {what.removeprefix('the ')}", "txt")
+        try:
+            path = _free_path(Path.cwd(), name)
+            path.write_text(text, encoding="utf-8", errors="surrogatepass", newline="")
+        except OSError as exc:
+            self.notify(f"{what.capitalize()} is too long for the clipboard and could not be saved: {exc}", severity="error", markup=False)
+            return
+        self.notify(
+            f"{what.capitalize()} ({len(text):,} characters) is too long for the terminal's clipboard: saved to {path}",
+            title="Copy",
+            markup=False,
+            timeout=10,
+        )
+
+    def on_turn_view_paged(self, event: TurnView.Paged) -> None:
+        """Another page of a long text: show it from its first line."""
+        event.stop()
+        log = self.log_view
+        # Stop following the bottom, or the next layout would scroll away from the page.
+        log.anchor(False)
+        log.call_after_refresh(log.scroll_to_widget, event.widget, animate=False, top=True)
 
     async def on_turn_view_action_requested(self, event: TurnView.ActionRequested) -> None:
         event.stop()
@@ -724,6 +776,10 @@ class ChatScreen(ExactLayoutScreen):
             self.copy_turn(turn)
         elif action == "copy_code":
             self.copy_turn(turn, code=True)
+        elif action == "copy_reasoning":
+            self.copy_turn(turn, part="reasoning")
+        elif action == "copy_message":
+            self.copy_turn(turn, part="message")
         elif action in ("retry", "regenerate"):
             if self.session.turns and self.session.turns[-1] is turn:
                 await self.action_retry()
