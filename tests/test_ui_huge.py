@@ -157,7 +157,7 @@ async def test_a_text_too_long_for_the_clipboard_is_saved_to_a_file(glm_server, 
     open_huge(reasoning=reasoning)
     app = make_app(glm_server)
     async with app.run_test(size=SIZE) as pilot:
-        app.clipboard_before = app.clipboard
+        before = app.clipboard
         view = app.chat.log_view.mounted_views[-1]
         view.set_expanded(True)
         view.reasoning_pages.focus()
@@ -165,7 +165,7 @@ async def test_a_text_too_long_for_the_clipboard_is_saved_to_a_file(glm_server, 
         await pilot.pause()
         [saved] = list(Path(tmp_path).glob("*.txt"))
         assert saved.read_bytes() == reasoning.encode()
-        assert app.clipboard == app.clipboard_before, "nothing that size went to the terminal"
+        assert app.clipboard == before, "nothing that size went to the terminal"
         assert any(str(saved) in n.message for n in app._notifications)
 
 

@@ -73,7 +73,7 @@ async def test_a_signal_mid_stream_saves_the_partial_turn_as_stopped_and_the_dra
         chat.composer.set_text("typed while it streamed")
         session_id = chat.session.id
         os.kill(os.getpid(), signum)
-        await wait_for(pilot, lambda: app._exit)
+        await wait_for(pilot, lambda: app.return_code is not None)
     assert guard.caught == [], "the app's own handler took the signal"
     assert app.return_code == signal_exit_code(signum) == 128 + signum
     assert app.exit_signal == signum
@@ -99,7 +99,7 @@ async def test_a_signal_before_the_worker_ran_still_keeps_the_message(glm_server
         assert open_store().turn_seq(turn.id) is None
         session_id = chat.session.id
         app._exit_on_signal(signal.SIGTERM)
-        await wait_for(pilot, lambda: app._exit)
+        await wait_for(pilot, lambda: app.return_code is not None)
     assert app.return_code == 143
     stored = open_store().load_session(session_id).turns
     assert [(t.user_text, t.status) for t in stored] == [("sent just before the signal", STOPPED)]
@@ -115,7 +115,7 @@ async def test_a_signal_while_idle_exits_with_its_code_and_keeps_the_draft(glm_s
         app.chat.composer.prompt.focus()
         await pilot.press(*"not sent")
         os.kill(os.getpid(), signal.SIGHUP)
-        await wait_for(pilot, lambda: app._exit)
+        await wait_for(pilot, lambda: app.return_code is not None)
     assert guard.caught == []
     assert app.return_code == 129
     assert load_drafts(drafts_path(app.paths.data_dir)) == {session.id: "not sent"}
@@ -140,7 +140,7 @@ async def test_a_signal_during_start_up_closes_cleanly_and_loses_no_draft(glm_se
 
     app.start_chat = signalled_start  # type: ignore[method-assign]
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app._exit)
+        await wait_for(pilot, lambda: app.return_code is not None)
     assert guard.caught == []
     assert app.return_code == 143
     assert load_drafts(path) == {session.id: "a draft from last time"}

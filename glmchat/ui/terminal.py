@@ -16,7 +16,7 @@ import errno
 import os
 import sys
 import threading
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 from textual.drivers.linux_driver import LinuxDriver
 from textual.message import Message
@@ -62,7 +62,7 @@ def detach_from_terminal() -> None:
 class _Output:
     """The file the driver's writer thread writes to; a failed write reports the loss once, and is dropped."""
 
-    def __init__(self, file: IO[str], on_lost: Any) -> None:
+    def __init__(self, file: IO[str], on_lost: Callable[[], None]) -> None:
         self._file = file
         self._on_lost = on_lost
         self._lost = False
