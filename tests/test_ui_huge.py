@@ -260,3 +260,21 @@ def test_the_bar_says_where_it_is_and_moves_only_within_the_text():
     assert bar.page == 9
     bar.show(-3)
     assert bar.page == 0
+
+
+async def test_the_page_bar_actions_are_in_the_command_palette(glm_server):
+    open_huge(reasoning=numbered(2_000, "r"))
+    app = make_app(glm_server)
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.chat.log_view.mounted_views[-1]
+        view.set_expanded(True)
+        bar = view.reasoning_pages
+        bar.focus()
+        await pilot.pause()
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        assert {"Next page", "Previous page", "First page", "Last page", "Copy the whole reasoning"} <= set(commands)
+        commands["Last page"].callback()
+        assert bar.page == bar.pages.count - 1
+        app.chat.composer.focus_prompt()
+        await pilot.pause()
+        assert "Next page" not in {c.title for c in app.get_system_commands(app.screen)}

@@ -43,11 +43,10 @@ if TYPE_CHECKING:
     from textual.driver import Driver
     from textual.timer import Timer
 
-    from glmchat.ui.terminal import TerminalDriver
-
     from glmchat.client import GlmClient
     from glmchat.hosts import Host
     from glmchat.store import Store
+    from glmchat.ui.terminal import TerminalDriver
 
 
 CHECK_MARKER = "check-on-start"
@@ -500,6 +499,7 @@ class GlmChatApp(App[int]):
         ]
         for title, help_text, callback in commands:
             yield SystemCommand(title, help_text, callback)
+        yield from _page_commands(screen)
 
     # -- shutdown --------------------------------------------------------------------------
 
@@ -659,6 +659,21 @@ class GlmChatApp(App[int]):
             save_config(self.config, self.paths)
         except ConfigError:
             pass
+
+
+def _page_commands(screen: Screen[Any]) -> Iterable[SystemCommand]:
+    """The page bar's actions, when one has focus (the bar under a long text)."""
+    from glmchat.ui.widgets.pager import PageBar  # Lazy import: loaded already if a bar is shown
+
+    bar = screen.focused
+    if not isinstance(bar, PageBar):
+        return
+    what = bar.what
+    yield SystemCommand("Next page", f"Show the next page of this {what} (n)", lambda: bar.action_move(1))
+    yield SystemCommand("Previous page", f"Show the previous page of this {what} (p)", lambda: bar.action_move(-1))
+    yield SystemCommand("First page", f"Show the first page of this {what} (Home)", bar.action_first)
+    yield SystemCommand("Last page", f"Show the last page of this {what} (End)", bar.action_last)
+    yield SystemCommand(f"Copy the whole {what}", f"Copy every page of this {what} (y)", bar.action_copy)
 
 
 def _warm_imports() -> None:
