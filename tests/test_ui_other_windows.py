@@ -239,3 +239,22 @@ def test_a_real_glmchat_ask_c_in_another_process(glm_server, glmchat_home):
         turns = store.load_session(session.id).turns
     assert [t.user_text for t in turns] == ["Question 1", "Question 2", "from the terminal", "and from the window"]
     assert all(t.status == COMPLETE for t in turns)
+
+
+async def test_deleted_elsewhere_while_editing_keeps_the_edit_and_the_draft_before_it(glm_server, monkeypatch):
+    monkeypatch.setattr(ChatScreen, "IDLE_SYNC_INTERVAL", 3600.0)
+    session = two_turn_session()
+    app = make_app(glm_server)
+    async with app.run_test(size=SIZE) as pilot:
+        chat = app.chat
+        chat.composer.set_text("typed before the edit")
+        chat.action_edit_last()
+        chat.composer.set_text("Question 2, being edited")
+        other = open_store()
+        other.delete_session(session.id)
+        other.close()
+        await chat.sync_with_store()
+        await pilot.pause()
+        assert chat.session.id != session.id
+        assert chat.composer.text == "Question 2, being edited\n\ntyped before the edit"
+        assert glm_server.chat_requests() == []

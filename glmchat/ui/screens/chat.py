@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -40,6 +41,14 @@ if TYPE_CHECKING:
     from glmchat.ui.widgets.session_list import SessionList
     from glmchat.ui.widgets.turn import TurnView
     from glmchat.ui.app import GlmChatApp
+
+
+class TurnText(StrEnum):
+    """One of the texts of a turn."""
+
+    ANSWER = "answer"
+    REASONING = "reasoning"
+    MESSAGE = "message"
 
 
 CLIPBOARD_LIMIT = 4_000_000
@@ -708,7 +717,7 @@ class ChatScreen(ExactLayoutScreen):
         if turn is None:
             self.notify("No reasoning to copy yet.")
             return
-        self.copy_turn(turn, part="reasoning")
+        self.copy_turn(turn, part=TurnText.REASONING)
 
     def action_copy_code(self) -> None:
         turn = self._last_answer()
@@ -717,7 +726,7 @@ class ChatScreen(ExactLayoutScreen):
             return
         self.copy_turn(turn, code=True)
 
-    def copy_turn(self, turn: Turn, *, code: bool = False, part: str = "answer") -> None:
+    def copy_turn(self, turn: Turn, *, code: bool = False, part: TurnText = TurnText.ANSWER) -> None:
         """Copy an answer (or its code blocks, or the turn's reasoning or message) to the clipboard, exactly as stored."""
         turn.sync()
         if code:
@@ -729,9 +738,9 @@ class ChatScreen(ExactLayoutScreen):
                 return
             text = "\n".join(blocks)
             what = f"{len(blocks)} code block{'s' if len(blocks) != 1 else ''}"
-        elif part == "reasoning":
+        elif part is TurnText.REASONING:
             text, what = turn.reasoning, "the reasoning"
-        elif part == "message":
+        elif part is TurnText.MESSAGE:
             text, what = turn.user_text, "the message"
         else:
             text = turn.content
@@ -777,9 +786,9 @@ class ChatScreen(ExactLayoutScreen):
         elif action == "copy_code":
             self.copy_turn(turn, code=True)
         elif action == "copy_reasoning":
-            self.copy_turn(turn, part="reasoning")
+            self.copy_turn(turn, part=TurnText.REASONING)
         elif action == "copy_message":
-            self.copy_turn(turn, part="message")
+            self.copy_turn(turn, part=TurnText.MESSAGE)
         elif action in ("retry", "regenerate"):
             if self.session.turns and self.session.turns[-1] is turn:
                 await self.action_retry()
@@ -1045,7 +1054,9 @@ class ChatScreen(ExactLayoutScreen):
         """The open session was deleted by another window: move to a new one, taking the composer's text."""
         dead = self.session
         title = inert(dead.title or "This session")
-        text = self._draft_before_edit if self._editing is not None else self.composer.text
+        # While editing, the composer holds the edited message and what was typed before the edit waits aside.
+        kept = [self.composer.text, self._draft_before_edit if self._editing is not None else ""]
+        text = "\n\n".join(part for part in kept if part)
         self._editing = None
         self.drafts.pop(dead.id, None)
         self.composer.set_text("")  # nothing to keep under the deleted session's id
