@@ -17,6 +17,10 @@ Design points, each for a promise glmchat makes:
   store opens. A turn streaming in another live process is left alone.
 - **Several processes.** Writes run in ``BEGIN IMMEDIATE`` transactions with a
   busy timeout and retries; a turn's position (``seq``) is assigned inside one.
+- **Other writers, seen.** Every write to a session's turns moves the session's
+  ``revision`` on (triggers keep it, whoever writes); `changes_since` tells a
+  window what other connections did since it read the session, for the cost of
+  one ``PRAGMA data_version`` when nobody else wrote anything.
 - **Bad files.** A corrupt, truncated, foreign or newer-schema database is moved
   aside (never deleted) and a fresh one started; `Store.warnings` says where the
   old file went.
