@@ -17,6 +17,10 @@ Design points, each for a promise glmchat makes:
   store opens. A turn streaming in another live process is left alone.
 - **Several processes.** Writes run in ``BEGIN IMMEDIATE`` transactions with a
   busy timeout and retries; a turn's position (``seq``) is assigned inside one.
+- **Other writers, seen.** Every write to a session's turns moves the session's
+  ``revision`` on (triggers keep it, whoever writes); `changes_since` tells a
+  window what other connections did since it read the session, for the cost of
+  one ``PRAGMA data_version`` when nobody else wrote anything.
 - **Bad files.** A corrupt, truncated, foreign or newer-schema database is moved
   aside (never deleted) and a fresh one started; `Store.warnings` says where the
   old file went.
@@ -190,6 +194,38 @@ class SearchHit:
     def number(self) -> int:
         """The session's short number (same as `session_number`)."""
         return self.session_number
+
+
+@dataclass(frozen=True)
+class SyncPoint:
+    """Where a copy of a session stands against the database (see `Store.changes_since`)."""
+
+    revision: int
+    """The session's revision the copy was read at (0: not read from the database)."""
+    data_version: int
+    """This connection's `PRAGMA data_version` when it was read (-1: unknown, look at the revision)."""
+
+
+NOT_SYNCED = SyncPoint(0, -1)
+"""The point of a session never read from the database: every turn someone else wrote is new to it."""
+
+
+@dataclass(frozen=True)
+class SessionChanges:
+    """What other writers changed in a session since a `SyncPoint`."""
+
+    point: SyncPoint
+    """Where the caller stands once it has applied these changes."""
+    deleted: bool = False
+    """The session is no longer in the database."""
+    turn_ids: tuple[str, ...] | None = None
+    """Every turn of the session now, in order; None when its turns did not change."""
+    turns: dict[str, Turn] = field(default_factory=dict)
+    """The turns other writers wrote (added or rewrote), by id, read whole."""
+
+    @property
+    def changed(self) -> bool:
+        return self.deleted or self.turn_ids is not None
 
 
 # -- owner of a streaming turn ---------------------------------------------------------------
@@ -390,7 +426,40 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1]
+def _migrate_v2(conn: sqlite3.Connection) -> None:
+    """Revisions: every write to a session's turns moves the session's counter on.
+
+    Triggers keep them, so every way of writing a turn counts, in this process
+    or another: `sessions.revision` goes up by one for each turn row inserted,
+    rewritten or deleted, and `turns.revision` records the session's revision
+    at the turn's last write. Progress saves of a streaming turn (its chunks)
+    do not count: they leave the turn row alone.
+    """
+    for statement in (
+        "ALTER TABLE sessions ADD COLUMN revision INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE turns ADD COLUMN revision INTEGER NOT NULL DEFAULT 0",
+        """CREATE TRIGGER turns_revision_insert AFTER INSERT ON turns BEGIN
+            UPDATE sessions SET revision = revision + 1 WHERE id = new.session_id;
+            UPDATE turns SET revision = (SELECT revision FROM sessions WHERE id = new.session_id)
+                WHERE num = new.num;
+        END""",
+        # Every column but `revision` itself (which the triggers set) and the owner
+        # columns alone (never written without the rest).
+        """CREATE TRIGGER turns_revision_update
+            AFTER UPDATE OF session_id, seq, status, created_at, user_text, reasoning, content, meta ON turns
+        BEGIN
+            UPDATE sessions SET revision = revision + 1 WHERE id = new.session_id;
+            UPDATE turns SET revision = (SELECT revision FROM sessions WHERE id = new.session_id)
+                WHERE num = new.num;
+        END""",
+        """CREATE TRIGGER turns_revision_delete AFTER DELETE ON turns BEGIN
+            UPDATE sessions SET revision = revision + 1 WHERE id = old.session_id;
+        END""",
+    ):
+        conn.execute(statement)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2]
 """MIGRATIONS[i] takes the schema from version i to i + 1, inside the caller's transaction."""
 
 
@@ -585,6 +654,7 @@ class Store:
             self._conn = self._open(verify)
             try:
                 self._migrate()
+                self._watch_own_writes()
             except BaseException:
                 self._conn.close()
                 raise
@@ -1330,6 +1400,109 @@ class Store:
 
         self._write("delete the turn", work)
         self._progress.pop(turn_id, None)
+
+    # -- revisions: what other writers changed ---------------------------------------------
+    # A window showing a session asks, before it builds a request (and now and then
+    # while idle), whether anyone else changed the session's turns. The question
+    # costs one PRAGMA when no other connection committed anything since it last
+    # asked; then one indexed read of the session's revision; and only when that
+    # moved, the ids of its turns and the rows other writers wrote.
+
+    def _watch_own_writes(self) -> None:
+        """Record, on this connection only, the revision of every turn it writes.
+
+        A TEMP trigger fires for this connection's writes alone (and rolls back
+        with them), which is what tells "written here" from "written elsewhere".
+        """
+        conn = self._conn
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS own_turn_writes (id TEXT PRIMARY KEY, revision INTEGER NOT NULL)")
+        conn.execute(
+            """CREATE TEMP TRIGGER IF NOT EXISTS own_turn_write AFTER UPDATE OF revision ON main.turns BEGIN
+                INSERT OR REPLACE INTO own_turn_writes (id, revision) VALUES (new.id, new.revision);
+            END"""
+        )
+
+    def _data_version(self) -> int:
+        """SQLite's count of commits made by other connections (it moves only for them)."""
+        with self._lock:
+            conn = self._connection("check for changes")
+            try:
+                return conn.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.Error as exc:
+                raise self._error(exc, "check for changes") from exc
+
+    def load_session_synced(self, ref: str, *, last: int | None = None) -> tuple[Session, SyncPoint]:
+        """`load_session`, and the point it was read at, for `changes_since`."""
+        session_id = self.resolve_id(ref)
+        # Read before the snapshot: a commit after this read moves it, so the next
+        # `changes_since` looks; one between it and the snapshot is merely looked at twice.
+        data_version = self._data_version()
+
+        def work(conn: sqlite3.Connection) -> tuple[Session, int]:
+            row = conn.execute(
+                "SELECT number, id, title, host, model, created_at, updated_at, settings, revision "
+                "FROM sessions WHERE id = ?",
+                (session_id,),
+            ).fetchone()
+            if row is None:
+                raise SessionNotFoundError(f"No session '{ref}'.")
+            session = self._session_from_row(row[:8])
+            session.turns = self._select_turns(conn, session_id, last, None)
+            return session, row[8]
+
+        session, revision = self._read("load the session", work)
+        return session, SyncPoint(revision, data_version)
+
+    def changes_since(self, session_id: str, since: SyncPoint) -> SessionChanges:
+        """What other writers did to a session's turns since `since`.
+
+        Turns this store wrote are not reported (the caller has them). The result's
+        `point` is where the caller stands once it has applied the result.
+        """
+        data_version = self._data_version()
+        if data_version == since.data_version:
+            return SessionChanges(since)
+
+        def work(conn: sqlite3.Connection) -> SessionChanges:
+            row = conn.execute("SELECT revision FROM sessions WHERE id = ?", (session_id,)).fetchone()
+            if row is None:
+                return SessionChanges(SyncPoint(0, data_version), deleted=True)
+            revision = row[0]
+            point = SyncPoint(revision, data_version)
+            if revision == since.revision:
+                return SessionChanges(point)
+            # A revision below the one asked about: not the database the caller read. Everything counts.
+            floor = since.revision if revision > since.revision else -1
+            rows = conn.execute(
+                "SELECT t.id, t.revision > ? AND NOT EXISTS ("
+                "  SELECT 1 FROM temp.own_turn_writes o WHERE o.id = t.id AND o.revision = t.revision"
+                ") FROM turns t WHERE t.session_id = ? ORDER BY t.seq",
+                (floor, session_id),
+            ).fetchall()
+            foreign = [tid for tid, theirs in rows if theirs]
+            return SessionChanges(
+                point, turn_ids=tuple(tid for tid, _ in rows), turns=self._turns_by_id(conn, foreign)
+            )
+
+        return self._read("check the session for changes", work)
+
+    def _turns_by_id(self, conn: sqlite3.Connection, turn_ids: list[str]) -> dict[str, Turn]:
+        out: dict[str, Turn] = {}
+        for start in range(0, len(turn_ids), 500):
+            batch = turn_ids[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            for row in conn.execute(
+                f"SELECT id, status, created_at, user_text, reasoning, content, meta FROM turns WHERE id IN ({marks})",
+                batch,
+            ):
+                turn = self._turn_from_row(row)
+                out[turn.id] = turn
+        streaming = [t for t in out.values() if t.status == STREAMING]
+        if streaming:
+            chunks = self._chunks_of(conn, [t.id for t in streaming])
+            for turn in streaming:
+                self._apply_chunks(turn, chunks.get(turn.id, []))
+        return out
 
     # -- recovery ----------------------------------------------------------------------------
 
