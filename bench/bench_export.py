@@ -26,7 +26,7 @@ from bench._common import Report, temp_dir  # noqa: E402
 
 
 def build(home: Path, turns: int) -> None:
-    from glmchat.session import Step, Session, Turn, TurnStatus
+    from glmchat.session import Session, Step, Turn, TurnStatus
     from glmchat.usage import Usage
     from glmchat.store import Store
 

@@ -9,6 +9,7 @@ Runs, one after the other (never in parallel: they measure CPU and latency):
     python bench/bench_history.py    # 5. long history: live turns, open 1,000 turns, scroll up
     python bench/bench_store.py      # 6. store saves at 10 and 1,000 turns
     python bench/bench_ask.py        # 7. glmchat ask vs plain httpx
+    python bench/bench_huge.py       # 8. a turn with 1 / 10 / 100 MB of reasoning, answer, message
 
 Each script prints its figures and bars as it goes; the JSON of each lands in
 --out (default: a temporary folder). --quick runs fewer repetitions.
@@ -32,6 +33,7 @@ SCRIPTS = [
     ("bench_history.py", [], ["--runs", "2", "--turns", "10", "--cap", "30"]),
     ("bench_store.py", [], []),
     ("bench_ask.py", [], ["--runs", "1"]),
+    ("bench_huge.py", [], ["--sizes", "1,10"]),
 ]
 
 

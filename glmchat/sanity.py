@@ -158,7 +158,7 @@ def _check_number(value: Any, whole: bool, where: str) -> None:
         if not math.isfinite(value):
             raise Invalid(where, f"is not a finite number ({value!r}); it should be {rule.what if rule else kind}")
         if whole and not value.is_integer():
-            raise Invalid(where, f"= {value!r} is not a whole number")
+            raise Invalid(where, f"should be a whole number, not {value!r}")
     if rule is not None and not rule.low <= value <= rule.high:
         raise Invalid(where, f"= {short_number(value)} is out of range; it should be {rule.what}")
     if rule is None and abs(value) > 2**53:
@@ -180,8 +180,8 @@ def check_object(value: Any, cls: type, where: str, *, skip: tuple[str, ...] = (
 def clean(data: dict[str, Any], cls: type) -> dict[str, Any]:
     """A dict for `cls.from_dict` with every field that does not fit dropped (nested ones cleaned too).
 
-    A dropped time that must be there reads back as 0.0 ("unknown"); other dropped
-    fields take their default. Unknown keys are dropped as well.
+    A dropped time reads back as 0.0 ("unknown"), a dropped optional field as None, any other
+    dropped field takes its default. Unknown keys are dropped as well.
     """
     out: dict[str, Any] = {}
     for name, hint in hints(cls).items():
@@ -190,6 +190,12 @@ def clean(data: dict[str, Any], cls: type) -> dict[str, Any]:
         value = _cleaned(data[name], hint, name)
         if value is not _DROP:
             out[name] = value
+        elif RULES.get(name) is _TIME:
+            # A stored time that is nonsense reads as "unknown", never as the time of reading.
+            out[name] = UNKNOWN_TIME
+        elif type(None) in typing.get_args(hint):
+            # An optional setting that is nonsense reads as unset (the host's default), not as ours.
+            out[name] = None
     for name in required(cls):
         if name not in out:
             # A field every reader needs: its plainest value ("unknown" for a time).

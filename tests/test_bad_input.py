@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from glmchat.export import to_json
-from glmchat.session import Session
+from glmchat.session import Session, SessionTree
 from glmchat.store import Store
 from tests.test_cli import make_sessions, run
 
@@ -29,7 +29,7 @@ def exported(**session_fields) -> dict:
     session = Session(title="Imported")
     turn = session.new_turn("hello", thinking=True)
     turn.finish()
-    data = json.loads(to_json(session))
+    data = json.loads(to_json(SessionTree.of(session)))
     data["session"].update(session_fields)
     return data
 
@@ -69,13 +69,14 @@ def test_an_import_with_absurd_numbers_is_refused_naming_the_field(glmchat_home:
 @pytest.mark.parametrize(
     ("change", "name"),
     [({"created_at": 1e300}, "turns[0].created_at"), ({"finished_at": -5}, "turns[0].finished_at"),
-     ({"usage": {"prompt_tokens": 10**15}}, "turns[0].usage.prompt_tokens"),
-     ({"usage": {"cost": -1}}, "turns[0].usage.cost"),
-     ({"tool_calls": [{"index": 10**9, "name": "f", "arguments": "{}"}]}, "turns[0].tool_calls[0].index")],
+     ({"usage": {"prompt_tokens": 10**15}}, "turns[0].steps[0].usage.prompt_tokens"),
+     ({"usage": {"cost": -1}}, "turns[0].steps[0].usage.cost"),
+     ({"tool_calls": [{"index": 10**9, "name": "f", "arguments": "{}"}]}, "turns[0].steps[0].tool_calls[0].index")],
 )
 def test_turn_numbers_are_checked_too(glmchat_home: Path, tmp_path: Path, change: dict, name: str) -> None:
     data = exported()
-    data["session"]["turns"][0].update(change)
+    turn = data["session"]["turns"][0]
+    (turn if name.count(".") == 1 else turn["steps"][0]).update(change)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(data))
     proc = run("sessions", "import", str(bad), home=glmchat_home)
@@ -103,11 +104,13 @@ def poison_database(home: Path) -> None:
         conn.execute("UPDATE sessions SET created_at = -1e18, updated_at = 1e18 WHERE number = 1")
         conn.execute("UPDATE sessions SET created_at = 9e999, updated_at = 'soon' WHERE number = 2")
         conn.execute("UPDATE turns SET created_at = 1e300")
-        row = conn.execute("SELECT num, meta FROM turns ORDER BY num LIMIT 1").fetchone()
-        meta = json.loads(row[1])
+        row = conn.execute("SELECT num, id, meta FROM turns ORDER BY num LIMIT 1").fetchone()
+        meta = json.loads(row[2])
         meta.update(finished_at=1e308, first_reasoning_at=-1, first_content_at="x", temperature=None)
-        meta["usage"] = {"prompt_tokens": 10**30, "completion_tokens": "many", "cost": float("inf")}
         conn.execute("UPDATE turns SET meta = ? WHERE num = ?", (json.dumps(meta).encode(), row[0]))
+        step = json.loads(conn.execute("SELECT meta FROM steps WHERE turn_id = ? AND n = 0", (row[1],)).fetchone()[0])
+        step["usage"] = {"prompt_tokens": 10**30, "completion_tokens": "many", "cost": float("inf")}
+        conn.execute("UPDATE steps SET meta = ? WHERE turn_id = ? AND n = 0", (json.dumps(step).encode(), row[1]))
         settings = json.dumps({"temperature": 1e308, "top_p": "high", "max_tokens": -3}).encode()
         conn.execute("UPDATE sessions SET settings = ? WHERE number = 1", (settings,))
     conn.close()
@@ -132,9 +135,9 @@ def test_every_reader_survives_absurd_numbers_in_the_database(glmchat_home: Path
     proc = run("sessions", "import", str(out), home=other)
     assert proc.returncode == 0, proc.stderr
     session = json.loads(out.read_text())["session"]
-    assert [t["content"] for t in session["turns"]] == ["Zebras have stripes.", "Because of flies."]
+    assert [t["steps"][0]["content"] for t in session["turns"]] == ["Zebras have stripes.", "Because of flies."]
     assert session["temperature"] is None and session["max_tokens"] is None
-    assert session["turns"][0]["usage"]["prompt_tokens"] is None
+    assert session["turns"][0]["steps"][0]["usage"]["prompt_tokens"] is None
 
 
 async def test_the_tui_starts_with_absurd_numbers_in_the_database(glmchat_home: Path) -> None:
@@ -154,7 +157,7 @@ async def test_the_tui_starts_with_absurd_numbers_in_the_database(glmchat_home: 
 def test_a_numeric_imported_id_never_shadows_a_session_number(glmchat_home: Path, tmp_path: Path) -> None:
     make_sessions(glmchat_home)  # sessions 1 and 2
     hostile = exported(id="1", title="Impostor")
-    hostile["session"]["turns"][0]["id"] = "2"
+    hostile["session"]["turns"][0]["id"] = hostile["session"]["head"] = "2"
     source = tmp_path / "impostor.json"
     source.write_text(json.dumps(hostile))
     proc = run("sessions", "import", str(source), home=glmchat_home)

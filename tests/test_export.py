@@ -223,7 +223,7 @@ def test_turn_check_catches_what_the_text_check_missed(monkeypatch: pytest.Monke
     assert shape["h2"] == ["Turn 1", "Turn 2"] and shape["links"] == []
     assert all(h.startswith(OURS) for h in shape["html"])
     assert "<pre><code>a ` b\n` &lt;details&gt; `" in md  # that turn's model texts went literal
-    assert md.endswith("**Assistant:**\n\nfine\n")  # the next turn is checked on its own
+    assert md.endswith("</details>\n\nfine\n")  # the next turn is checked on its own
 
 
 # Text built from the pieces that break Markdown documents.
@@ -404,9 +404,9 @@ def with_envelope_change(**changes) -> str:
         (envelope(title=5), "session.title should be text, not a number"),
         (envelope(preserve_thinking="yes"), "session.preserve_thinking should be true/false"),
         (envelope(max_tokens=1.5), "session.max_tokens should be a whole number"),
-        (envelope(created_at=-1e18), "session.created_at is not a time"),
-        (envelope(updated_at=1e400), "session.updated_at is out of range"),
-        (envelope(max_tokens=10**30), "session.max_tokens is out of range"),
+        (envelope(created_at=-1e18), "session.created_at = -1e+18 is out of range"),
+        (envelope(updated_at=1e400), "session.updated_at is not a finite number"),
+        (envelope(max_tokens=10**30), "session.max_tokens = a 31-digit number is out of range"),
         (envelope(head="nowhere"), "session.head names no turn"),
         (envelope(id=""), "session.id is empty"),
         (envelope(turns=[1]), "session.turns[0] should be an object"),

@@ -14,7 +14,7 @@ import pytest
 
 from glmchat.export import from_json, to_json, to_markdown
 from glmchat.protocol.events import ContentDelta, ReasoningDelta, ToolCallDelta
-from glmchat.session import Session
+from glmchat.session import Session, SessionTree
 from tests.hostile_markdown import PAYLOADS, active_elements, renderers
 
 RENDERERS = renderers()
@@ -61,6 +61,6 @@ def test_bidi_controls_show_in_markdown_and_stay_exact_in_json() -> None:
     for ch in "\u202e\u2066\u2069\u200e\u200f\u202a\u202b\u202c\u202d":
         assert ch not in markdown
     assert "invoice⟨U+202E⟩gpj.exe" in markdown and "⟨U+2066⟩iso⟨U+2069⟩" in markdown
-    exported = to_json(session)
-    assert json.loads(exported)["session"]["turns"][0]["content"] == sneaky
+    exported = to_json(SessionTree.of(session))
+    assert json.loads(exported)["session"]["turns"][0]["steps"][0]["content"] == sneaky
     assert from_json(exported).turns[0].reasoning == sneaky

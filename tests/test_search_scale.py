@@ -55,9 +55,9 @@ def test_the_snippet_is_around_the_first_match_deep_in_the_text(store: Store) ->
 
 
 def test_fields_prefixes_and_a_word_split_across_windows(store: Store) -> None:
-    from glmchat import store as store_module
+    from glmchat.store import search as search_module
 
-    big_turn(store, "x" * (store_module._WINDOW - 3) + " stripedzebra here", user="about horses", content="none")
+    big_turn(store, "x" * (search_module._WINDOW - 3) + " stripedzebra here", user="about horses", content="none")
     assert store.search("horse")[0].field == "user_text"
     [hit] = store.search("stripedz")
     assert hit.field == "reasoning" and "stripedzebra here" in hit.snippet
@@ -66,7 +66,7 @@ def test_fields_prefixes_and_a_word_split_across_windows(store: Store) -> None:
 def test_search_never_waits_for_the_store_lock(store: Store) -> None:
     big_turn(store, "alpha beta " * 1000)
     found: list = []
-    with store._lock:  # as a long write or a stream's progress save would hold it
+    with store._db.lock:  # as a long write or a stream's progress save would hold it
         thread = threading.Thread(target=lambda: found.append(store.search("beta")))
         thread.start()
         thread.join(10)

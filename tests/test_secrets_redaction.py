@@ -110,7 +110,7 @@ def test_a_key_echoed_into_reasoning_and_answer(glm_server: GlmServer, glmchat_h
         assert run("sessions", "export", "1", "-o", str(target), home=glmchat_home, env=env).returncode == 0
         assert_no_fragment(target.read_text())
     exported = json.loads((tmp_path / "out.json").read_text())["session"]["turns"][0]
-    assert exported["content"].startswith("Your key: [redacted]")
+    assert exported["steps"][0]["content"].startswith("Your key: [redacted]")
 
 
 def test_a_key_from_the_config_file_is_redacted_too(glm_server: GlmServer, glmchat_home: Path) -> None:

@@ -500,7 +500,7 @@ def test_migration_to_a_future_version(glmchat_home: Path, monkeypatch: pytest.M
         pass
     assert ran == [True]  # once
     conn = sqlite3.connect(glmchat_home / DB_NAME)
-    assert conn.execute("PRAGMA user_version").fetchone() == (3,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (schema.schema_version(),)
     assert conn.execute("SELECT pinned FROM sessions").fetchall() == [(0,)]
     conn.close()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 
@@ -143,5 +142,6 @@ async def test_a_host_that_reports_only_completion_tokens_gets_marked_shares(glm
 
 
 def test_the_old_figures_are_kept_for_a_fully_reported_turn():
-    turn = dataclasses.replace(stored_turn(2), usage=Usage(prompt_tokens=10, completion_tokens=50, reasoning_tokens=20))
+    turn = stored_turn(2)
+    turn.step.usage = Usage(prompt_tokens=10, completion_tokens=50, reasoning_tokens=20)
     assert turn_figures(turn) == "10 in · 20 reasoning · 30 answer"

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from glmchat.errors import SessionNotFound, StorageError, TurnNotFound
 from glmchat.session import Branch, Session, SessionTree, Turn
-from glmchat.store import files, rows, schema
+from glmchat.store import files, rows, schema, sync
 from glmchat.store import search as _search
 from glmchat.store import sessions as _sessions
 from glmchat.store import database
@@ -33,10 +33,11 @@ from glmchat.store.database import Database, Owner, connect
 from glmchat.store.schema import schema_version
 from glmchat.store.search import SearchCancel, SearchCancelledError, SearchHit
 from glmchat.store.sessions import SessionSummary
+from glmchat.store.sync import NOT_SYNCED, SessionChanges, SyncPoint
 from glmchat.store.streaming import StreamingWriter
 
-__all__ = ["DB_NAME", "SearchCancel", "SearchCancelledError", "SearchHit", "SessionNotFound", "SessionSummary",
-           "Store", "StorageError", "TurnNotFound", "schema_version"]
+__all__ = ["DB_NAME", "NOT_SYNCED", "SearchCancel", "SearchCancelledError", "SearchHit", "SessionChanges",
+           "SessionNotFound", "SessionSummary", "Store", "StorageError", "SyncPoint", "TurnNotFound", "schema_version"]
 
 DB_NAME = "glmchat.db"
 
@@ -70,6 +71,7 @@ class Store:
             self._db = Database(self.path, self._open(verify))
             try:
                 self._migrate()
+                self._db.read("watch this store's writes", sync.watch_own_writes)
             except BaseException:
                 self._db.close()
                 raise
@@ -270,6 +272,41 @@ class Store:
             return _sessions.load(conn, _sessions.resolve(conn, ref), last)
 
         return self._read("load the session", work)
+
+    def has_turn(self, turn_id: str) -> bool:
+        """Whether the turn is in the database."""
+        return self._read(
+            "find the turn", lambda c: c.execute("SELECT 1 FROM turns WHERE id = ?", (turn_id,)).fetchone() is not None
+        )
+
+    # -- other writers ---------------------------------------------------------------------------
+
+    def _data_version(self) -> int:
+        """SQLite's count of commits made by other connections (it moves only for them)."""
+        return self._db.pragma("check for changes", "data_version")
+
+    def load_session_synced(self, ref: str, *, last: int | None = None) -> tuple[Session, SyncPoint]:
+        """`load_session`, and the point it was read at, for `changes_since`."""
+        # Read before the snapshot: a commit after this read moves it, so the next
+        # `changes_since` looks; one between it and the snapshot is merely looked at twice.
+        data_version = self._data_version()
+
+        def work(conn: sqlite3.Connection) -> tuple[Session, int]:
+            session_id = _sessions.resolve(conn, ref)
+            return _sessions.load(conn, session_id, last), sync.revision(conn, session_id) or 0
+
+        session, revision = self._read("load the session", work)
+        return session, SyncPoint(revision, data_version)
+
+    def changes_since(self, session_id: str, since: SyncPoint) -> SessionChanges:
+        """What other writers did to a session since `since` (this store's own writes are not reported).
+
+        The result's `point` is where the caller stands once it has applied the result.
+        """
+        data_version = self._data_version()
+        if data_version == since.data_version:
+            return SessionChanges(since)
+        return self._read("check the session for changes", lambda c: sync.changes(c, session_id, since, data_version))
 
     def load_turns_before(self, session_id: str, turn_id: str, limit: int | None = None) -> tuple[list[Turn], dict[str, Branch]]:
         """The path's turns before `turn_id` (the last `limit` of them), oldest first, with their branches."""

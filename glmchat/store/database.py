@@ -133,6 +133,15 @@ class Database:
             raise StorageError(f"Could not {action}: the store {self.path} is closed.")
         return self._conn
 
+    def pragma(self, action: str, name: str) -> int:
+        """One integer pragma, read outside a transaction (the cheapest question the file answers)."""
+        with self.lock:
+            conn = self._connection(action)
+            try:
+                return conn.execute(f"PRAGMA {name}").fetchone()[0]
+            except sqlite3.Error as exc:
+                raise self.error(exc, action) from exc
+
     def write(self, action: str, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` in one IMMEDIATE transaction, retrying while another process holds the lock."""
         with self.lock:

@@ -3,8 +3,9 @@
 `MIGRATIONS[i]` takes a database from version i to i + 1, inside the caller's
 transaction. Version 1 (glmchat 0.1) kept one list of turns per session, each
 turn's text in its own row. Version 2 makes sessions trees (a turn points to
-the turn it follows; a session points to the last turn of its current path)
-and turns sequences of steps (one row per step).
+the turn it follows; a session points to the last turn of its current path),
+turns sequences of steps (one row per step), and counts every change to a
+session (`revision`, kept by triggers) so an open window sees other writers.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def _v2(conn: sqlite3.Connection) -> None:
     for statement in (
         "ALTER TABLE sessions ADD COLUMN head TEXT",
         "ALTER TABLE sessions ADD COLUMN revision INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE turns ADD COLUMN revision INTEGER NOT NULL DEFAULT 0",
         # A turn of a fork's shared path belongs to the session it was made in; the
         # fork only points at it, so parent_id carries no foreign key.
         "ALTER TABLE turns ADD COLUMN parent_id TEXT",
@@ -113,6 +115,28 @@ def _v2(conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE turns SET meta = ? WHERE id = ?", (json_blob(data), tid))
     conn.execute("ALTER TABLE turns DROP COLUMN reasoning")
     conn.execute("ALTER TABLE turns DROP COLUMN content")
+    # Revisions: every write to a session's turns moves the session's counter on, whoever
+    # writes (another process included); `turns.revision` is the session's revision at the
+    # turn's last write. Progress saves of a streaming turn (chunks, finished steps) leave
+    # the turn row alone and do not count. (A change of the current path moves it too: set_head.)
+    for statement in (
+        """CREATE TRIGGER turns_revision_insert AFTER INSERT ON turns BEGIN
+            UPDATE sessions SET revision = revision + 1 WHERE id = new.session_id;
+            UPDATE turns SET revision = (SELECT revision FROM sessions WHERE id = new.session_id) WHERE num = new.num;
+        END""",
+        # Every column but `revision` itself (which the triggers set) and the owner
+        # columns alone (never written without the rest).
+        """CREATE TRIGGER turns_revision_update
+            AFTER UPDATE OF session_id, seq, status, created_at, user_text, meta, parent_id, depth ON turns
+        BEGIN
+            UPDATE sessions SET revision = revision + 1 WHERE id = new.session_id;
+            UPDATE turns SET revision = (SELECT revision FROM sessions WHERE id = new.session_id) WHERE num = new.num;
+        END""",
+        """CREATE TRIGGER turns_revision_delete AFTER DELETE ON turns BEGIN
+            UPDATE sessions SET revision = revision + 1 WHERE id = old.session_id;
+        END""",
+    ):
+        conn.execute(statement)
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]

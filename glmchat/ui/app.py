@@ -7,7 +7,11 @@ first send, and dialogs are imported when they are opened.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
+import signal
+import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable
 
@@ -37,15 +41,31 @@ from glmchat.ui.themes import DEFAULT_THEME, THEME_VARIABLE_DEFAULTS, load_theme
 from glmchat.ui.widgets.chat_log import PAGE
 
 if TYPE_CHECKING:
+    from textual.driver import Driver
     from textual.timer import Timer
 
     from glmchat.client import GlmClient
     from glmchat.hosts import Host
     from glmchat.store import Store
+    from glmchat.ui.terminal import TerminalDriver
 
 
 CHECK_MARKER = "check-on-start"
 """A file in the data dir asking the next start to check the database before using it."""
+
+_POSIX = sys.platform != "win32"
+
+EXIT_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP) if _POSIX else ()
+"""Signals that close the app the orderly way (stream stopped and saved, drafts saved, terminal restored)."""
+
+
+def signal_exit_code(signum: int) -> int:
+    """The exit code after closing on a signal: 128 + its number (143 for SIGTERM, 129 for SIGHUP).
+
+    It is the code a shell reports for a process the signal ended, so scripts and
+    service managers read the exit the same way whether or not glmchat caught it.
+    """
+    return 128 + signum
 
 
 class GlmChatApp(App[int]):
@@ -107,6 +127,12 @@ class GlmChatApp(App[int]):
         self._check_pending = False
         self.resume_gc = False
         """The garbage collector was paused for start-up: `_warm_up` turns it back on."""
+        self.exit_signal: int | None = None
+        """The signal the app is closing on (None: not closing on a signal)."""
+        self._signal_loop: asyncio.AbstractEventLoop | None = None
+        self._caught_signals: list[int] = []
+        self._starting = True
+        """Until the first session is open: a signal then waits for that (see `start_chat`)."""
         self._register_themes()
 
     # -- themes ----------------------------------------------------------------------------
@@ -162,9 +188,18 @@ class GlmChatApp(App[int]):
         from glmchat.ui.drafts import drafts_path, load_drafts
 
         self.chat.drafts.update(load_drafts(drafts_path(self.paths.data_dir)))
-        self._open_store()
-        session, partial = self._initial_session()
-        await self.chat.open_session(session, partial=partial)
+        try:
+            self._open_store()
+            session, partial = self._initial_session()
+            await self.chat.open_session(session, partial=partial)
+        finally:
+            self._starting = False
+            if self.exit_signal is not None:
+                # A signal came while the screen was being built: closing then would pull
+                # the widgets out from under the mount. Close now that it is done.
+                self.exit(return_code=signal_exit_code(self.exit_signal))
+        if self.exit_signal is not None:
+            return
         host = self.chat.current_host()
         if host is not None and self.needs_key(host):
             self.action_setup()
@@ -180,6 +215,11 @@ class GlmChatApp(App[int]):
             gc.enable()
         client = self.get_client()
         self.run_worker(lambda: _warm_imports(client), thread=True, group="warm-up", exit_on_error=False)
+        driver = self._terminal_driver()
+        if driver is not None and driver.input_tty:
+            # A closed terminal is noticed by SIGHUP, or by the next failed write; this
+            # catches the rest (no SIGHUP came, nothing was drawn): one ioctl a second.
+            self.set_interval(1.0, self._watch_terminal, name="watch terminal")
         if self._check_pending and self.store is not None:
             self._check_pending = False
             self.run_worker(self._check_store, thread=True, group="store-check", exit_on_error=False)
@@ -308,7 +348,7 @@ class GlmChatApp(App[int]):
         if self.store is None:
             return None, False
         try:
-            session = self.store.load_session(ref, last=PAGE + 1)
+            session, point = self.store.load_session_synced(ref, last=PAGE + 1)
         except DamagedStorage as exc:
             # Rows that do not decode: the file is damaged (the check that would have
             # found it runs after the first frame). Start on a new session and have
@@ -326,6 +366,8 @@ class GlmChatApp(App[int]):
             if not quiet:
                 self.notify(str(exc), severity="error", markup=False)
             return None, False
+        # What other windows write to it from now on is taken in before each send.
+        self.chat.sync_points[session.id] = point
         # PAGE + 1 asked for: a full page means there may be older turns to load.
         return session, len(session.turns) > PAGE
 
@@ -360,6 +402,11 @@ class GlmChatApp(App[int]):
         if not self._config_error_shown:  # once a run: the next switch would fail the same way
             self._config_error_shown = True
             self.notify(str(exc), title="The open session is not remembered", severity="warning", markup=False)
+
+    def on_app_focus(self) -> None:
+        # Back from another window (where the terminal reports focus): show what it did.
+        if self.chat.is_mounted:
+            self.chat.request_sync()
 
     # -- hosts and keys --------------------------------------------------------------------
 
@@ -486,6 +533,7 @@ class GlmChatApp(App[int]):
             ("Fold / unfold all reasoning", "Fold or unfold every turn's reasoning (Ctrl+O)", chat.action_toggle_fold_all),
             ("Copy last answer", "Copy the last answer to the clipboard (Alt+C)", chat.action_copy_answer),
             ("Copy code blocks", "Copy the last answer's code blocks (Alt+K)", chat.action_copy_code),
+            ("Copy reasoning", "Copy the reasoning of the focused turn, or of the last turn", chat.action_copy_reasoning),
             ("Export to Markdown", "Write this session to a .md file in the current folder (Alt+M)", lambda: chat.action_export("md")),
             ("Export to JSON", "Write this session to a .json file in the current folder (Alt+J)", lambda: chat.action_export("json")),
             ("Rename session", "Rename this session (F2)", chat.action_rename_session),
@@ -498,23 +546,144 @@ class GlmChatApp(App[int]):
         ]
         for title, help_text, callback in commands:
             yield SystemCommand(title, help_text, callback)
+        yield from _page_commands(screen)
 
     # -- shutdown --------------------------------------------------------------------------
 
     def exit(self, *args: Any, **kwargs: Any) -> None:
-        """Quit; the composer texts are saved first (every way out of the app comes here)."""
+        """Quit (every way out of the app comes here).
+
+        A turn still streaming is stopped and saved as stopped, and the composer
+        texts are saved, before anything else happens.
+        """
         if self.chat.is_mounted:
+            self.chat.stop_for_exit()
             self.chat.save_drafts()
+            # Now rather than at unmount only: a second signal may end the process before that.
+            self._save_last_state()
         super().exit(*args, **kwargs)
+
+    # -- signals and the terminal ---------------------------------------------------------
+    # SIGTERM and SIGHUP close the app the way Ctrl+Q does: a streaming turn is
+    # stopped and saved as stopped, the drafts are saved, the terminal is restored.
+    # The exit code is then 128 + the signal's number (143, 129).
+
+    def on_load(self) -> None:
+        # Load comes before the terminal is switched to application mode: from here on
+        # a signal closes the app the orderly way. Earlier, the default action ends the
+        # process with the terminal untouched and nothing unsaved.
+        self._catch_exit_signals()
+
+    def _catch_exit_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        caught: list[int] = []
+        for signum in EXIT_SIGNALS:
+            if signal.getsignal(signum) is signal.SIG_IGN:
+                continue  # ignored on purpose by whoever started glmchat (nohup): left so
+            try:
+                loop.add_signal_handler(signum, self._exit_on_signal, signum)
+            except (NotImplementedError, RuntimeError, ValueError):
+                # Not the main thread, or a loop without signal support: default actions stay.
+                for added in caught:
+                    loop.remove_signal_handler(added)
+                return
+            caught.append(signum)
+        self._signal_loop = loop
+        self._caught_signals = caught
+
+    def _release_exit_signals(self) -> None:
+        """Give the signals back their default actions (the app is gone, nothing is left to save)."""
+        loop, self._signal_loop = self._signal_loop, None
+        caught, self._caught_signals = self._caught_signals, []
+        if loop is None or loop.is_closed():
+            return
+        for signum in caught:
+            loop.remove_signal_handler(signum)
+
+    def _exit_on_signal(self, signum: int) -> None:
+        """SIGTERM or SIGHUP: close as Ctrl+Q does, with the exit code `signal_exit_code(signum)`.
+
+        Runs on the event loop (`loop.add_signal_handler`), so it may touch the app.
+        A second signal while the app is closing ends the process at once: the
+        first one has saved the turn and the drafts already (`exit` does that
+        before it returns).
+        """
+        if self.exit_signal is not None:
+            self._exit_now(signum)
+            return
+        self.exit_signal = signum
+        if self._hung_up():
+            from glmchat.ui.terminal import detach_from_terminal
+
+            detach_from_terminal()
+        # From here on a signal is handled where Python handles it, between two
+        # statements, even while the event loop is busy: it does not wait for the loop.
+        for caught in self._caught_signals:
+            signal.signal(caught, self._exit_now_handler)
+        if self._starting:
+            return  # `start_chat` closes the app once the first session is open
+        self.exit(return_code=signal_exit_code(signum))
+
+    def _exit_now_handler(self, signum: int, frame: object) -> None:
+        self._exit_now(signum)
+
+    def _exit_now(self, signum: int) -> None:
+        """End the process now, leaving the terminal as it was before the app started."""
+        driver = self._driver
+        if driver is not None and not self.is_headless:
+            from glmchat.ui.terminal import restore_terminal  # Lazy import: only on the way out
+
+            restore_terminal(driver)
+        os._exit(signal_exit_code(signum))
+
+    def get_driver_class(self) -> type[Driver]:
+        driver_class = super().get_driver_class()
+        if not _POSIX:
+            return driver_class
+        from textual.drivers.linux_driver import LinuxDriver
+
+        if driver_class is LinuxDriver:
+            # Only in place of the default: a driver chosen with TEXTUAL_DRIVER is left alone.
+            from glmchat.ui.terminal import TerminalDriver
+
+            return TerminalDriver
+        return driver_class
+
+    def _terminal_driver(self) -> TerminalDriver | None:
+        """The driver, when it is glmchat's own (a real terminal on a POSIX system)."""
+        if not _POSIX:
+            return None
+        from glmchat.ui.terminal import TerminalDriver
+
+        driver = self._driver
+        return driver if isinstance(driver, TerminalDriver) else None
+
+    def _hung_up(self) -> bool:
+        driver = self._terminal_driver()
+        return driver is not None and driver.hung_up()
+
+    def _watch_terminal(self) -> None:
+        """Timer: notice a closed terminal when nothing is being drawn and no SIGHUP came."""
+        if self._hung_up():
+            self._terminal_lost()
+
+    def on_terminal_lost(self) -> None:
+        """The driver could not write to the terminal: it was closed under the app."""
+        self._terminal_lost()
+
+    def _terminal_lost(self) -> None:
+        from glmchat.ui.terminal import detach_from_terminal
+
+        detach_from_terminal()
+        if self.exit_signal is None:
+            self._exit_on_signal(signal.SIGHUP)  # a hang-up, whether or not the signal came
 
     async def on_unmount(self) -> None:
         import gc
 
+        self._release_exit_signals()
         gc.unfreeze()  # what settle_memory exempted can be collected again once the app is gone
-        if self.store is not None and self.chat.session.turns:
-            self.config.last_session = self.chat.session.id
-        if (self.config.last_session, self.config.sidebar) != self._saved_state:
-            self._save_config_quietly()
+        self._save_last_state()
         if self._client is not None and self._own_client:
             try:
                 await self._client.aclose()
@@ -523,12 +692,36 @@ class GlmChatApp(App[int]):
         if self.store is not None and self._own_store:
             self.store.close()
 
+    def _save_last_state(self) -> None:
+        """Write the session to reopen and the sidebar's state to the config, if they changed."""
+        if self.store is not None and self.chat.session.turns:
+            self.config.last_session = self.chat.session.id
+        state = (self.config.last_session, self.config.sidebar)
+        if state != self._saved_state:
+            self._save_config_quietly()
+            self._saved_state = state
+
     def _save_config_quietly(self) -> None:
         ticket, path, text = self._config_writer.snapshot(self.config)
         try:
             self._config_writer.write(ticket, path, text)
         except ConfigError:
             pass
+
+
+def _page_commands(screen: Screen[Any]) -> Iterable[SystemCommand]:
+    """The page bar's actions, when one has focus (the bar under a long text)."""
+    from glmchat.ui.widgets.pager import PageBar  # Lazy import: loaded already if a bar is shown
+
+    bar = screen.focused
+    if not isinstance(bar, PageBar):
+        return
+    what = bar.what
+    yield SystemCommand("Next page", f"Show the next page of this {what} (n)", lambda: bar.action_move(1))
+    yield SystemCommand("Previous page", f"Show the previous page of this {what} (p)", lambda: bar.action_move(-1))
+    yield SystemCommand("First page", f"Show the first page of this {what} (Home)", bar.action_first)
+    yield SystemCommand("Last page", f"Show the last page of this {what} (End)", bar.action_last)
+    yield SystemCommand(f"Copy the whole {what}", f"Copy every page of this {what} (y)", bar.action_copy)
 
 
 def _warm_imports(client: GlmClient) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -38,9 +39,23 @@ if TYPE_CHECKING:
     from textual.timer import Timer
 
     from glmchat.hosts import Host
+    from glmchat.store import SessionChanges, SyncPoint
     from glmchat.ui.widgets.session_list import SessionList
     from glmchat.ui.widgets.turn import TurnView
     from glmchat.ui.app import GlmChatApp
+
+
+class TurnText(StrEnum):
+    """One of the texts of a turn."""
+
+    ANSWER = "answer"
+    REASONING = "reasoning"
+    MESSAGE = "message"
+
+
+CLIPBOARD_LIMIT = 4_000_000
+"""Characters copied through the terminal at most (it gets them base64-encoded in one escape
+sequence, which terminals cap); a longer text is written to a file instead."""
 
 
 @dataclass(repr=False)
@@ -158,6 +173,10 @@ class ChatScreen(ExactLayoutScreen):
         self._draft_error_shown = False
         self._overlay_open = False
         """On a narrow screen: the session list is shown over the log (Ctrl+B)."""
+        self.sync_points: dict[str, SyncPoint] = {}
+        """Session id -> where the copy shown stands against the store (see `sync_with_store`)."""
+        self._syncing = False
+        self._sync_queued = False
 
     @property
     def gapp(self) -> GlmChatApp:
@@ -199,6 +218,7 @@ class ChatScreen(ExactLayoutScreen):
         self._set_narrow(self.app.size.width < self.NARROW_WIDTH)
         await self.gapp.start_chat()
         self.call_after_refresh(self._mount_sidebar)
+        self._start_idle_sync()
 
     # -- small screens ---------------------------------------------------------------------
 
@@ -515,6 +535,8 @@ class ChatScreen(ExactLayoutScreen):
             self.gapp.action_setup()
             return False
         self.ensure_full_session()
+        if not await self.sync_with_store():
+            return False  # deleted elsewhere: the text waits in a new session
         if not confirmed:
             # The cheap estimate first; the full one (O(session)) only when it is close.
             estimate = context_used(session, text)
@@ -637,6 +659,32 @@ class ChatScreen(ExactLayoutScreen):
         else:
             self.notify(str(exc), title="The answer could not be saved", severity="error", markup=False, timeout=10)
 
+    def stop_for_exit(self) -> None:
+        """The app is closing: settle a streaming turn as stopped and save it, right now.
+
+        Cancelling the stream worker would do the same once the worker runs
+        again, but the app may be gone by then (a signal, a second signal that
+        ends the process at once). So what arrived is saved here, synchronously,
+        and the worker is cancelled after; its own stop path then writes the same
+        turn once more, which changes nothing.
+        """
+        live = self.live
+        if live is None:
+            return
+        turn = live.turn
+        if turn.status == TurnStatus.STREAMING:
+            turn.finish(TurnStatus.STOPPED)
+            store = self.gapp.store
+            if store is not None:
+                try:
+                    if not store.has_turn(turn.id):
+                        # The worker had not started yet: the turn was never written.
+                        store.begin_turn(live.session, turn)
+                    store.finish_turn(turn)
+                except GlmChatError:
+                    pass  # the store is failing: nothing more can be kept on the way out
+        self.workers.cancel_group(self, "generate")
+
     async def _branch_off_last(self) -> bool:
         """Take the last turn off the path: it stays stored, on a branch of its own (retry, regenerate, edit)."""
         session = self.session
@@ -711,7 +759,7 @@ class ChatScreen(ExactLayoutScreen):
 
     async def action_retry(self) -> None:
         """Retry a failed or stopped last turn; regenerate a complete one."""
-        if self.live is not None or not self.session.turns:
+        if self.live is not None or not await self.sync_with_store() or not self.session.turns:
             return
         last = self.session.turns[-1]
         if self._streaming_elsewhere(last):
@@ -776,6 +824,20 @@ class ChatScreen(ExactLayoutScreen):
             return
         self.copy_turn(turn)
 
+    def action_copy_reasoning(self) -> None:
+        """Copy the reasoning of the turn whose reasoning has focus, else of the last turn that reasoned."""
+        from glmchat.ui.widgets.turn import TurnView
+
+        focused = self.focused
+        view = next((node for node in (focused.ancestors_with_self if focused else ()) if isinstance(node, TurnView)), None)
+        turn = view.turn if view is not None and view.turn.reasoning else None
+        if turn is None:
+            turn = next((t for t in reversed(self.session.turns) if t.reasoning), None)
+        if turn is None:
+            self.notify("No reasoning to copy yet.")
+            return
+        self.copy_turn(turn, part=TurnText.REASONING)
+
     def action_copy_code(self) -> None:
         turn = self._answer_to_copy()
         if turn is None:
@@ -783,8 +845,8 @@ class ChatScreen(ExactLayoutScreen):
             return
         self.copy_turn(turn, code=True)
 
-    def copy_turn(self, turn: Turn, *, code: bool = False) -> None:
-        """Copy an answer (or its code blocks) to the clipboard; the exact stored text."""
+    def copy_turn(self, turn: Turn, *, code: bool = False, part: TurnText = TurnText.ANSWER) -> None:
+        """Copy an answer (or its code blocks, or the turn's reasoning or message) to the clipboard, exactly as stored."""
         turn.sync()
         if not turn.content:
             self.notify("This turn has no answer to copy.")
@@ -798,11 +860,45 @@ class ChatScreen(ExactLayoutScreen):
                 return
             text = "\n".join(blocks)
             what = f"{len(blocks)} code block{'s' if len(blocks) != 1 else ''}"
+        elif part is TurnText.REASONING:
+            text, what = turn.reasoning, "the reasoning"
+        elif part is TurnText.MESSAGE:
+            text, what = turn.user_text, "the message"
         else:
             text = turn.content
             what = "the answer"
+        if len(text) > CLIPBOARD_LIMIT:
+            self._save_for_copy(turn, text, what)
+            return
         self.app.copy_to_clipboard(text)
         self.notify(f"Copied {what} ({len(text):,} characters).")
+
+    def _save_for_copy(self, turn: Turn, text: str, what: str) -> None:
+        """A text too long for the terminal's clipboard: written to a file in the current folder instead."""
+        from glmchat import export  # Lazy import: only when exporting.
+        from glmchat.controller import free_name
+
+        name = export.safe_filename(f"{self.session.title or 'chat'} {what.removeprefix('the ')}", "txt")
+        try:
+            path = free_name(Path.cwd(), name)
+            path.write_text(text, encoding="utf-8", errors="surrogatepass", newline="")
+        except OSError as exc:
+            self.notify(f"{what.capitalize()} is too long for the clipboard and could not be saved: {exc}", severity="error", markup=False)
+            return
+        self.notify(
+            f"{what.capitalize()} ({len(text):,} characters) is too long for the terminal's clipboard: saved to {path}",
+            title="Copy",
+            markup=False,
+            timeout=10,
+        )
+
+    def on_turn_view_paged(self, event: TurnView.Paged) -> None:
+        """Another page of a long text: show it from its first line."""
+        event.stop()
+        log = self.log_view
+        # Stop following the bottom, or the next layout would scroll away from the page.
+        log.anchor(False)
+        log.call_after_refresh(log.scroll_to_widget, event.widget, animate=False, top=True)
 
     async def on_turn_view_action_requested(self, event: TurnView.ActionRequested) -> None:
         event.stop()
@@ -812,6 +908,10 @@ class ChatScreen(ExactLayoutScreen):
             self.copy_turn(turn)
         elif action == "copy_code":
             self.copy_turn(turn, code=True)
+        elif action == "copy_reasoning":
+            self.copy_turn(turn, part=TurnText.REASONING)
+        elif action == "copy_message":
+            self.copy_turn(turn, part=TurnText.MESSAGE)
         elif action in ("retry", "regenerate"):
             if self.session.turns and self.session.turns[-1] is turn:
                 await self.action_retry()
@@ -987,6 +1087,153 @@ class ChatScreen(ExactLayoutScreen):
             log.call_after_refresh(show_line, tries - 1)
 
         log.call_after_refresh(show_line)
+
+    # -- other windows ---------------------------------------------------------------------
+    # Another glmchat (a second window, `glmchat ask -c`) may add, rewrite or delete
+    # turns of the open session. Before a request is built the copy shown is brought
+    # up to date, or the model would be sent a history the store does not hold; while
+    # idle it is checked too, so that the other window's turn shows up here.
+
+    IDLE_SYNC_INTERVAL: ClassVar[float] = 1.0
+    """Seconds between checks for other windows' changes while idle (each costs one PRAGMA)."""
+
+    def _start_idle_sync(self) -> None:
+        self.set_interval(self.IDLE_SYNC_INTERVAL, self.request_sync, name="sync with other windows")
+
+    def request_sync(self) -> None:
+        """Check for other windows' changes soon, in turn with the screen's other messages.
+
+        A timer runs in a task of its own: the check is queued on the screen
+        instead, so it never runs while a send (or a switch of session) is half done.
+        """
+        if not self._sync_queued and self.live is None:
+            self._sync_queued = True
+            self.call_later(self._queued_sync)
+
+    async def _queued_sync(self) -> None:
+        self._sync_queued = False
+        if self.live is None:
+            await self.sync_with_store()
+
+    async def sync_with_store(self) -> bool:
+        """Take in what other windows did to the open session since it was read.
+
+        Returns:
+            False when the session was deleted elsewhere (a new session is open
+            then, with the composer's text in it); True otherwise.
+        """
+        store = self.gapp.store
+        session = self.session
+        if store is None or self._syncing or not self.is_mounted:
+            return True
+        if not session.turns and session.id not in self.sync_points:
+            return True  # a new session, not stored yet: nobody else knows it
+        if self.live is not None and self.live.session is session:
+            return True  # our own turn streams at the end; after it, the next check sees the rest
+        from glmchat.store import NOT_SYNCED  # loaded already: the app opened the store
+
+        self._syncing = True
+        try:
+            since = self.sync_points.get(session.id, NOT_SYNCED)
+            try:
+                changes = store.changes_since(session.id, since)
+            except (GlmChatError, ValueError, sqlite3.DatabaseError):
+                return True  # the next check tries again; a send goes ahead with what is shown
+            if session is not self.session:
+                return True  # switched away meanwhile
+            self.sync_points[session.id] = changes.point
+            if changes.deleted:
+                if session.turns:
+                    await self._deleted_elsewhere()
+                    return False
+                return True
+            if changes.turn_ids is not None:
+                await self._apply_changes(changes)
+            return True
+        finally:
+            self._syncing = False
+
+    async def _apply_changes(self, changes: SessionChanges) -> None:
+        """Put the store's order of turns on screen: added, rewritten and removed turns."""
+        assert changes.turn_ids is not None
+        if self._partial:
+            self.ensure_full_session()  # the changes are placed among all the turns
+        session = self.session
+        old = list(session.turns)
+        by_id = {turn.id: turn for turn in old}
+        new = [changes.turns.get(tid) or by_id[tid] for tid in changes.turn_ids if tid in changes.turns or tid in by_id]
+        if [t.id for t in new] == [t.id for t in old] and all(a is b for a, b in zip(new, old)):
+            return  # only our own writes moved the revision
+        log = self.log_view
+        old_ids = [t.id for t in old]
+        added = len(new) - len(old)
+        rewritten = [t for t in new if t.id in by_id and by_id[t.id] is not t]
+        if added >= 0 and [t.id for t in new[: len(old)]] == old_ids:
+            # The common case (`glmchat ask -c`, an answer finished elsewhere): turns
+            # rewritten in place, turns added at the end. The log keeps its place.
+            session.turns[:] = new[: len(old)]
+            for turn in rewritten:
+                await self._replace_view(turn)
+            for turn in new[len(old) :]:
+                session.turns.append(turn)
+                await log.add_view(log.make_view(turn, last=turn is new[-1]))
+        else:
+            # Turns removed or put in between: show the session again, from its end.
+            session.turns[:] = new
+            await log.show_session(session)
+        if self._editing is not None and (not session.turns or session.turns[-1].id != self._editing):
+            # The message being edited is no longer the last one: Enter will add a new turn
+            # with the edited text; what was typed before the edit stays below it.
+            self._editing = None
+            composer = self.composer
+            composer.set_editing(False)
+            if self._draft_before_edit:
+                composer.set_text(composer.text + "\n\n" + self._draft_before_edit)
+        new_ids = {t.id for t in new}
+        counts = (
+            (len([t for t in new if t.id not in by_id]), "added"),
+            (len(rewritten), "changed"),
+            (len([tid for tid in old_ids if tid not in new_ids]), "removed"),
+        )
+        news = [f"{n} turn{'s' if n != 1 else ''} {what}" for n, what in counts if n]
+        if news:
+            self.notify(f"This session changed in another window: {', '.join(news)}.", timeout=4)
+        self.refresh_status()
+        self.refresh_sidebar()
+
+    async def _replace_view(self, turn: Turn) -> None:
+        log = self.log_view
+        view = log.view_for(turn.id)
+        if view is None:
+            return  # not mounted: it is drawn from the session when it is paged in
+        new_view = log.make_view(turn, last=bool(self.session.turns) and self.session.turns[-1] is turn)
+        children = list(log.children)
+        below = children[children.index(view) + 1]  # the log ends with its "later turns" marker
+        with self.app.batch_update():
+            await view.remove()  # first: the new view has the same id
+            await log.mount(new_view, before=below)
+
+    async def _deleted_elsewhere(self) -> None:
+        """The open session was deleted by another window: move to a new one, taking the composer's text."""
+        dead = self.session
+        title = inert(dead.title or "This session")
+        # While editing, the composer holds the edited message and what was typed before the edit waits aside.
+        kept = [self.composer.text, self._draft_before_edit if self._editing is not None else ""]
+        text = "\n\n".join(part for part in kept if part)
+        self._editing = None
+        self.drafts.pop(dead.id, None)
+        self.composer.set_text("")  # nothing to keep under the deleted session's id
+        self.sync_points.pop(dead.id, None)
+        await self.open_session(self.gapp.new_session())
+        if text:
+            waiting = self.composer.text
+            self.composer.set_text(text + ("\n\n" + waiting if waiting else ""))
+        self.notify(
+            f"“{title}” was deleted in another window. A new session is open, with your text.",
+            severity="warning",
+            markup=False,
+            timeout=8,
+        )
 
     # -- export ----------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 One widget, no children: the title and (when open) the text are rendered as a
 single ``Content``. Folded, nothing but the title is laid out, however long the
 reasoning. Live, only the last few wrapped lines of a bounded tail are laid
-out, so a frame costs the same at token 10 and at token 40,000.
+out, so a frame costs the same at token 10 and at token 40,000. Unfolded, the
+lines on screen are the only ones rendered; a reasoning too long to lay out at
+once is given a page at a time (the turn view pages it, see `PageBar`).
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from textual.events import Click
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
+from textual.strip import Strip
+from textual.visual import RenderOptions
 from textual.widget import Widget
 
-from glmchat.ui.lines_visual import LineCache, LinesVisual
+from glmchat.ui.lines_visual import LineCache, LinesVisual, line_key
 
 TAIL_CHARS = 4_000
 """How much of the live reasoning is kept for the live view (enough for LIVE_LINES of any width)."""
@@ -243,6 +247,32 @@ class ReasoningPane(Widget, can_focus=True):
 
     def render(self) -> LinesVisual:
         return LinesVisual(self._lines(self.content_size.width or self.size.width), self._strips, self.app.theme)
+
+    def render_line(self, y: int) -> Strip:
+        """One line, rendered only when it is on screen.
+
+        Textual would render the whole visual (every line of an unfolded page of
+        reasoning) to show the few that are visible; here a line is rendered when
+        it is asked for, through the same per-line cache. While text is being
+        selected, the whole visual is rendered the usual way, which draws the selection.
+        """
+        if self.text_selection is not None:
+            return super().render_line(y)
+        width = self.size.width
+        lines = self._lines(self.content_size.width or width)
+        style = self.visual_style
+        if y >= len(lines):
+            return Strip.blank(width, style.rich_style)
+        cache = self._strips
+        cache.check((width, style, self.app.theme))
+        line = lines[y]
+        key = line_key(line)
+        strip = cache.get(key)
+        if strip is None:
+            rendered = line.render_strips(width, 1, style, RenderOptions(self._get_style, self.styles))
+            strip = rendered[0] if rendered else Strip([])
+            cache.put(key, strip)
+        return strip
 
     def get_selection(self, selection):  # type: ignore[no-untyped-def]
         lines = self._lines(self.content_size.width or self.size.width)

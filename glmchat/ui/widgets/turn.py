@@ -16,6 +16,7 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Static
 
 from glmchat.protocol.events import ContentDelta, Event, Finish, ReasoningDelta, Retrying, StreamFailed
@@ -24,6 +25,7 @@ from glmchat.session import Turn, TurnStatus
 from glmchat.usage import estimate_tokens
 
 from glmchat.ui.widgets.answer import AnswerView
+from glmchat.ui.widgets.pager import PageBar, Pages, needs_pages
 from glmchat.ui.widgets.reasoning import ReasoningPane, format_seconds
 from glmchat.usage import TokenCount, token_split
 
@@ -48,8 +50,24 @@ After a stall (a slow frame, a burst from the host) the backlog can be tens of
 kilobytes: drawn in one go, that frame blocks the app for ~200 ms and Esc waits.
 The flush on Finish and on `finish` still draws everything."""
 
-USER_TEXT_LIMIT = 6_000
-"""Characters of a long user message shown in the log (the whole text is stored and sent)."""
+USER_PAGE = 6_000
+"""Characters of a long user message shown at a time (the whole text is stored and sent)."""
+
+REASONING_PAGE = 16_000
+"""Characters of a long reasoning shown at a time when unfolded (about 600 lines at 100 columns)."""
+
+ANSWER_PAGE = 16_000
+"""Characters of a long stored answer parsed and shown at a time."""
+
+ESTIMATE_SAMPLE = 1_000_000
+"""Characters read to estimate the tokens of a longer text (the rest is counted in proportion)."""
+
+
+def estimate_long(text: str) -> int:
+    """`estimate_tokens`, from a sample when the text is long (the count is only shown, rounded)."""
+    if len(text) <= ESTIMATE_SAMPLE:
+        return estimate_tokens(text)
+    return round(estimate_tokens(text[:ESTIMATE_SAMPLE]) * len(text) / ESTIMATE_SAMPLE)
 
 
 def reasoning_title(turn: Turn, *, live: bool, tokens: TokenCount, now: float | None = None) -> str:
@@ -119,7 +137,8 @@ class TurnView(Vertical):
     """
 
     class ActionRequested(Message):
-        """The user asked for something on this turn: copy, copy_code, retry, regenerate, edit."""
+        """The user asked for something on this turn: copy, copy_code, copy_reasoning, copy_message, retry,
+        regenerate, edit."""
 
         def __init__(self, view: TurnView, action: str) -> None:
             super().__init__()
@@ -188,27 +207,49 @@ class TurnView(Vertical):
         self.flushes = 0
         """How many flushes drew something (for benchmarks and tests)."""
 
-        self.user_message = UserMessage(self._user_content(), classes="user")
+        # A text too long to lay out at once is shown by pages, with a bar to move between them.
+        self.user_pages: PageBar | None = None
+        self.reasoning_pages: PageBar | None = None
+        self.answer_pages: PageBar | None = None
+
+        user_text = turn.user_text
+        if needs_pages(user_text, USER_PAGE):
+            self.user_pages = PageBar(Pages(user_text, USER_PAGE), what="message")
+            user_text = self.user_pages.pages.page(0)
+        self.user_message = UserMessage(self._user_content(user_text), classes="user")
         has_reasoning = bool(turn.reasoning) or live
         if live:
             self.reasoning = ReasoningPane(self._reasoning_text, title="Thinking…", expanded=expanded is not False, live=True)
             self.reasoning.display = False
         else:
-            tokens = settled_reasoning_tokens(turn, estimate_tokens(turn.reasoning), estimate_tokens(turn.content))
+            tokens = settled_reasoning_tokens(turn, estimate_long(turn.reasoning), estimate_long(turn.content))
             self.reasoning = ReasoningPane(
                 lambda: inert(turn.reasoning),
                 title=reasoning_title(turn, live=False, tokens=tokens),
                 expanded=bool(expanded),
             )
             self.reasoning.display = has_reasoning
-        self.answer = AnswerView("" if live else inert(turn.content), live=live, defer_highlight=defer_highlight)
+            if needs_pages(turn.reasoning, REASONING_PAGE):
+                self._page_reasoning(turn.reasoning)
+        answer = "" if live else turn.content
+        if needs_pages(answer, ANSWER_PAGE):
+            # Only a stored answer: a streaming one is drawn by chunks as it comes.
+            self.answer_pages = PageBar(Pages(answer, ANSWER_PAGE, markdown=True), what="answer")
+            answer = self.answer_pages.pages.page(0)
+        self.answer = AnswerView(inert(answer), live=live, defer_highlight=defer_highlight)
         self.status = TurnFooter(self._status_content(), classes="status")
         self._apply_status_classes()
 
     def compose(self):
         yield self.user_message
+        if self.user_pages is not None:
+            yield self.user_pages
         yield self.reasoning
+        if self.reasoning_pages is not None:
+            yield self.reasoning_pages
         yield self.answer
+        if self.answer_pages is not None:
+            yield self.answer_pages
         yield self.status
 
     def on_mount(self) -> None:
@@ -327,6 +368,10 @@ class TurnView(Vertical):
         if not pane.live:
             return
         pane.end_live(self._reasoning_text)
+        if sum(map(len, self._reasoning_parts)) > 2 * REASONING_PAGE:
+            bar = self._page_reasoning(self._reasoning_text())
+            if self.is_attached:
+                self.mount(bar, after=pane)
         pane.title = reasoning_title(self.turn, live=False, tokens=self._settled_reasoning_tokens())
         if self._user_choice is None and pane.expanded:
             pane.expanded = False
@@ -350,7 +395,7 @@ class TurnView(Vertical):
         # up per-flush roundings. (The answer's estimate only matters once the host reported
         # its total, at the end, when the turn's text is joined.)
         return settled_reasoning_tokens(
-            self.turn, estimate_tokens(self._reasoning_text()), estimate_tokens(self.turn.content)
+            self.turn, estimate_long(self._reasoning_text()), estimate_long(self.turn.content)
         )
 
     # -- folding -------------------------------------------------------------------------
@@ -363,11 +408,66 @@ class TurnView(Vertical):
         """Fold or unfold the reasoning (from fold-all)."""
         self._user_choice = expanded
         self.reasoning.expanded = expanded
+        self._sync_reasoning_bar()
 
     def on_reasoning_pane_toggled(self, message: ReasoningPane.Toggled) -> None:
         message.stop()
         self._user_choice = message.expanded
+        self._sync_reasoning_bar()
         self.post_message(self.FoldChanged(self, message.expanded))
+
+    # -- pages of long texts ---------------------------------------------------------------
+
+    class Paged(Message):
+        """The user moved to another page of one of this turn's texts (shown in `widget`)."""
+
+        def __init__(self, view: TurnView, widget: Widget) -> None:
+            super().__init__()
+            self.view = view
+            self.widget = widget
+
+        @property
+        def control(self) -> TurnView:
+            return self.view
+
+    def _page_reasoning(self, text: str) -> PageBar:
+        """Show the reasoning by pages from now on; returns the bar (mounted by the caller if need be)."""
+        bar = PageBar(Pages(text, REASONING_PAGE), what="reasoning")
+        self.reasoning_pages = bar
+        self.reasoning.set_text(lambda: inert(bar.pages.page(bar.page)))
+        bar.display = self.reasoning.expanded
+        return bar
+
+    def _sync_reasoning_bar(self) -> None:
+        if self.reasoning_pages is not None:
+            self.reasoning_pages.display = self.reasoning.expanded and self.reasoning.display
+
+    def on_page_bar_changed(self, message: PageBar.Changed) -> None:
+        message.stop()
+        bar, page = message.bar, message.page
+        shown: Widget
+        if bar is self.user_pages:
+            self.user_message.update(self._user_content(bar.pages.page(page)))
+            shown = self.user_message
+        elif bar is self.reasoning_pages:
+            self.reasoning.set_text(lambda: inert(bar.pages.page(bar.page)))
+            shown = self.reasoning
+        elif bar is self.answer_pages:
+            self.answer.replace(inert(bar.pages.page(page)))
+            shown = self.answer
+        else:
+            return
+        self.post_message(self.Paged(self, shown))
+
+    def on_page_bar_copy_requested(self, message: PageBar.CopyRequested) -> None:
+        message.stop()
+        if message.bar is self.user_pages:
+            action = "copy_message"
+        elif message.bar is self.reasoning_pages:
+            action = "copy_reasoning"
+        else:
+            action = "copy"
+        self.post_message(self.ActionRequested(self, action))
 
     # -- status --------------------------------------------------------------------------
 
@@ -377,12 +477,10 @@ class TurnView(Vertical):
             self.last = last
             self._refresh_status()
 
-    def _user_content(self) -> Content:
+    def _user_content(self, text: str) -> Content:
+        """The header and `text`: the whole message, or the page of it shown."""
         turn = self.turn
         flag = ("thinking on", "$text-success") if turn.thinking else ("thinking off", "$text-muted")
-        text = turn.user_text
-        if len(text) > USER_TEXT_LIMIT:
-            text = text[:USER_TEXT_LIMIT] + f"\n… ({len(turn.user_text):,} characters in all)"
         return Content.assemble(("You", "bold $text-primary"), ("  ·  ", "$text-muted"), flag, "\n", inert(text))
 
     def _status_content(self) -> Content:
