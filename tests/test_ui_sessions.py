@@ -411,3 +411,35 @@ async def test_a_turn_streaming_in_another_window_is_shown_so_and_not_replaced(g
         assert app.chat.composer.text == ""
     assert other.load_session(session.id).turns[-1].id == turn.id
     other.close()
+
+
+async def test_the_highlight_stays_where_the_user_moved_it_when_the_list_reloads(glm_server):
+    store = open_store()
+    older = stored_session(store, "Older", [stored_turn(1)], number_hint=1)
+    newer = stored_session(store, "Newer", [stored_turn(2)], number_hint=2)
+    store.close()
+    app = make_app(glm_server, options=AppOptions(session=newer.id))
+    async with app.run_test(size=SIZE) as pilot:
+        chat = app.chat
+        await wait_for(pilot, lambda: bool(chat.query("#sidebar")) and chat.sidebar.highlighted_id == newer.id)
+        chat.sidebar.focus_list()
+        await pilot.press("down")
+        assert chat.sidebar.highlighted_id == older.id
+        chat.refresh_sidebar()  # as after a change in another window, or a turn's end
+        assert chat.sidebar.highlighted_id == older.id
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: chat.session.id == older.id)
+        chat.refresh_sidebar()
+        assert chat.sidebar.highlighted_id == older.id, "the open session is highlighted once it changed"
+
+
+async def test_ctrl_b_before_the_list_is_mounted_still_focuses_it(glm_server):
+    app = make_app(glm_server)
+    async with app.run_test(size=SIZE) as pilot:
+        chat = app.chat
+        assert not chat.query("#sidebar"), "the list comes after the first frame"
+        chat.action_toggle_sidebar()  # hide
+        chat.action_toggle_sidebar()  # and show again, all before the list is there
+        await wait_for(pilot, lambda: bool(chat.query("#sidebar")))
+        await pilot.pause()
+        assert chat.sidebar.options.has_focus

@@ -99,12 +99,19 @@ async def test_a_signal_before_the_worker_ran_still_keeps_the_message(glm_server
     async with app.run_test(size=SIZE) as pilot:
         chat = app.chat
         chat.composer.set_text("sent just before the signal")
+        generate = chat.generate
+        scheduled: list[int | None] = []
+
+        def generate_then_signal(live, host):
+            generate(live, host)
+            # The worker is scheduled, not run: nothing is in the store yet when the signal comes.
+            scheduled.append(open_store().turn_seq(live.turn.id))
+            app._exit_on_signal(signal.SIGTERM)
+
+        chat.generate = generate_then_signal
         await chat.send("sent just before the signal", True)
-        # The worker is scheduled, not run: nothing is in the store yet.
-        turn = chat.session.turns[-1]
-        assert open_store().turn_seq(turn.id) is None
+        assert scheduled == [None]
         session_id = chat.session.id
-        app._exit_on_signal(signal.SIGTERM)
         await wait_for(pilot, lambda: app.return_code is not None)
     assert app.return_code == 143
     stored = open_store().load_session(session_id).turns

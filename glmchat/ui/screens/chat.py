@@ -173,6 +173,7 @@ class ChatScreen(ExactLayoutScreen):
         self._draft_error_shown = False
         self._overlay_open = False
         """On a narrow screen: the session list is shown over the log (Ctrl+B)."""
+        self._focus_list_when_mounted = False
         self.sync_points: dict[str, SyncPoint] = {}
         """Session id -> where the copy shown stands against the store (see `sync_with_store`)."""
         self._syncing = False
@@ -293,6 +294,9 @@ class ChatScreen(ExactLayoutScreen):
         except MountError:
             return  # the app is closing already
         self.refresh_sidebar()
+        if self._focus_list_when_mounted and slot.display:
+            self.sidebar.focus_list()
+        self._focus_list_when_mounted = False
 
     # -- sessions --------------------------------------------------------------------------
 
@@ -558,7 +562,10 @@ class ChatScreen(ExactLayoutScreen):
         self.streaming = True
         self.generate(live, host)
         view = self.log_view.make_view(turn, live=True, last=True)
-        await self.log_view.add_view(view)
+        try:
+            await self.log_view.add_view(view)
+        except MountError:
+            return True  # a signal closed the app meanwhile; the exit keeps the turn (stopped)
         if turn not in live.session.turns:
             # It could not even be saved: the worker took it back (and gave the text back).
             await self.log_view.remove_view(turn.id)
@@ -741,8 +748,10 @@ class ChatScreen(ExactLayoutScreen):
         else:
             self.gapp.config.sidebar = showing
         self._apply_sidebar()
+        # Asked for before the list was mounted (a quick Ctrl+B at start-up): it is focused once it is there.
+        self._focus_list_when_mounted = showing and not self.query("#sidebar")
         if showing:
-            if self.query("#sidebar"):
+            if not self._focus_list_when_mounted:
                 self.sidebar.focus_list()
         else:
             self.composer.focus_prompt()

@@ -229,9 +229,10 @@ class SessionList(Widget):
             current_id: the open session (marked with a dot and highlighted).
         """
         self._summaries = list(summaries)
+        moved = current_id != self.current_id
         self.current_id = current_id
         if self.is_mounted:
-            self._render_options()
+            self._render_options(follow_current=moved)
 
     def set_current(self, session_id: str | None) -> None:
         """Mark another session as the open one."""
@@ -283,14 +284,15 @@ class SessionList(Widget):
             (meta, "$text-muted"),
         )
 
-    def _render_options(self) -> None:
+    def _render_options(self, *, follow_current: bool = False) -> None:
+        """Fill the list; the highlight stays where the user put it unless another session was opened."""
         options = self.options
         now = self._clock()
         keep = options.highlighted_option.id if options.highlighted_option is not None else None
         shown = [s for s in self._summaries if self._matches(s)]
         options.set_options(Option(self._prompt(s, now), id=s.id) for s in shown)
         ids = [s.id for s in shown]
-        for wanted in (self.current_id, keep):
+        for wanted in (self.current_id, keep) if follow_current or keep is None else (keep, self.current_id):
             if wanted in ids:
                 options.highlighted = ids.index(wanted)
                 break
