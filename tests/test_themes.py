@@ -252,6 +252,9 @@ def test_wheel_ships_every_theme_and_stylesheet(unpacked_wheel: tuple[zipfile.Zi
     stylesheets = sorted(str(p.relative_to(REPO)) for p in (REPO / "glmchat").rglob("*.tcss"))
     for name in stylesheets:
         assert name in names
+    # Every module too: a package missing from the list installs fine and fails on first use.
+    modules = sorted(str(p.relative_to(REPO)) for p in (REPO / "glmchat").rglob("*.py"))
+    assert [name for name in modules if name not in names] == []
 
 
 @pytest.mark.timeout(300)
