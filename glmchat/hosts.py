@@ -14,6 +14,10 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
+from glmchat.models import MODELS, Price
+
+__all__ = ["Price"]  # re-exported: configs and callers have always found it here
+
 class Dialect(StrEnum):
     """How a host is spoken to (one module in glmchat/protocol/ each)."""
 
@@ -74,15 +78,6 @@ class ReplayField(StrEnum):
 
 
 @dataclass(frozen=True)
-class Price:
-    """USD per million tokens."""
-
-    input: float
-    output: float
-    cached_input: float | None = None
-
-
-@dataclass(frozen=True)
 class Host:
     """One host profile. All fields can be overridden in config.toml under [hosts.<id>]."""
 
@@ -99,6 +94,12 @@ class Host:
     max_output: int = 131_072
     prices: dict[str, Price] = field(default_factory=dict)
     """Model name -> price; hosts without known prices leave it empty."""
+    model_table: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Model name -> overrides of the model table's facts on this host (see models.py)."""
+    level_field: str = "reasoning_effort"
+    """Top-level request field that carries a thinking level (OpenRouter: reasoning.effort instead)."""
+    demo: bool = False
+    """Answers come from glmchat itself (the built-in demo), not from a model."""
     thinking_style: ThinkingStyle = ThinkingStyle.ZAI
     preserve_style: PreserveStyle = PreserveStyle.ZAI
     replay_field: ReplayField = ReplayField.REASONING_CONTENT
@@ -188,12 +189,15 @@ _CHOICES: dict[str, type[StrEnum]] = {
 
 
 _ZAI_PRICES = {
-    # USD per 1M tokens, Z.ai's public price list (overridable in config).
-    "glm-4.7": Price(input=0.60, output=2.20, cached_input=0.11),
-    "glm-4.7-flashx": Price(input=0.07, output=0.40, cached_input=0.01),
-    "glm-4.7-flash": Price(input=0.0, output=0.0, cached_input=0.0),
+    # USD per 1M tokens, Z.ai's public price list as the model table holds it (overridable in config).
+    name: info.price
+    for name, info in MODELS.items()
+    if info.price is not None
 }
-_ZAI_MODELS = ("glm-4.7", "glm-4.7-flash", "glm-4.7-flashx", "glm-4.6", "glm-4.5", "glm-4.5-air")
+_ZAI_MODELS = (
+    "glm-5.3", "glm-5.2", "glm-5.1", "glm-5", "glm-4.7", "glm-4.7-flash", "glm-4.7-flashx", "glm-4.6", "glm-4.5",
+    "glm-4.5-air",
+)
 
 BUILTIN_HOSTS: dict[str, Host] = {
     h.id: h
@@ -317,6 +321,18 @@ BUILTIN_HOSTS: dict[str, Host] = {
             preserve_style=PreserveStyle.NONE,
             replay_field=ReplayField.NONE,
             note="Runware's task API cannot carry earlier reasoning: preserved thinking is off on this host.",
+        ),
+        Host(
+            id="demo",
+            name="Demo",
+            dialect=Dialect.CHAT,
+            # Never contacted: the demo's requests are answered inside glmchat (glmchat/demo.py).
+            base_url="http://demo.localhost/v1",
+            models=tuple(MODELS),
+            prices=_ZAI_PRICES,
+            local=True,
+            demo=True,
+            note="Demo: answers are written by glmchat itself, offline, to show what it can do; no model is asked.",
         ),
     )
 }

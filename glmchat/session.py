@@ -372,6 +372,8 @@ class Session:
     """Send earlier reasoning back (clear_thinking=false) so the model keeps it."""
     thinking_next: bool = True
     """The composer's thinking switch, remembered per session."""
+    thinking_level_next: str | None = None
+    """The thinking level chosen for the next turn, for models that have levels (None: the model's default)."""
     id: str = field(default_factory=new_id)
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
@@ -398,12 +400,15 @@ class Session:
         if after is not None:
             index = next(i for i, t in enumerate(self.turns) if t is after)
             del self.turns[index + 1 :]
+        thinking = self.thinking_next if thinking is None else thinking
         turn = Turn(
             user_text=text,
-            thinking=self.thinking_next if thinking is None else thinking,
+            thinking=thinking,
             host=self.host,
             model=self.model,
             parent_id=parent.id if parent is not None else None,
+            # The session's level goes with the turn; the runner settles it against the model.
+            thinking_level=self.thinking_level_next if thinking else None,
         )
         self.turns.append(turn)
         if not self.title:

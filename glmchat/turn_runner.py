@@ -105,9 +105,14 @@ async def run_turn(
     """
     from glmchat.protocol import build_request
 
+    from glmchat.protocol.messages import turn_thinking
+
     turn.host = host.id
     if not turn.model:
         turn.model = session.model
+    # What the request will carry, made valid for the turn's model, is what the turn records.
+    choice = turn_thinking(host, session, turn)
+    turn.thinking, turn.thinking_level = choice.thinking, choice.level
     saver = _Saver(store)
     saver.call(lambda s: s.begin_turn(session, turn))
     if saver.error is not None:

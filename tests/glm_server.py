@@ -100,6 +100,16 @@ MODELS = {
 CHARS_PER_TOKEN = 4
 """The cache simulation counts tokens as this many characters."""
 
+MODEL_THINKING: dict[str, tuple[bool, tuple[str, ...]]] = {
+    "glm-5.2": (True, ("high", "xhigh")),
+    "glm-5.3": (False, ("low", "high", "max")),
+}
+"""Z.ai-family models with thinking levels: (can thinking be off, the levels), as the model table assumes.
+
+A request for such a model that turns thinking off where it cannot be, or names
+a level it does not have, is refused with 400 as a strict host would; so is a
+`reasoning_effort` sent to a model without levels."""
+
 UNTHROTTLED_FLUSH_BYTES = 16 * 1024
 """Unthrottled replies are written in batches of about this size (one syscall each)."""
 
@@ -350,6 +360,8 @@ class RecordedRequest:
     (one line each; see `check_replay`). Empty for an exact replay."""
     replayed_steps: int = 0
     """How many assistant messages of this request were steps this server produced (and were checked)."""
+    level: str | None = None
+    """The `reasoning_effort` the request named (Z.ai family), if any."""
 
     def header(self, name: str) -> str | None:
         """A request header, case-insensitive."""
@@ -378,6 +390,7 @@ class RecordedRequest:
             "disconnected": self.disconnected,
             "replay_problems": self.replay_problems,
             "replayed_steps": self.replayed_steps,
+            "level": self.level,
         }
 
 
@@ -426,6 +439,20 @@ def request_thinking(host_id: str, body: Any) -> bool:
     if host_id == "ollama":
         return body.get("think") is not False
     return True
+
+
+def thinking_refusal(host_id: str, body: Any) -> str | None:
+    """Why a Z.ai-family host would refuse the request's thinking settings for its model (None: it would not)."""
+    if host_id not in ZAI_FAMILY or not isinstance(body, dict):
+        return None
+    model = str(body.get("model", "")).lower()
+    level = body.get("reasoning_effort")
+    can_disable, levels = MODEL_THINKING.get(model, (True, ()))
+    if not can_disable and _get(body, "thinking", "type") == "disabled":
+        return f"thinking cannot be disabled for model {model}"
+    if level is not None and level not in levels:
+        return f"reasoning_effort {level!r} is not supported by model {model}"
+    return None
 
 
 def request_preserve(host_id: str, body: Any) -> bool:
@@ -1539,6 +1566,8 @@ class _Handler(BaseHTTPRequestHandler):
         record.reply = reply
         record.thinking = request_thinking(host_id, body)
         record.preserve = request_preserve(host_id, body)
+        if host_id in ZAI_FAMILY and isinstance(body, dict) and isinstance(body.get("reasoning_effort"), str):
+            record.level = body["reasoning_effort"]
         record.replay_problems, record.replayed_steps = check_replay(host_id, body, glm.produced_steps(), record.preserve)
         prompt = render_prompt(host_id, body)
         record.prompt = prompt
@@ -1560,6 +1589,13 @@ class _Handler(BaseHTTPRequestHandler):
         plan = self._plan(host_id, body, reply, record)
         task_uuid = str(_runware_task(body).get("taskUUID") or "") if host_id == "runware" else ""
         dialect = RunwareDialect(plan, task_uuid) if host_id == "runware" else DIALECTS[host_id](plan)
+
+        refusal = thinking_refusal(host_id, body) if reply.status == 200 else None
+        if refusal is not None:
+            record.status = 400
+            self._send_json(400, {"error": {"code": "1210", "message": refusal}})
+            record.finished_at = time.monotonic()
+            return
 
         if host_id == "runware" and reply.status == 200 and _runware_tools(body):
             # The task API has no tools; refuse the way it refuses any parameter it does not know.

@@ -39,7 +39,7 @@ def body_for(host_id: str, *, thinking: bool, preserve: bool) -> tuple[dict | li
 
 # -- the thinking / preserve matrix ----------------------------------------------------------
 
-ZAI_LIKE = ("zai", "zai-coding", "bigmodel")
+ZAI_LIKE = ("zai", "zai-coding", "bigmodel", "demo")  # the demo host speaks Z.ai's wire shape
 TEMPLATE = ("vllm", "sglang", "llamacpp")
 
 
@@ -81,7 +81,7 @@ def expected_replay(host_id: str, preserve: bool) -> dict:
     base = {"role": "assistant", "content": C1}
     if not preserve or host_id == "runware":
         return base
-    if host_id in ("zai", "zai-coding", "bigmodel", "sglang", "llamacpp"):
+    if host_id in ("zai", "zai-coding", "bigmodel", "demo", "sglang", "llamacpp"):
         return {**base, "reasoning_content": R1}
     if host_id == "vllm":
         return {**base, "reasoning": R1}

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from glmchat.models import ThinkingChoice
+
 if TYPE_CHECKING:
     from glmchat.hosts import Host
     from glmchat.session import Session, Step, ToolResult, Turn
@@ -80,6 +82,22 @@ def sampling(session: Session, temperature: str, top_p: str, max_tokens: str) ->
 
 def model_for(host: Host, session: Session, turn: Turn) -> str:
     return turn.model or session.model or host.default_model
+
+
+def turn_thinking(host: Host, session: Session, turn: Turn) -> ThinkingChoice:
+    """The thinking a turn's request carries: its own switch and level, made valid for its model.
+
+    The controller settles this when the turn starts (and stores it); doing it again
+    here means a turn made any other way still never asks the model for what it
+    refuses (thinking off on a model that always thinks, a level it does not have).
+    """
+    from glmchat.models import model_info, resolve_thinking
+
+    try:
+        info = model_info(host, model_for(host, session, turn))
+    except ValueError:
+        return ThinkingChoice(turn.thinking, turn.thinking_level)
+    return resolve_thinking(info, turn.thinking, turn.thinking_level)
 
 
 def replays_reasoning(host: Host, session: Session) -> bool:

@@ -15,7 +15,7 @@ from glmchat.protocol import classify
 from glmchat.protocol.common import Request, deep_merge, json_headers
 from glmchat.protocol.events import Event, ToolCallDelta, UsageUpdate
 from glmchat.protocol.decoding import LineDecoder
-from glmchat.protocol.messages import conversation, model_for, sampling, tool_result_text
+from glmchat.protocol.messages import conversation, model_for, sampling, tool_result_text, turn_thinking
 from glmchat.protocol.parser import BaseParser, Malformed, as_int, loads, text_deltas, tool_arguments
 from glmchat.session import Session, Step, ToolCall, ToolResult, Turn
 from glmchat.usage import Usage
@@ -33,7 +33,7 @@ def build_request(
     if tools:
         body["tools"] = tools
     if host.thinking_style != H.ThinkingStyle.NONE:
-        body["think"] = turn.thinking
+        body["think"] = turn_thinking(host, session, turn).thinking
     options = sampling(session, "temperature", "top_p", "num_predict")
     if options:
         body["options"] = options

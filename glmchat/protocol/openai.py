@@ -24,7 +24,8 @@ from glmchat.protocol import classify
 from glmchat.protocol.common import Request, deep_merge, json_headers
 from glmchat.protocol.events import Event, ReasoningDetailsDelta, ToolCallDelta
 from glmchat.protocol.decoding import SSEEvent
-from glmchat.protocol.messages import conversation, model_for, sampling, tool_result_text
+from glmchat.models import ThinkingChoice
+from glmchat.protocol.messages import conversation, model_for, sampling, tool_result_text, turn_thinking
 from glmchat.protocol.parser import Malformed, SSEParser, as_int, loads, openai_usage, text_deltas, tool_arguments
 from glmchat.session import Session, Step, ToolCall, ToolResult, Turn
 
@@ -46,8 +47,9 @@ def build_request(
     if stream and host.stream_usage:
         body["stream_options"] = {"include_usage": True}
     body.update(sampling(session, "temperature", "top_p", host.max_tokens_field or "max_tokens"))
-    _apply_thinking(body, host, turn.thinking)
-    _apply_preserve(body, host, session.preserve_thinking, turn.thinking)
+    choice = turn_thinking(host, session, turn)
+    _apply_thinking(body, host, choice)
+    _apply_preserve(body, host, session.preserve_thinking, choice.thinking)
     if host.extra_body:
         deep_merge(body, host.extra_body)
     accept = "text/event-stream" if stream else "application/json"
@@ -100,17 +102,28 @@ def _tool_call(call: ToolCall) -> dict[str, Any]:
     return out
 
 
-def _apply_thinking(body: dict[str, Any], host: H.Host, on: bool) -> None:
+def _apply_thinking(body: dict[str, Any], host: H.Host, choice: ThinkingChoice) -> None:
+    """The turn's thinking switch, and its level where the model has levels (in the host's field for it)."""
+    on, level = choice.thinking, choice.level
     style = host.thinking_style
     if style == H.ThinkingStyle.ZAI:
         body["thinking"] = {"type": "enabled" if on else "disabled"}
+        if level is not None:
+            body[host.level_field] = level
     elif style == H.ThinkingStyle.EFFORT:
         if not on:  # reasoning is on by default where this knob exists
             body["reasoning_effort"] = "none"
+        elif level is not None:
+            body[host.level_field] = level
     elif style == H.ThinkingStyle.OPENROUTER:
-        body["reasoning"] = {"enabled": True} if on else {"effort": "none"}
+        if not on:
+            body["reasoning"] = {"effort": "none"}
+        else:
+            body["reasoning"] = {"effort": level} if level is not None else {"enabled": True}
     elif style == H.ThinkingStyle.TEMPLATE:
         body.setdefault("chat_template_kwargs", {})["enable_thinking"] = on
+        if level is not None:
+            body[host.level_field] = level
 
 
 def _apply_preserve(body: dict[str, Any], host: H.Host, preserve: bool, thinking: bool) -> None:

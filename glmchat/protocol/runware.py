@@ -18,7 +18,7 @@ from glmchat.protocol import classify
 from glmchat.protocol.common import Request, deep_merge, json_headers
 from glmchat.protocol.events import Event, UsageUpdate
 from glmchat.protocol.decoding import SSEEvent
-from glmchat.protocol.messages import history_for, model_for, sampling
+from glmchat.protocol.messages import history_for, model_for, sampling, turn_thinking
 from glmchat.protocol.parser import Malformed, SSEParser, as_int, as_number, dig, first_str, loads, text_deltas
 from glmchat.session import Session, Turn
 from glmchat.usage import Usage
@@ -81,7 +81,8 @@ def build_request(
         settings["systemPrompt"] = session.system_prompt
     settings.update(sampling(session, "temperature", "topP", "maxTokens"))
     if host.thinking_style != H.ThinkingStyle.NONE:
-        settings["thinkingLevel"] = host.thinking_level if turn.thinking else "none"
+        choice = turn_thinking(host, session, turn)
+        settings["thinkingLevel"] = (choice.level or host.thinking_level) if choice.thinking else "none"
     task: dict[str, Any] = {
         "taskType": TASK_TYPE,
         "taskUUID": str(uuid.uuid4()),
