@@ -609,7 +609,13 @@ async def _stream_turn(
             continue
         installed.append(signum)
     try:
-        async with GlmClient(stall_timeout=stall_timeout) as client:
+        if host.demo:
+            from glmchat.demo import demo_client
+
+            client_cm = demo_client(stall_timeout=stall_timeout)
+        else:
+            client_cm = GlmClient(stall_timeout=stall_timeout)
+        async with client_cm as client:
             await run_turn(client, host, session, turn, api_key=api_key, store=store, on_event=printer)
     except asyncio.CancelledError:
         if received:

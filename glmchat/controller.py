@@ -77,6 +77,7 @@ class Controller:
         self.options = options or AppOptions()
         self.store = store
         self._client = client
+        self._demo_client: GlmClient | None = None
         self.clock = clock
 
     # -- hosts and keys ------------------------------------------------------------------------
@@ -130,10 +131,22 @@ class Controller:
             self._client = GlmClient()
         return self._client
 
+    def client_for(self, host: Host) -> GlmClient:
+        """The client that reaches `host`: the demo's in-process one for the demo host, else the HTTP client."""
+        if host.demo:
+            if self._demo_client is None:
+                from glmchat.demo import demo_client
+
+                self._demo_client = demo_client()
+            return self._demo_client
+        return self.client
+
     async def close(self) -> None:
         """Close the client's connections (the store is closed by whoever opened it)."""
         if self._client is not None:
             await self._client.aclose()
+        if self._demo_client is not None:
+            await self._demo_client.aclose()
 
     def save_config(self) -> None:
         """Write the settings (mode 0600). Raises ConfigError with a one-line message."""
@@ -270,7 +283,7 @@ class Controller:
 
         host = self.host_for(session)
         return await run_turn(
-            self.client, host, session, turn, api_key=self.api_key(host), store=self.store, on_event=on_event,
+            self.client_for(host), host, session, turn, api_key=self.api_key(host), store=self.store, on_event=on_event,
             tools=tools,
         )
 

@@ -16,8 +16,8 @@ request is rendered to one prompt string (each message's role, earlier
 reasoning where it is sent back, and text), and the cached part is its longest
 common prefix with an earlier prompt and what was generated after it. So a
 session that replays its reasoning byte for byte sees nearly all of its prompt
-cached, and one that drops it (preserved thinking off) loses the cache at the
-first earlier answer.
+cached, and one that drops it (preserved thinking off) loses the cache from
+the previous answer on (that answer is read again without its reasoning).
 """
 
 from __future__ import annotations
@@ -25,9 +25,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from glmchat.client import GlmClient
 
 CHARS_PER_TOKEN = 4
 """The demo counts a token as this many characters (a real tokenizer is not at hand)."""
@@ -191,6 +194,14 @@ class _DemoStream(httpx.AsyncByteStream):
             await asyncio.sleep(self.delay)
         yield self._frame({}, finish_reason="stop", usage=self.usage)
         yield b"data: [DONE]\n\n"
+
+
+def demo_client(**options: Any) -> GlmClient:
+    """A client whose requests the demo answers (one per process: its prompt cache lives in it)."""
+    from glmchat.client import GlmClient
+
+    options.setdefault("max_retries", 0)
+    return GlmClient(transport=DemoTransport(), **options)
 
 
 def _demo_models() -> list[str]:

@@ -335,6 +335,10 @@ def to_markdown(session: Session) -> str:
     return "".join(iter_markdown(session))
 
 
+DEMO_NOTE = " (the built-in demo: glmchat wrote these answers itself, offline; no model was asked)"
+"""Said in an export of a demo session, so nobody takes its answers for a model's."""
+
+
 def iter_markdown(session: Session, turns: Callable[[], Iterable[Turn]] | None = None) -> Iterator[str]:
     """The Markdown document of a session, in pieces: the header, then one piece per turn.
 
@@ -355,7 +359,7 @@ def iter_markdown(session: Session, turns: Callable[[], Iterable[Turn]] | None =
         totals.add(turn)
     yield f"# {_inline(session.title or 'Untitled chat')}\n"
     meta = [
-        f"- **Host:** {_inline(session.host)}",
+        f"- **Host:** {_inline(session.host)}" + (DEMO_NOTE if session.host == "demo" else ""),
         f"- **Model:** {_inline(session.model)}",
         f"- **Created:** {_when(session.created_at)}",
         f"- **Updated:** {_when(session.updated_at)}",

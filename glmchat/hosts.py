@@ -324,7 +324,7 @@ BUILTIN_HOSTS: dict[str, Host] = {
         ),
         Host(
             id="demo",
-            name="Demo",
+            name="Demo (offline)",
             dialect=Dialect.CHAT,
             # Never contacted: the demo's requests are answered inside glmchat (glmchat/demo.py).
             base_url="http://demo.localhost/v1",

@@ -113,6 +113,7 @@ class GlmChatApp(App[int]):
         self._own_store = store is None
         self._client = client
         self._own_client = client is None
+        self._demo_client: GlmClient | None = None
         self.clock = clock
         self.probe = probe
         self.controller = Controller(self.config, self.paths, options=self.options, store=store, client=client, clock=clock)
@@ -440,8 +441,15 @@ class GlmChatApp(App[int]):
         """A hosted service with no key in the environment or the config."""
         return bool(host.key_env) and not host.local and not self.api_key(host)
 
-    def get_client(self) -> GlmClient:
-        """The HTTP client, created on the first send (httpx is imported then)."""
+    def get_client(self, host: Host | None = None) -> GlmClient:
+        """The client for `host`: the HTTP client, created on the first send (httpx is imported then),
+        or the demo's in-process one for the demo host."""
+        if host is not None and host.demo:
+            if self._demo_client is None:
+                from glmchat.demo import demo_client
+
+                self._demo_client = demo_client(stall_timeout=self.config.stall_timeout)
+            return self._demo_client
         if self._client is None:
             from glmchat.client import GlmClient
 
@@ -689,6 +697,8 @@ class GlmChatApp(App[int]):
                 await self._client.aclose()
             except Exception:  # noqa: BLE001 - closing must not fail the exit
                 pass
+        if self._demo_client is not None:
+            await self._demo_client.aclose()
         if self.store is not None and self._own_store:
             self.store.close()
 

@@ -605,7 +605,7 @@ class ChatScreen(ExactLayoutScreen):
         app = self.gapp
         turn = live.turn
         try:
-            client = app.get_client()
+            client = app.get_client(host)
             await run_turn(
                 client,
                 host,

@@ -189,7 +189,9 @@ class SetupScreen(ModalScreen["SetupResult | None"]):
         return options
 
     def _host_prompt(self, host: Host) -> Content:
-        if host.local:
+        if host.demo:
+            detail = "try glmchat offline: built-in demo answers · no key, no network"
+        elif host.local:
             detail = f"local server · {host.base_url} · no key"
         elif host.key_env:
             state = "set" if os.environ.get(host.key_env, "").strip() else "not set"
