@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from glmchat.config import AppOptions, Config, Paths, api_key_for, known_host_ids, new_session, resolve_host, save_config
 from glmchat.errors import ConfigError, GlmChatError, SessionNotFound, StorageError
 from glmchat.session import Session, SessionTree, Turn, TurnStatus
+from glmchat.cache_break import CacheBreak, CacheWatch
 from glmchat.usage import context_used, request_estimate
 
 if TYPE_CHECKING:
@@ -79,6 +80,8 @@ class Controller:
         self._client = client
         self._demo_client: GlmClient | None = None
         self.clock = clock
+        self.cache_watch = CacheWatch()
+        """Each session's previous request, to find where a replay breaks the prompt cache."""
 
     # -- hosts and keys ------------------------------------------------------------------------
 
@@ -272,8 +275,12 @@ class Controller:
         *,
         on_event: Callable[[Event], None] | None = None,
         tools: ToolRunner | None = None,
+        on_cache_break: Callable[[CacheBreak], None] | None = None,
     ) -> Turn:
         """Stream the turn's reply through the one turn runner, saving as it goes.
+
+        Each request is checked against the session's previous one (`cache_watch`);
+        a replay that breaks the prompt cache is logged and passed to `on_cache_break`.
 
         Raises:
             ConfigError: the session's host does not resolve.
@@ -284,7 +291,7 @@ class Controller:
         host = self.host_for(session)
         return await run_turn(
             self.client_for(host), host, session, turn, api_key=self.api_key(host), store=self.store, on_event=on_event,
-            tools=tools,
+            tools=tools, cache_watch=self.cache_watch, on_cache_break=on_cache_break,
         )
 
     # -- export --------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from glmchat.protocol.events import ContentDelta, Event, ReasoningDelta, StreamF
 from glmchat.session import Session, Step, ToolResult, Turn, TurnStatus
 
 if TYPE_CHECKING:
+    from glmchat.cache_break import CacheBreak, CacheWatch
     from glmchat.client import GlmClient
     from glmchat.hosts import Host
 
@@ -77,6 +78,8 @@ async def run_turn(
     tools: ToolRunner | None = None,
     save_interval: float = 0.25,
     retry_hint: str = "send again to retry",
+    cache_watch: CacheWatch | None = None,
+    on_cache_break: Callable[[CacheBreak], None] | None = None,
 ) -> Turn:
     """Send `turn` (the last of `session.turns`) to `host` and stream the reply into it.
 
@@ -93,6 +96,8 @@ async def run_turn(
         save_interval: Seconds between progress saves.
         retry_hint: How to try again, in the words of the caller's front end (the TUI
             says "Ctrl+R retries"); ends the message of a connection that dropped.
+        cache_watch: Checks each request against the session's previous one (see cache_break.py).
+        on_cache_break: Told when a request should have extended the previous one and does not.
 
     Returns:
         The turn. A failed stream does not raise: the turn is ERROR with a one-line
@@ -131,6 +136,10 @@ async def run_turn(
             except GlmChatError as exc:
                 turn.fail(exc)
                 break
+            if cache_watch is not None:
+                broken = cache_watch.check(host, session, turn, request.body)
+                if broken is not None and on_cache_break is not None:
+                    on_cache_break(broken)
             async with aclosing(client.stream(host, request, api_key)) as events:
                 async for event in events:
                     if type(event) is StreamFailed and isinstance(event.error, ConnectionDropped):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from glmchat.hosts import Host
+    from glmchat.models import Price
     from glmchat.session import Session, Turn
 
 
@@ -223,13 +224,31 @@ def context_used(session: Session, next_text: str = "") -> int:
 # -- money ---------------------------------------------------------------------------------------
 
 
+def price_of(host: Host | None, model: str) -> Price | None:
+    """The price per million tokens of `model` on `host`: the host's list, else the model table's (None: unknown)."""
+    if host is None:
+        return None
+    from glmchat.models import model_info
+
+    model = model or host.default_model
+    price = host.price_for(model)
+    if price is not None:
+        return price
+    if host.local and not host.demo:
+        return None  # a self-hosted server costs nothing per token that we could know
+    try:
+        return model_info(host, model).price
+    except ValueError:
+        return None
+
+
 def usage_cost(usage: Usage, host: Host | None, model: str) -> float | None:
     """USD of one request: the host's reported cost, else its price list; None if unknown."""
     if usage.cost is not None:
         return usage.cost
     if host is None or usage.prompt_tokens is None:
         return None
-    price = host.price_for(model or host.default_model)
+    price = price_of(host, model)
     if price is None:
         return None
     cached = usage.cached_tokens or 0
@@ -246,14 +265,31 @@ def turn_cost(turn: Turn, host: Host | None) -> float | None:
     return sum(known) if known else None
 
 
-def session_cost(session: Session, current: Host | None = None) -> float | None:
-    """Sum of the known turn costs on the session's path; None when none is known."""
+def host_of(turn: Turn, current: Host | None = None) -> Host | None:
+    """The host a turn was sent to: `current` when it is that one (config overrides and all), else the built-in."""
     from glmchat.hosts import BUILTIN_HOSTS
 
+    if current is not None and turn.host == current.id:
+        return current
+    return BUILTIN_HOSTS.get(turn.host)
+
+
+def usage_saved(usage: Usage, host: Host | None, model: str) -> float | None:
+    """USD the cached tokens of one request saved: what they would have cost at the full input price."""
+    if not usage.cached_tokens:
+        return 0.0 if usage.cached_tokens == 0 else None
+    price = price_of(host, model)
+    if price is None or price.cached_input is None:
+        return None
+    return usage.cached_tokens * (price.input - price.cached_input) / 1_000_000
+
+
+def session_cost(session: Session, current: Host | None = None) -> float | None:
+    """Sum of the known turn costs on the session's path; None when none is known."""
     total = 0.0
     known = False
     for turn in session.turns:
-        host = current if current is not None and turn.host == current.id else BUILTIN_HOSTS.get(turn.host)
+        host = host_of(turn, current)
         cost = turn_cost(turn, host)
         if cost is not None:
             total += cost
@@ -283,7 +319,9 @@ def turn_figures(turn: Turn, *, short: bool = False) -> str:
     if usage.prompt_tokens is not None:
         fields.append(f"{usage.prompt_tokens:,} in")
     if usage.cached_tokens:
-        fields.append(f"{usage.cached_tokens:,} cached")
+        hit = usage.cache_hit
+        shown = f" ({hit:.0%} hit)" if hit is not None and not short else ""
+        fields.append(f"{usage.cached_tokens:,} cached{shown}")
     if split.reasoning is not None:
         fields.append(f"{split.reasoning} {'think' if short else 'reasoning'}")
     if split.answer is not None:
@@ -298,3 +336,97 @@ def compact_count(value: int) -> str:
     if value < 100_000:
         return f"{value / 1000:.1f}k".replace(".0k", "k")
     return f"{round(value / 1000)}k"
+
+
+# -- the cache cockpit -----------------------------------------------------------------------------
+
+
+def turn_cockpit(turn: Turn, host: Host | None = None) -> str:
+    """A settled turn's footer figures: tokens (cache hit among them) and cost, "" when nothing is known.
+
+    "12,000 in · 9,000 cached (75% hit) · 500 reasoning · 1,000 answer · $0.0031"
+    """
+    figures = turn_figures(turn)
+    cost = turn_cost(turn, host or host_of(turn))
+    if cost is not None:
+        figures = f"{figures} · {money(cost)}" if figures else money(cost)
+    return figures
+
+
+def money(amount: float) -> str:
+    """$0.0031 below a dollar (cache savings are small sums), $1.25 above."""
+    return f"${amount:.4f}" if amount < 1 else f"${amount:.2f}"
+
+
+def turn_report(turn: Turn, host: Host | None = None) -> dict[str, Any]:
+    """A turn's figures for machines (`ask --json`, the JSON export): tokens, cache hit, cost, savings."""
+    host = host or host_of(turn)
+    usage = turn.usage
+    split = turn_token_split(turn)
+    costs = [usage_cost(step.usage, host, turn.model) for step in turn.steps]
+    saved = [usage_saved(step.usage, host, turn.model) for step in turn.steps]
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "reasoning_tokens": split.reasoning.value if split.reasoning is not None else 0,
+        "answer_tokens": split.answer.value if split.answer is not None else 0,
+        "estimated": bool((split.reasoning and split.reasoning.estimated) or (split.answer and split.answer.estimated)),
+        "cache_hit": usage.cache_hit,
+        "cost_usd": sum(c for c in costs if c is not None) if any(c is not None for c in costs) else None,
+        "saved_by_cache_usd": sum(s for s in saved if s is not None) if any(s is not None for s in saved) else None,
+    }
+
+
+@dataclass
+class SessionUsage:
+    """A session path's usage added up: what the "usage" summary shows."""
+
+    turns: int = 0
+    reported: int = 0
+    """Turns whose host reported a prompt."""
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    answer_tokens: int = 0
+    estimated: bool = False
+    """Some reasoning/answer figure is our estimate."""
+    cost: float | None = None
+    saved: float | None = None
+
+    @property
+    def cache_hit(self) -> float | None:
+        """Cached share of all prompt tokens the hosts reported."""
+        return self.cached_tokens / self.prompt_tokens if self.prompt_tokens else None
+
+    def lines(self) -> list[str]:
+        """The summary as lines of text."""
+        out = [f"{self.turns} turn{'s' if self.turns != 1 else ''} ({self.reported} with the host's token counts)"]
+        out.append(f"prompt {self.prompt_tokens:,} tokens, of which cached {self.cached_tokens:,}")
+        hit = self.cache_hit
+        out.append(f"cache hit over the session: {hit:.1%}" if hit is not None else "cache hit: not reported")
+        mark = "≈" if self.estimated else ""
+        out.append(f"reasoning {mark}{self.reasoning_tokens:,} tokens · answer {mark}{self.answer_tokens:,} tokens")
+        out.append(f"cost: {money(self.cost)}" if self.cost is not None else "cost: unknown (no prices for this host or model)")
+        if self.saved is not None:
+            out.append(f"saved by caching: {money(self.saved)}")
+        return out
+
+
+def session_usage(session: Session, current: Host | None = None) -> SessionUsage:
+    """The usage of every turn on the session's path, added up."""
+    total = SessionUsage()
+    for turn in session.turns:
+        total.turns += 1
+        report = turn_report(turn, host_of(turn, current))
+        if report["prompt_tokens"] is not None:
+            total.reported += 1
+            total.prompt_tokens += report["prompt_tokens"]
+            total.cached_tokens += report["cached_tokens"] or 0
+        total.reasoning_tokens += report["reasoning_tokens"]
+        total.answer_tokens += report["answer_tokens"]
+        total.estimated = total.estimated or report["estimated"]
+        if report["cost_usd"] is not None:
+            total.cost = (total.cost or 0.0) + report["cost_usd"]
+        if report["saved_by_cache_usd"] is not None:
+            total.saved = (total.saved or 0.0) + report["saved_by_cache_usd"]
+    return total

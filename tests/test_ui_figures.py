@@ -73,7 +73,7 @@ def test_reasoning_title_marks_an_estimate():
     ("usage", "expected"),
     [
         (Usage(prompt_tokens=12_000, cached_tokens=9_000, completion_tokens=1_500, reasoning_tokens=500),
-         "12,000 in · 9,000 cached · 500 reasoning · 1,000 answer"),
+         "12,000 in · 9,000 cached (75% hit) · 500 reasoning · 1,000 answer"),
         (Usage(prompt_tokens=900, completion_tokens=500), "900 in · ≈300 reasoning · ≈200 answer"),
         (Usage(), "≈300 reasoning · ≈200 answer"),
     ],

@@ -62,7 +62,7 @@ def test_status_shows_the_last_turns_tokens_cost_and_context():
     facts = StatusFacts(host=BUILTIN_HOSTS["zai"], model="glm-4.7", thinking_next=False, preserve=True, session=Session(turns=[turn]))
     text = status_content(facts).plain
     assert "next turn: thinking off" in text
-    assert "last turn 12,000 in · 9,000 cached · 500 reasoning · 1,000 answer" in text
+    assert "last turn 12,000 in · 9,000 cached (75% hit) · 500 reasoning · 1,000 answer" in text
     assert "session $0.0" in text
     assert "context 7% of 200k" in text
 

@@ -615,6 +615,10 @@ class ChatScreen(ExactLayoutScreen):
                 store=app.store,
                 on_event=live.feed,
                 retry_hint="Ctrl+R retries",
+                cache_watch=app.controller.cache_watch,
+                on_cache_break=lambda found: self.notify(
+                    f"Prompt {found.message()}: the rest of this request is paid in full.", severity="warning", timeout=12
+                ),
             )
         except StorageError as exc:
             await self._storage_failed(live, exc)

@@ -27,7 +27,7 @@ from glmchat.usage import estimate_tokens
 from glmchat.ui.widgets.answer import AnswerView
 from glmchat.ui.widgets.pager import PageBar, Pages, needs_pages
 from glmchat.ui.widgets.reasoning import ReasoningPane, format_seconds
-from glmchat.usage import TokenCount, token_split
+from glmchat.usage import TokenCount, token_split, turn_cockpit
 
 FLUSH_INTERVAL = 1 / 30
 """Seconds between timer ticks while streaming: the fastest the screen is updated."""
@@ -529,6 +529,9 @@ class TurnView(Vertical):
             action("regenerate", "regenerate")
         if self.last:
             action("edit", "edit")
+        figures = turn_cockpit(turn)  # tokens, cache hit and cost: the cache cockpit's per-turn line
+        if figures:
+            parts.append((f"  {figures}", "$text-muted"))
         return Content.assemble(*parts)
 
     def _refresh_status(self) -> None:
