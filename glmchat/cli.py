@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
 import os
 import sys
 from collections.abc import Iterable
@@ -91,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_host_options(ask)
     ask.add_argument("--think", dest="think", action="store_true", default=None, help="thinking on for this turn")
     ask.add_argument("--no-think", dest="think", action="store_false", help="thinking off for this turn")
+    ask.add_argument("--level", metavar="LEVEL", help="thinking level, for models that have levels (glm-5.2: high, xhigh; glm-5.3: low, high, max)")
+    ask.add_argument("--json", dest="as_json", action="store_true",
+                     help="print one JSON object when done (text, reasoning, usage, cache hit, cost) instead of streaming")
     which = ask.add_mutually_exclusive_group()
     which.add_argument("--session", metavar="ID", help="continue this session (number, id or id prefix)")
     which.add_argument("--new", action="store_true", help="start a new session (the default)")
@@ -542,9 +546,14 @@ def cmd_ask(args: argparse.Namespace, ctx: _Context) -> int:
         ctx.err(f"warning: {message}; sending anyway (--force)")
 
     thinking = args.think if args.think is not None else (config.thinking if is_new else session.thinking_next)
+    if args.level is not None and args.think is None:
+        thinking = True  # a level asks for thinking
     turn = session.new_turn(prompt, thinking)
-    out = _Out(sys.stdout)
-    reasoning_out = None if args.hide_reasoning else _Out(sys.stderr, dim=True)
+    note = _settle_level(host, session, turn, args.level)
+    if note:
+        ctx.err(f"note: {note}")
+    out = _Out(io.StringIO() if args.as_json else sys.stdout)
+    reasoning_out = None if args.hide_reasoning or args.as_json else _Out(sys.stderr, dim=True)
     printer = _TurnPrinter(out, reasoning_out, ctx)
 
     import asyncio
@@ -556,6 +565,8 @@ def cmd_ask(args: argparse.Namespace, ctx: _Context) -> int:
         ctx.err(f"stopped; the partial answer is kept in {_session_label(ctx, session)}")
         return EXIT_INTERRUPTED
     printer.close()
+    if args.as_json:
+        _print_json(ask_result(host, session, turn))
     if signum is not None:
         import signal
 
@@ -563,6 +574,59 @@ def cmd_ask(args: argparse.Namespace, ctx: _Context) -> int:
         ctx.err(f"stopped by {name}; the partial answer is kept in {_session_label(ctx, session)}")
         return 128 + signum  # the shell's convention: 143 for SIGTERM, 129 for SIGHUP
     return _report_turn(ctx, host, session, turn, is_new)
+
+
+def _settle_level(host: Host, session: Session, turn: Turn, level: str | None) -> str:
+    """Put `--level` on the turn and settle its thinking for the model; returns a note when it was adjusted.
+
+    Raises:
+        UsageError: the model has no levels, or not this one.
+    """
+    from glmchat.models import model_info, resolve_thinking
+
+    try:
+        info = model_info(host, turn.model or session.model)
+    except ValueError as exc:
+        raise ConfigError(f"{host.name}: {exc}") from None
+    if level is not None:
+        if not info.has_levels:
+            raise UsageError(f"{info.name} has no thinking levels; use --think or --no-think")
+        if level not in info.levels:
+            raise UsageError(f"{info.name} has no level {level!r}; its levels: {', '.join(info.levels)}")
+        turn.thinking_level = level
+    choice = resolve_thinking(info, turn.thinking, turn.thinking_level)
+    turn.thinking, turn.thinking_level = choice.thinking, choice.level
+    return choice.note
+
+
+def ask_result(host: Host, session: Session, turn: Turn) -> dict[str, Any]:
+    """`ask --json`'s object: the turn's text, reasoning, usage and cost (known API keys redacted)."""
+    from glmchat.sanitize import redact
+    from glmchat.usage import turn_report
+
+    figures = turn_report(turn, host)
+    return {
+        "session": session.id,
+        "turn": turn.id,
+        "host": host.id,
+        "demo": host.demo,
+        "model": turn.model,
+        "thinking": turn.thinking,
+        "thinking_level": turn.thinking_level,
+        "status": str(turn.status),
+        "error": redact(turn.error) if turn.error else None,
+        "text": redact(turn.content),
+        "reasoning": redact(turn.reasoning),
+        "usage": figures,
+        "cost_usd": figures["cost_usd"],
+    }
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    import json
+
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.flush()
 
 
 def _require_key(config: Config, host: Host) -> str | None:

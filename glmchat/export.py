@@ -27,7 +27,7 @@ from glmchat.errors import GlmChatError
 from glmchat.sanitize import inert, redact, safe_link
 from glmchat.sanity import Invalid, check_object
 from glmchat.session import Session, SessionTree, Step, Turn, TurnStatus
-from glmchat.usage import estimate_tokens
+from glmchat.usage import estimate_tokens, host_of, turn_cockpit, turn_cost
 
 FORMAT = "glmchat.session"
 """The `format` of a JSON export."""
@@ -293,13 +293,16 @@ def _thinking_summary(turn: Turn, step: Step, index: int) -> str:
 
 def _turn_markdown(number: int, turn: Turn, session: Session, literal: bool) -> str:
     parts = [f"## Turn {number}\n"]
-    facts = ["thinking on" if turn.thinking else "thinking off"]
+    facts = [(f"thinking {turn.thinking_level}" if turn.thinking_level else "thinking on") if turn.thinking else "thinking off"]
     if (turn.host, turn.model) != (session.host, session.model) and (turn.host or turn.model):
         facts.append(_inline(f"{turn.model} on {turn.host}"))
     facts.append(_when(turn.created_at))
     branch = session.branches.get(turn.id)
     if branch is not None:
         facts.append(f"branch {branch.position} of {branch.count}")
+    figures = turn_cockpit(turn)  # tokens, cache hit, cost: as the turn's footer shows them
+    if figures:
+        facts.append(figures)
     parts.append("*" + " · ".join(facts) + "*\n")
     parts.append("**You:**\n")
     parts.append(_literal_block(turn.user_text, "text"))
@@ -419,12 +422,13 @@ class _Totals:
         self.completion = _plus(self.completion, usage.completion_tokens)
         self.cached = _plus(self.cached, usage.cached_tokens)
         self.reasoning = _plus(self.reasoning, usage.reasoning_tokens)
-        self.cost = _plus(self.cost, usage.cost)
+        self.cost = _plus(self.cost, turn_cost(turn, host_of(turn)))
 
     def token_line(self) -> str | None:
         parts = []
         if self.prompt is not None:
-            parts.append(f"{self.prompt:,} prompt" + (f" ({self.cached:,} cached)" if self.cached is not None else ""))
+            hit = f", {self.cached / self.prompt:.0%} cache hit" if self.cached is not None and self.prompt else ""
+            parts.append(f"{self.prompt:,} prompt" + (f" ({self.cached:,} cached{hit})" if self.cached is not None else ""))
         elif self.cached is not None:
             parts.append(f"{self.cached:,} cached")
         if self.completion is not None:

@@ -89,7 +89,7 @@ def test_markdown_structure_and_metadata() -> None:
     assert shape["h2"] == [f"Turn {i}" for i in range(1, 6)]
     for line in ("**Host:** zai", "**Model:** glm-4.7", "**Turns:** 5",
                  "**Created:** 2023-11-14 22:13 UTC", "**Updated:** 2023-11-14 22:23 UTC",
-                 "**Tokens:** 300 prompt (80 cached) · 60 completion (30 reasoning)", "**Cost:** $0.0017"):
+                 "**Tokens:** 300 prompt (80 cached, 27% cache hit) · 60 completion (30 reasoning)", "**Cost:** $0.0017"):
         assert line in md
     # Reasoning folded only where there is some, with its token count and duration.
     assert md.count("<details>") == 3
