@@ -528,6 +528,9 @@ def cmd_ask(args: argparse.Namespace, ctx: _Context) -> int:
             model = session.model
         host = resolve_host(config, args.host or (None if is_new else session.host), base_url=args.base_url, model=model)
     session.host, session.model = host.id, host.default_model
+    from glmchat.models import host_for_model
+
+    host = host_for_model(host, session.model)  # the model's own context and output limits
     api_key = _require_key(config, host)
     if args.system is not None and args.system != session.system_prompt:
         session.system_prompt = args.system

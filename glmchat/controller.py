@@ -9,7 +9,6 @@ calls it from workers and shows what it returns; `glmchat ask` and
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -96,11 +95,10 @@ class Controller:
         return resolve_host(self.config, host_id, base_url=base_url)
 
     def host_for(self, session: Session) -> Host:
-        """The host a session sends to, with the session's model as its default model."""
-        host = self.host_for_id(session.host)
-        if session.model and session.model != host.default_model:
-            host = dataclasses.replace(host, default_model=session.model)
-        return host
+        """The host a session sends to, with the session's model as its default model (and that model's limits)."""
+        from glmchat.models import host_for_model
+
+        return host_for_model(self.host_for_id(session.host), session.model)
 
     def hosts(self) -> dict[str, Host]:
         """Every host that resolves (built-in and the user's own), by id."""

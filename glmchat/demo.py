@@ -97,9 +97,9 @@ def answer_for(question: str, turn_number: int, prompt_tokens: int, cached_token
         "- **Preserved thinking**: earlier reasoning goes back byte for byte, so the prompt cache hits.\n"
         "- **Cache cockpit**: each turn's footer shows prompt, cached, reasoning and answer tokens.\n\n"
         "```python\n"
-        "def cache_hit(prompt_tokens: int, cached_tokens: int) -> float:\n"
-        '    """The share of the prompt the host did not have to read again."""\n'
-        "    return cached_tokens / prompt_tokens if prompt_tokens else 0.0\n"
+        "def cache_hit(prompt: int, cached: int) -> float:\n"
+        '    """The share of the prompt read from the cache."""\n'
+        "    return cached / prompt if prompt else 0.0\n"
         "```\n\n"
         "| this request | tokens |\n"
         "|---|---:|\n"

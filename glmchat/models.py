@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from glmchat.hosts import Host
+    from glmchat.session import Session
 
 
 @dataclass(frozen=True)
@@ -255,3 +256,68 @@ def next_choice(info: ModelInfo, current: ThinkingChoice) -> ThinkingChoice:
     label = current.label
     index = options.index(label) if label in options else -1
     return choice_from_label(info, options[(index + 1) % len(options)])
+
+
+# -- the session's choice for its next turn -----------------------------------------------------
+
+
+def session_model_info(host: Host | None, session: Session) -> ModelInfo:
+    """The facts of the session's model on its host (the host's figures where an override is broken)."""
+    try:
+        return model_info(host, session.model)
+    except ValueError:
+        return ModelInfo(session.model, session.model, host.context_window if host else 200_000,
+                         host.max_output if host else 131_072, known=False)
+
+
+def next_turn_thinking(host: Host | None, session: Session) -> ThinkingChoice:
+    """What the session's next turn will send, as the composer shows it."""
+    return resolve_thinking(session_model_info(host, session), session.thinking_next, session.thinking_level_next)
+
+
+def set_next_thinking(session: Session, choice: ThinkingChoice) -> None:
+    """Make `choice` the session's choice for its next turn."""
+    session.thinking_next = choice.thinking
+    if choice.level is not None:
+        session.thinking_level_next = choice.level
+
+
+def cycle_next_thinking(host: Host | None, session: Session) -> ThinkingChoice:
+    """Ctrl+T on a model with levels: the next choice in its cycle, made the session's."""
+    choice = next_choice(session_model_info(host, session), next_turn_thinking(host, session))
+    set_next_thinking(session, choice)
+    return choice
+
+
+def host_for_model(host: Host, model: str) -> Host:
+    """`host` as it serves `model`: that model as its default, and the model's context and output limits."""
+    changes: dict[str, Any] = {}
+    if model and model != host.default_model:
+        changes["default_model"] = model
+    try:
+        info = model_info(host, model or host.default_model)
+    except ValueError:
+        info = None
+    if info is not None and info.known:
+        from glmchat.hosts import BUILTIN_HOSTS
+
+        # A limit set for the host in config.toml is the user's word: it stays.
+        builtin = BUILTIN_HOSTS.get(host.id)
+        for name in ("context_window", "max_output"):
+            if builtin is None or getattr(host, name) == getattr(builtin, name):
+                changes[name] = getattr(info, name)
+    return dataclasses.replace(host, **changes) if changes else host
+
+
+def settle_next_thinking(host: Host | None, session: Session) -> tuple[ThinkingChoice, bool]:
+    """The next turn's thinking made valid for the session's model, and whether the model always thinks.
+
+    A choice the model cannot take ("off" on GLM-5.3, a level it lacks) is replaced
+    in the session by what will be sent, so the control, the status line and the
+    request all say the same.
+    """
+    info = session_model_info(host, session)
+    choice = resolve_thinking(info, session.thinking_next, session.thinking_level_next)
+    if choice.note:
+        set_next_thinking(session, choice)
+    return choice, info.thinking == ThinkingMode.ALWAYS and info.has_levels

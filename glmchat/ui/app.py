@@ -8,7 +8,6 @@ first send, and dialogs are imported when they are opened.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import signal
 import sys
@@ -418,11 +417,10 @@ class GlmChatApp(App[int]):
         return resolve_host(self.config, host_id, base_url=base_url)
 
     def host_for(self, session: Session) -> Host:
-        """The host a session sends to, with the session's model as its default model."""
-        host = self.host_for_id(session.host)
-        if session.model and session.model != host.default_model:
-            host = dataclasses.replace(host, default_model=session.model)
-        return host
+        """The host a session sends to, with the session's model as its default model (and that model's limits)."""
+        from glmchat.models import host_for_model
+
+        return host_for_model(self.host_for_id(session.host), session.model)
 
     def hosts(self) -> dict[str, Host]:
         """Every host that resolves (built-in and the user's own), by id."""
@@ -554,6 +552,9 @@ class GlmChatApp(App[int]):
         ]
         for title, help_text, callback in commands:
             yield SystemCommand(title, help_text, callback)
+        from glmchat.ui.model_commands import commands as model_commands
+
+        yield from model_commands(chat)
         yield from _page_commands(screen)
 
     # -- shutdown --------------------------------------------------------------------------

@@ -483,10 +483,16 @@ class ChatScreen(ExactLayoutScreen):
         self.sidebar.load(summaries, self.session.id)
 
     def _sync_thinking_switch(self) -> None:
+        from glmchat.models import settle_next_thinking
+
         host = self.current_host()
         can = host.can_toggle_thinking if host else True
         reason = "" if can or host is None else f"set by {host.name}"
-        self.composer.set_thinking(self.session.thinking_next if can else True, can_toggle=can, reason=reason)
+        choice, always = settle_next_thinking(host, self.session)  # the model decides: on/off, a level, or always on
+        self.composer.set_thinking(
+            choice.thinking if can else True, can_toggle=can, reason=reason, level=choice.level,
+            note="always on" if always else "",
+        )
 
     def _save_settings(self) -> None:
         """Save the session's settings (not its turns) if it is stored already."""
@@ -728,7 +734,11 @@ class ChatScreen(ExactLayoutScreen):
         self.composer.focus_prompt()
 
     def action_toggle_thinking(self) -> None:
-        """Ctrl+T: thinking on/off for the next turn."""
+        """Ctrl+T: thinking on/off for the next turn, or the model's next thinking level."""
+        from glmchat.ui.model_commands import cycle_thinking
+
+        if cycle_thinking(self):
+            return
         if not self.composer.toggle_thinking():
             host = self.current_host()
             self.notify(f"{host.name if host else 'This host'} cannot switch thinking per turn.", severity="warning")
@@ -738,6 +748,7 @@ class ChatScreen(ExactLayoutScreen):
         event.stop()
         self.session.thinking_next = event.thinking
         self._save_settings()
+        self._sync_thinking_switch()  # a model that always thinks shows its lowest level instead of "off"
         self.refresh_status()
 
     def action_toggle_sidebar(self) -> None:

@@ -116,6 +116,14 @@ class ThinkingSwitch(Switch):
     def __init__(self, value: bool, *, id: str | None = None) -> None:
         super().__init__(value, animate=False, id=id, tooltip="Thinking for the next turn (Ctrl+T)")
         self._reason = ""
+        self._level: str | None = None
+        self._note = ""
+
+    def set_level(self, level: str | None, note: str = "") -> None:
+        """The thinking level shown in place of "on" (models with levels), and why it is not what was asked."""
+        if (level, note) != (self._level, self._note):
+            self._level, self._note = level, note
+            self.refresh(layout=True)
 
     def set_reason(self, reason: str) -> None:
         """Why the host sets thinking itself ("" when the switch works)."""
@@ -128,7 +136,10 @@ class ThinkingSwitch(Switch):
         if self.disabled:
             return Content.assemble(("Thinking: ", "$text-muted"), (self._reason or "set by the host", "$text-muted"))
         if self.value:
-            return Content.assemble(("━●", "$text-success"), " Thinking: ", ("on", "bold $text-success"), (f" {THINKING_KEY}", "$text-muted"))
+            return Content.assemble(
+                ("━●", "$text-success"), " Thinking: ", (self._level or "on", "bold $text-success"), (f" {THINKING_KEY}", "$text-muted"),
+                (f" ({self._note})" if self._note else "", "$text-warning"),
+            )
         return Content.assemble(("○━", "$text-muted"), " Thinking: ", ("off", "bold"), (f" {THINKING_KEY}", "$text-muted"))
 
     def render(self) -> Content:
@@ -305,14 +316,19 @@ class Composer(Vertical):
         """Thinking for the next turn (False when the host cannot switch it off)."""
         return self.switch.value
 
-    def set_thinking(self, value: bool, *, can_toggle: bool = True, reason: str = "") -> None:
+    def set_thinking(
+        self, value: bool, *, can_toggle: bool = True, reason: str = "", level: str | None = None, note: str = ""
+    ) -> None:
         """Set the switch without posting ThinkingChanged.
 
         Args:
             value: On or off.
             can_toggle: The host can switch thinking per turn; if not, the switch is disabled.
             reason: Shown in place of a disabled switch ("set by Runware").
+            level: The model's thinking level, shown in place of "on".
+            note: Why the control shows other than what was asked ("always on").
         """
+        self.switch.set_level(level, note)
         self._can_toggle = can_toggle
         self._quiet = True
         try:

@@ -14,6 +14,7 @@ from textual.widgets import Static
 
 from glmchat.hosts import Host
 from glmchat.session import Session
+from glmchat.models import resolve_thinking, session_model_info
 from glmchat.usage import compact_count, context_used, last_settled_turn, session_cost, turn_figures
 
 
@@ -91,10 +92,12 @@ def status_parts(facts: StatusFacts, *, short: bool = False) -> tuple[Content, C
     host = facts.host
     sep = (" │ ", "$text-muted")
     head: list[tuple[str, str] | str] = [(host.name, "bold"), " · ", facts.model, sep]
+    choice = resolve_thinking(session_model_info(host, facts.session), facts.thinking_next, facts.session.thinking_level_next)
     if not host.can_toggle_thinking:
         head.append(("thinking: set by host", "$text-muted"))
-    elif facts.thinking_next:
-        head.append(("thinking on" if short else "next turn: thinking on", "$text-success"))
+    elif choice.thinking:
+        label = f"thinking {choice.level or 'on'}"
+        head.append((label if short else f"next turn: {label}", "$text-success"))
     else:
         head.append(("thinking off" if short else "next turn: thinking off", "$text-muted"))
     head.append(sep)
