@@ -107,3 +107,20 @@ async def test_the_demo_host_needs_no_key_and_is_labelled(tmp_path):
         text = screen_text(app)
         assert "Demo (offline)" in text and "│ cache hit" in text  # the label, and the answer's table
         assert turn.content.startswith("## Demo answer 1")
+
+
+async def test_first_run_setup_offers_the_demo_and_it_needs_no_key():
+    from glmchat.ui.screens.setup import SetupResult
+    from tests.test_ui_shell import ModalHost, setup_screen
+
+    app = ModalHost()
+    async with app.run_test(size=(100, 40)) as pilot:
+        app.push_screen(setup_screen(host="demo"), app.record)
+        await pilot.pause()
+        text = screen_text(app)
+        assert "Choose Demo (offline) to try glmchat" in text
+        assert "try glmchat offline: built-in demo answers" in text
+        assert not app.screen.query_one("#key-section").display or app.screen.query_one("#key-section").has_class("-hidden")
+        await pilot.press("enter")
+        await pilot.pause()
+    assert app.results == [SetupResult("demo")]

@@ -161,7 +161,8 @@ class SetupScreen(ModalScreen["SetupResult | None"]):
         with Vertical(id="dialog"):
             yield Static("Set up glmchat", id="title")
             yield Static(
-                "Choose where GLM-4.7 runs. Hosted services need an API key; local servers do not.",
+                "Choose where GLM runs. Hosted services need an API key; local servers do not. "
+                "No key yet? Choose Demo (offline) to try glmchat with built-in answers.",
                 classes="hint",
             )
             with VerticalScroll(id="body"):
