@@ -270,6 +270,39 @@ class GlmClient:
         error.retryable = False  # the host has the request; sending it again could bill twice
         return error
 
+    async def list_models(self, host: Host, api_key: str | None) -> list[str]:
+        """The model ids the host's OpenAI-style `/models` endpoint lists (its base URL + "/models").
+
+        Raises:
+            GlmChatError: one line naming the host, for a refused or unreadable list or a network failure.
+        """
+        import json
+
+        from glmchat.protocol import classify_http_error
+
+        key = (api_key or "").strip() or None
+        check_transport(host)
+        url = host.base_url.rstrip("/") + "/models"
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if key is not None:
+            _check_key(host, key)
+            headers["Authorization"] = f"Bearer {key}"
+        try:
+            response = await self._client().get(url, headers=headers)
+            raw = response.content[:4_000_000]
+        except Exception as exc:  # noqa: BLE001 - a transport failure becomes one line
+            if not _is_httpx_error(exc):
+                raise
+            raise _redacted(self._network_error(host, url, exc, midstream=False), key) from None
+        if response.status_code >= 300:
+            raise _redacted(classify_http_error(host, response.status_code, raw, response.headers, redact=[key] if key else []), key)
+        try:
+            data = json.loads(raw).get("data")
+            names = [item["id"] for item in data if isinstance(item, dict) and isinstance(item.get("id"), str)]
+        except (ValueError, AttributeError, TypeError, KeyError):
+            raise GlmChatError(f"{host.name}: the model list could not be read") from None
+        return names
+
     def _headers(self, host: Host, request: Request, key: str | None) -> dict[str, str]:
         streaming = request.stream
         accept = "application/json"

@@ -81,6 +81,7 @@ class Controller:
         self.clock = clock
         self.cache_watch = CacheWatch()
         """Each session's previous request, to find where a replay breaks the prompt cache."""
+        self._model_lists: dict[tuple[str, str], tuple[float, list[str]]] = {}
 
     # -- hosts and keys ------------------------------------------------------------------------
 
@@ -152,6 +153,28 @@ class Controller:
     def save_config(self) -> None:
         """Write the settings (mode 0600). Raises ConfigError with a one-line message."""
         save_config(self.config, self.paths)
+
+    MODEL_LIST_TTL = 3600.0
+    """Seconds a host's /models list is reused before it is asked again."""
+
+    async def model_list(self, host: Host, *, refresh: bool = False) -> ModelList:
+        """The models `host` offers: its /models list (cached for an hour), else the built-in list, saying why.
+
+        Never raises for a host that cannot list its models (local servers often cannot,
+        some hosts do not offer the endpoint): the built-in list comes back with the reason.
+        """
+        key = (host.id, host.base_url)
+        cached = self._model_lists.get(key)
+        if cached is not None and not refresh and self.clock() - cached[0] < self.MODEL_LIST_TTL:
+            return ModelList(_with_current(cached[1], host), "host")
+        try:
+            names = await self.client_for(host).list_models(host, self.api_key(host))
+        except GlmChatError as exc:
+            return ModelList(_with_current(list(host.models), host), "built-in", str(exc))
+        if not names:
+            return ModelList(_with_current(list(host.models), host), "built-in", f"{host.name} listed no models")
+        self._model_lists[key] = (self.clock(), names)
+        return ModelList(_with_current(names, host), "host")
 
     # -- sessions ------------------------------------------------------------------------------
 
@@ -371,6 +394,21 @@ class Controller:
     def _partial(self, ref: str) -> tuple[Session, bool]:
         session = self.apply_options(self.open_session(ref, last=self.FIRST_LOAD))
         return session, bool(session.turns) and session.turns[0].parent_id is not None
+
+
+@dataclass(frozen=True)
+class ModelList:
+    """The models a host offers, where the list came from, and why not from the host (if so)."""
+
+    names: list[str]
+    source: str
+    """"host" (its /models list) or "built-in" (glmchat's list for the host)."""
+    error: str | None = None
+
+
+def _with_current(names: list[str], host: Host) -> list[str]:
+    """The list with the host's current model in it (a session may use one the list omits)."""
+    return list(dict.fromkeys([*names, host.default_model])) if host.default_model else list(names)
 
 
 def free_name(folder: Path, name: str) -> Path:

@@ -1512,6 +1512,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, glm.replay_problems)
         elif self.path == "/_glm/health":
             self._send_json(200, {"ok": True})
+        elif self.path.endswith("/models") and self.path.split("/")[1] in CHAT_HOSTS:
+            # The OpenAI-style model list (Z.ai's /models): the host's model and the GLM-5 family.
+            with glm._lock:
+                glm.models_requests += 1
+            host_id = self.path.split("/")[1]
+            names = dict.fromkeys((MODELS[host_id], *MODEL_THINKING, "glm-5"))
+            self._send_json(200, {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "z-ai"} for n in names]})
         else:
             self._send_json(404, {"error": {"message": f"no such path: {self.path}"}})
 
@@ -1907,6 +1914,8 @@ class GlmServer:
         self.chunk_tokens = chunk_tokens
         self.default = default or Reply()
         self.cache = PromptCache()
+        self.models_requests = 0
+        """How many times a `/models` list was asked for."""
         self.requests: list[RecordedRequest] = []
         """Every request received, in arrival order."""
         self.steps: list[ProducedStep] = []

@@ -124,3 +124,40 @@ async def test_first_run_setup_offers_the_demo_and_it_needs_no_key():
         await pilot.press("enter")
         await pilot.pause()
     assert app.results == [SetupResult("demo")]
+
+
+async def test_model_picker_lists_the_hosts_models_with_facts_and_caches_the_list(glm_server):
+    from glmchat.ui.model_commands import ModelPicker, pick_model
+
+    app = make_app(glm_server)
+    async with app.run_test(size=SIZE) as pilot:
+        pick_model(app.chat)
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
+        text = screen_text(app)
+        assert "glm-5.3" in text and "thinking always on: low, high, max" in text
+        assert "$1.40 in / $0.26 cached / $4.40 out" in text
+        assert glm_server.models_requests == 1
+        await pilot.press("down", "down")
+        chosen = app.screen.query_one("#models").highlighted_option.id
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ModelPicker))
+        assert app.chat.session.model == chosen != "glm-4.7"
+        # The list is cached: asking again does not ask the host.
+        pick_model(app.chat)
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
+        assert glm_server.models_requests == 1
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ModelPicker))
+        assert app.chat.session.model == chosen
+        await send(pilot, "on the chosen model")
+        assert glm_server.last.json["model"] == chosen and app.chat.session.turns[-1].model == chosen
+
+
+async def test_model_picker_falls_back_to_the_built_in_list_and_says_why(glm_server):
+    from glmchat.ui.model_commands import ModelPicker, pick_model
+
+    app = make_app(glm_server, config=make_config(glm_server, zai={"base_url": glm_server.base_url("ollama")}))
+    async with app.run_test(size=SIZE) as pilot:
+        pick_model(app.chat)
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
+        assert "glm-4.5-air" in screen_text(app)  # from glmchat's own list for Z.ai

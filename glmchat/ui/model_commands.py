@@ -77,6 +77,8 @@ def commands(chat: ChatScreen) -> Iterable[SystemCommand]:
     yield SystemCommand("Usage", "This session's tokens, cache hit, cost and what caching saved", lambda: show_usage(chat))
     if host is None:
         return
+    yield SystemCommand("Choose model…", f"The models {host.name} lists, with each one's limits, prices and thinking",
+                        lambda: pick_model(chat))
     info = session_model_info(host, chat.session)
     if host.can_toggle_thinking and info.has_levels:
         for label in info.choices():
@@ -87,6 +89,90 @@ def commands(chat: ChatScreen) -> Iterable[SystemCommand]:
         if model:
             current = " (current)" if model == chat.session.model else ""
             yield SystemCommand(f"Model: {model}{current}", model_facts(host, model), _bind(switch_model, chat, model))
+
+
+def pick_model(chat: ChatScreen, *, refresh: bool = False) -> None:
+    """Ask the host for its models (a worker: it may take a moment), then offer them."""
+    host = chat.current_host()
+    if host is None:
+        chat.notify("The session's host is not usable; see F4.", severity="error")
+        return
+
+    async def fetch() -> None:
+        listing = await chat.gapp.controller.model_list(host, refresh=refresh)
+        if listing.error:
+            chat.notify(f"{listing.error} — showing glmchat's list for {host.name}", severity="warning", markup=False)
+        rows = [(name, model_facts(host, name)) for name in listing.names]
+
+        def chosen(model: str | None) -> None:
+            if model:
+                switch_model(chat, model)
+
+        chat.app.push_screen(ModelPicker(rows, chat.session.model, host.name), chosen)
+
+    chat.run_worker(fetch(), group="model-list", exclusive=True, exit_on_error=False, description="list models")
+
+
+class ModelPicker(ModalScreen[str | None]):
+    """The host's models with the table's facts beside each; Enter uses one for this session, Esc cancels."""
+
+    DEFAULT_CSS = """
+    ModelPicker {
+        align: center middle;
+    }
+    ModelPicker > Vertical {
+        width: 90%;
+        max-width: 120;
+        height: auto;
+        max-height: 80%;
+        padding: 1 2;
+        border: round $accent;
+        background: $surface;
+    }
+    ModelPicker #models {
+        height: auto;
+        max-height: 20;
+    }
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="model-picker-cancel")]
+
+    def __init__(self, rows: list[tuple[str, str]], current: str, host_name: str) -> None:
+        super().__init__()
+        self.rows = rows
+        self.current = current
+        self.host_name = host_name
+
+    def compose(self) -> ComposeResult:
+        from rich.text import Text
+        from textual.widgets import OptionList
+        from textual.widgets.option_list import Option
+
+        width = max((len(name) for name, _ in self.rows), default=10) + 2
+        options = [
+            Option(Text.assemble((f"{'● ' if name == self.current else '  '}{name:<{width}}", "bold"), (facts, "dim")), id=name)
+            for name, facts in self.rows
+        ]
+        with Vertical():
+            yield Static(f"Model for this session on {self.host_name}", id="picker-title")
+            yield OptionList(*options, id="models")
+            yield Static("Enter uses it for the next turns · Esc cancels", classes="hint")
+
+    def on_mount(self) -> None:
+        from textual.widgets import OptionList
+
+        models = self.query_one("#models", OptionList)
+        names = [name for name, _ in self.rows]
+        if self.current in names:
+            models.highlighted = names.index(self.current)
+        models.focus()
+
+    def on_option_list_option_selected(self, event: Any) -> None:
+        event.stop()
+        self.dismiss(event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
 
 def _bind(function: Any, chat: ChatScreen, value: str) -> Any:
