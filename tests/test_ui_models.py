@@ -161,3 +161,20 @@ async def test_model_picker_falls_back_to_the_built_in_list_and_says_why(glm_ser
         pick_model(app.chat)
         await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
         assert "glm-4.5-air" in screen_text(app)  # from glmchat's own list for Z.ai
+
+
+async def test_settings_show_the_facts_of_the_model_being_typed():
+    from textual.widgets import Input, Static
+
+    from tests.test_ui_settings_polish import SettingsHost, _settings
+
+    app = SettingsHost()
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = _settings(app)
+        app.push_screen(screen, app.record)
+        await pilot.pause()
+        hint = screen.query_one("#model-hint", Static)
+        assert "glm-4.7: 200k context" in str(hint.render())
+        screen.query_one("#model", Input).value = "glm-5.3"
+        await pilot.pause()
+        assert "glm-5.3: 1M context" in str(hint.render()) and "thinking always on: low, high, max" in str(hint.render())

@@ -277,7 +277,7 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
                 with Horizontal(classes="row"):
                     yield Label("Model")
                     yield Input(initial.model, placeholder=host.default_model, id="model", suggester=self._suggester(host))
-                yield Static(self._models_hint(host), id="model-hint", classes="hint", markup=False)
+                yield Static(self._models_hint(host, initial.model), id="model-hint", classes="hint", markup=False)
                 yield from self._error("model")
                 with Horizontal(classes="row"):
                     yield Label("System prompt")
@@ -333,10 +333,17 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
         return where
 
     @staticmethod
-    def _models_hint(host: Host) -> str:
-        if host.models:
-            return "Models: " + ", ".join(host.models)
-        return f"Default: {host.default_model}"
+    def _models_hint(host: Host, model: str = "") -> str:
+        from glmchat.ui.model_commands import model_facts
+
+        listed = "Models: " + ", ".join(host.models) if host.models else f"Default: {host.default_model}"
+        model = model.strip() or host.default_model
+        return f"{model}: {model_facts(host, model)}\n{listed}"
+
+    @on(Input.Changed, "#model")
+    def _model_changed(self, event: Input.Changed) -> None:
+        # The facts of the model being typed: limits, prices, thinking (from the model table).
+        self.query_one("#model-hint", Static).update(self._models_hint(self.hosts[self._shown_host], event.value))
 
     def on_mount(self) -> None:
         self._theme_before = self.app.theme
@@ -355,7 +362,7 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
             switch.disabled = True
             switch.value = False
             hint.update(host.note or f"{host.name} cannot carry earlier reasoning back, so this stays off.")
-        self.query_one("#model-hint", Static).update(self._models_hint(host))
+        self.query_one("#model-hint", Static).update(self._models_hint(host, self.query_one("#model", Input).value))
         self.query_one("#model", Input).suggester = self._suggester(host)
 
     @on(Select.Changed, "#host")
