@@ -178,3 +178,22 @@ async def test_settings_show_the_facts_of_the_model_being_typed():
         screen.query_one("#model", Input).value = "glm-5.3"
         await pilot.pause()
         assert "glm-5.3: 1M context" in str(hint.render()) and "thinking always on: low, high, max" in str(hint.render())
+
+
+async def test_a_broken_replay_is_shown_once_as_a_warning(glm_server):
+    from glmchat.ui.model_commands import usage_text
+
+    app = make_app(glm_server)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "first")
+        await send(pilot, "second")
+        step = app.chat.session.turns[0].steps[0]
+        step.reasoning = step.reasoning[:3] + "#" + step.reasoning[4:]  # what a broken replay would send
+        await send(pilot, "third")
+        messages = [n.message for n in app._notifications]
+        assert sum("cache broken at turn 1 reasoning, offset 3" in m for m in messages) == 1
+        await send(pilot, "fourth")
+        # Once: the fourth request extends the third (a notification may have timed out meanwhile, the record not).
+        assert len(app.controller.cache_watch.breaks) == 1
+        assert not any("cache broken" in n.message and n is not None for n in list(app._notifications)[1:])
+        assert "prompt cache broken: cache broken at turn 1 reasoning, offset 3" in usage_text(app.chat)
