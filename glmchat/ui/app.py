@@ -532,7 +532,7 @@ class GlmChatApp(App[int]):
             return
         commands: list[tuple[str, str, Callable[[], Any]]] = [
             ("New session", "Start a new session (Ctrl+N)", chat.action_new_session),
-            ("Toggle thinking", "Thinking on/off for the next turn (Ctrl+T)", chat.action_toggle_thinking),
+            ("Toggle thinking", "Thinking on/off, or the model's next level, for the next turn (Ctrl+T)", chat.action_toggle_thinking),
             ("Stop", "Stop the answer and keep what arrived (Esc)", chat.action_stop),
             ("Retry / regenerate", "Retry the last turn or regenerate its answer (Ctrl+R)", chat.action_retry),
             ("Edit last message", "Edit the last message and resend it (Ctrl+G)", chat.action_edit_last),
