@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from glmchat.cache_break import CacheBreak, CacheWatch, first_difference
+from glmchat.cache_break import CacheBreak, first_difference
 from glmchat.config import AppOptions, Config, Paths
 from glmchat.controller import Controller
 from glmchat.session import Session, TurnStatus
