@@ -167,3 +167,25 @@ async def test_a_search_hit_on_another_branch_shows_that_branch(glm_server):
         assert [t.content for t in chat.session.turns] == ["Answer **1**.", "A flamingo this time."]
         assert "‹ 2/2 ›" in screen_text(app)
     assert open_store().load_session(session.id).turns[-1].content == "A flamingo this time."
+
+
+async def test_ctrl_g_and_ctrl_r_act_on_the_turn_in_focus(glm_server):
+    three_turns()
+    app = make_app(glm_server)
+    async with app.run_test(size=SIZE) as pilot:
+        chat = app.chat
+        first = view_of(app, 0)
+        first.reasoning.focus()
+        await pilot.pause()
+        await pilot.press("ctrl+g")
+        assert chat.composer.text == "Question 1" and chat.composer.prompt.has_focus
+        await pilot.press("escape")  # the edit is cancelled
+        assert chat.composer.text == ""
+        view_of(app, 1).reasoning.focus()
+        await pilot.pause()
+        glm_server.enqueue(Reply(content="Turn 2 again."))
+        await pilot.press("ctrl+r")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert user_messages(glm_server.last) == ["Question 1", "Question 2"]
+        assert [t.content for t in chat.session.turns] == ["Answer **1**.", "Turn 2 again."]

@@ -109,8 +109,8 @@ class ChatScreen(ExactLayoutScreen):
     | ctrl+t | Thinking on/off for the next turn. |
     | ctrl+b | Show or hide the sessions. |
     | ctrl+n | New session. |
-    | ctrl+r | Retry the last turn, or regenerate its answer. |
-    | ctrl+g | Edit the last message and send it as a new branch. |
+    | ctrl+r | Retry or regenerate the turn in focus, else the last one (a new branch). |
+    | ctrl+g | Edit the message of the turn in focus, else the last one (sent as a new branch). |
     | ← / → (on a turn's `‹ 2/3 ›` line) | Switch between the branches from that turn. |
     | ctrl+o | Fold or unfold all reasoning. |
 
@@ -132,8 +132,8 @@ class ChatScreen(ExactLayoutScreen):
         Binding("ctrl+t", "toggle_thinking", "Thinking", tooltip="Thinking on/off for the next turn.", id="toggle-thinking", priority=True),
         Binding("ctrl+b", "toggle_sidebar", "Sessions", tooltip="Show and focus the session list, or hide it.", id="toggle-sidebar"),
         Binding("ctrl+n", "new_session", "New", tooltip="Start a new session.", id="new-session"),
-        Binding("ctrl+r", "retry", "Retry", tooltip="Retry the last turn, or regenerate its answer.", id="retry"),
-        Binding("ctrl+g", "edit_last", "Edit", tooltip="Edit the last message and send it as a new branch.", id="edit-last", show=False),
+        Binding("ctrl+r", "retry", "Retry", tooltip="Retry or regenerate the turn in focus, else the last one.", id="retry"),
+        Binding("ctrl+g", "edit_last", "Edit", tooltip="Edit the message of the turn in focus, else the last one.", id="edit-last", show=False),
         Binding("ctrl+o", "toggle_fold_all", "Fold all", tooltip="Fold or unfold every turn's reasoning.", id="fold-all"),
         Binding("ctrl+f", "search", "Search", tooltip="Search all sessions.", id="search", show=False),
         Binding("f2", "rename_session", "Rename", tooltip="Rename this session.", id="rename-session", show=False),
@@ -783,9 +783,10 @@ class ChatScreen(ExactLayoutScreen):
         return True
 
     async def action_retry(self) -> None:
-        """Retry a failed or stopped last turn; regenerate a complete one."""
-        if self.session.turns:
-            await self.regenerate(self.session.turns[-1])
+        """Retry a failed or stopped turn, regenerate a complete one: the turn in focus, else the last."""
+        turn = self._turn_in_focus() or self.session.head
+        if turn is not None:
+            await self.regenerate(turn)
 
     async def regenerate(self, turn: Turn) -> None:
         """Ask `turn`'s message again: the new answer is a sibling branch, the old one is kept."""
@@ -803,9 +804,10 @@ class ChatScreen(ExactLayoutScreen):
             self._editing = None
 
     def action_edit_last(self) -> None:
-        """Put the last message in the composer; Enter sends it as a new branch."""
-        if self.session.turns:
-            self.edit(self.session.turns[-1])
+        """Put the message of the turn in focus (else the last) in the composer; Enter sends it as a new branch."""
+        turn = self._turn_in_focus() or self.session.head
+        if turn is not None:
+            self.edit(turn)
 
     def edit(self, turn: Turn) -> None:
         """Put a message in the composer; Enter sends the edit as a sibling branch of `turn`."""
