@@ -873,6 +873,7 @@ class ChatScreen(ExactLayoutScreen):
         self.sync_points[session.id] = point
         await self.log_view.show_session(session)
         self.refresh_status()
+        self.refresh_sidebar()  # (its turn count is the path's)
 
     def _turn_in_focus(self) -> Turn | None:
         """The turn that has focus (its reasoning or its footer), if any."""
