@@ -246,7 +246,7 @@ async def test_every_action_is_in_the_command_palette(glm_server):
             "Toggle thinking",
             "Stop",
             "Retry / regenerate",
-            "Edit last message",
+            "Edit message",
             "Fold / unfold all reasoning",
             "Copy last answer",
             "Copy code blocks",

@@ -57,14 +57,14 @@ def test_a_long_reasoning_unfolds_by_pages_in_a_terminal(terminal: Terminal, glm
     terminal.press("BTab")  # from the prompt to the reasoning pane
     wait_for_focus(terminal, "Thought for")
     terminal.press("Enter")
-    screen = terminal.wait_for("the first page", lambda s: re.search(r"reasoning page 1 of \d+", s) is not None)
+    screen = terminal.wait_for("the first page", lambda s: re.search(r"reasoning page 1 of \d+", s) is not None, timeout=90)
     count = int(re.search(r"reasoning page 1 of (\d+)", screen).group(1))
     assert count > 1
     assert f"thought-{LINES - 1:05d}" not in screen, "the end of the reasoning is not laid out on page 1"
 
     terminal.press("Tab")  # to the page bar
     terminal.press("End")
-    screen = terminal.wait_for("the last page", lambda s: f"reasoning page {count} of {count}" in s)
+    screen = terminal.wait_for("the last page", lambda s: f"reasoning page {count} of {count}" in s, timeout=90)  # a page of 16,000 characters laid out on a loaded machine
     first_shown = min(int(n) for n in re.findall(r"thought-(\d{5})", screen))
     assert first_shown > LINES * (count - 1) / count * 0.9, "the last page, from its first lines"
 
