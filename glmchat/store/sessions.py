@@ -143,11 +143,23 @@ def path_ids(conn: sqlite3.Connection, last: str | None, limit: int | None = Non
     return [r[0] for r in conn.execute(_PATH, (last, floor))]
 
 
-def _shared_next(conn: sqlite3.Connection, session_id: str) -> dict[str | None, str]:
-    """For a fork: the turn after each turn of the path it shares (None: its first); empty for other sessions."""
-    row = conn.execute("SELECT base FROM sessions WHERE id = ?", (session_id,)).fetchone()
-    shared = path_ids(conn, row[0]) if row is not None and row[0] is not None else []
-    return dict(zip([None, *shared], shared))
+def _shared_next(conn: sqlite3.Connection, session_id: str, from_depth: int = 0) -> dict[str | None, str]:
+    """For a fork: the turn after each turn of the path it shares (None: its first); empty for other sessions.
+
+    Only for the turns at `from_depth` and below (0: all), so that a look near the
+    end of a long fork does not walk its whole shared path.
+    """
+    row = conn.execute(
+        "SELECT s.base, t.depth FROM sessions s JOIN turns t ON t.id = s.base WHERE s.id = ?", (session_id,)
+    ).fetchone()
+    if row is None:
+        return {}
+    base, depth = row
+    shared = path_ids(conn, base, depth - from_depth + 1)
+    nexts: dict[str | None, str] = dict(zip(shared, shared[1:]))
+    if from_depth <= 1 and shared:
+        nexts[None] = shared[0]
+    return nexts
 
 
 def branches(conn: sqlite3.Connection, session_id: str, path: list[Turn]) -> dict[str, Branch]:
@@ -183,7 +195,8 @@ def _branches(conn: sqlite3.Connection, session_id: str, path: list[tuple[str, s
         ):
             by_parent.setdefault(None, []).append((created, num, tid))
     # A fork's shared turns belong to its source but are siblings here too.
-    shared_next = _shared_next(conn, session_id)
+    top = conn.execute("SELECT depth FROM turns WHERE id = ?", (path[0][0],)).fetchone() if path else None
+    shared_next = _shared_next(conn, session_id, top[0] - 1) if top else {}
     wanted = list({shared_next[parent] for _, parent in path if parent in shared_next})
     for start in range(0, len(wanted), 500):
         batch = wanted[start : start + 500]
@@ -206,11 +219,11 @@ def _branches(conn: sqlite3.Connection, session_id: str, path: list[tuple[str, s
 
 def siblings(conn: sqlite3.Connection, session_id: str, turn_id: str) -> list[str]:
     """The turns following the same turn as `turn_id` in this session (itself included), oldest first."""
-    row = conn.execute("SELECT parent_id FROM turns WHERE id = ?", (turn_id,)).fetchone()
+    row = conn.execute("SELECT parent_id, depth FROM turns WHERE id = ?", (turn_id,)).fetchone()
     if row is None:
         raise TurnNotFound(f"Turn {turn_id} is not in the database.")
     parent = row[0]
-    shared = _shared_next(conn, session_id).get(parent)
+    shared = _shared_next(conn, session_id, row[1] - 1).get(parent)
     clause = "parent_id IS NULL" if parent is None else "parent_id = ?"
     args: tuple[Any, ...] = (session_id,) if parent is None else (session_id, parent)
     found = [r[0] for r in conn.execute(
@@ -221,7 +234,8 @@ def siblings(conn: sqlite3.Connection, session_id: str, turn_id: str) -> list[st
 
 def newest_leaf(conn: sqlite3.Connection, session_id: str, turn_id: str) -> str:
     """The last turn of the most recent path through `turn_id` (what a switch to that branch shows)."""
-    shared_next = _shared_next(conn, session_id)
+    row = conn.execute("SELECT depth FROM turns WHERE id = ?", (turn_id,)).fetchone()
+    shared_next = _shared_next(conn, session_id, row[0]) if row else {}
     current = turn_id
     while True:
         row = conn.execute(
