@@ -52,6 +52,14 @@ def _count(text: str) -> int:
     return int(value)
 
 
+def _turn_number(text: str) -> int:
+    """An argparse type: a turn number, counted from 1 (the turn `sessions show` calls "turn 1")."""
+    value = text.strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 9 or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a turn number (1 for the first turn)")
+    return int(value)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit code 2 without a usage dump."""
 
@@ -132,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "branch. The turns are shared, not copied; SESSION is not changed. The new "
                                    "session's number is printed on the last line.")
     p.add_argument("id", metavar="SESSION")
-    p.add_argument("--at", type=int, required=True, metavar="N", help="keep the first N turns (0 to the session's length)")
+    p.add_argument("--at", type=_turn_number, required=True, metavar="N",
+                   help="keep the first N turns (1 to the session's length)")
     p.add_argument("--title", metavar="T", help="title of the new session (default: the source's, marked as a fork)")
     p.set_defaults(func=cmd_sessions_fork)
     p = sub.add_parser("search", help="full-text search over prompts, answers and reasoning")

@@ -6,6 +6,7 @@ turn's text in its own row. Version 2 makes sessions trees (a turn points to
 the turn it follows; a session points to the last turn of its current path),
 turns sequences of steps (one row per step), and counts every change to a
 session (`revision`, kept by triggers) so an open window sees other writers.
+Version 3 remembers where a fork leaves its source (`sessions.base`).
 """
 
 from __future__ import annotations
@@ -139,7 +140,24 @@ def _v2(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+def _v3(conn: sqlite3.Connection) -> None:
+    """Where a fork leaves its source (`base`), kept when the fork's head moves to a branch of its own.
+
+    Without it a fork that branched at a shared turn could no longer reach the
+    shared turns below that point. Forks made before this: the deepest shared
+    turn they still point at (their head, or what their own turns follow).
+    """
+    conn.execute("ALTER TABLE sessions ADD COLUMN base TEXT")
+    conn.execute(
+        """UPDATE sessions SET base = (
+            SELECT t.id FROM turns t WHERE t.session_id != sessions.id AND (
+                t.id = sessions.head
+                OR t.id IN (SELECT c.parent_id FROM turns c WHERE c.session_id = sessions.id))
+            ORDER BY t.depth DESC LIMIT 1)"""
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
 
 
 def schema_version() -> int:

@@ -2,9 +2,11 @@
 
 A session row points to the last turn of its current path (`head`); the path
 is found by following `parent_id` up from there. A fork is one new session
-row whose head is a turn of the source: the turns they have in common are
-shared, not copied. A turn's siblings, as a session shows them, are the turns
-following the same turn that belong to that session (plus the path's own).
+row whose head (and `base`: where it leaves the source, kept when the head
+moves on) is a turn of the source: the turns they have in common are shared,
+not copied. A turn's siblings, as a session shows them, are the turns
+following the same turn that belong to that session, plus the one on its
+shared path (a fork's, up to its base).
 """
 
 from __future__ import annotations
@@ -141,6 +143,25 @@ def path_ids(conn: sqlite3.Connection, last: str | None, limit: int | None = Non
     return [r[0] for r in conn.execute(_PATH, (last, floor))]
 
 
+def _shared_next(conn: sqlite3.Connection, session_id: str, from_depth: int = 0) -> dict[str | None, str]:
+    """For a fork: the turn after each turn of the path it shares (None: its first); empty for other sessions.
+
+    Only for the turns at `from_depth` and below (0: all), so that a look near the
+    end of a long fork does not walk its whole shared path.
+    """
+    row = conn.execute(
+        "SELECT s.base, t.depth FROM sessions s JOIN turns t ON t.id = s.base WHERE s.id = ?", (session_id,)
+    ).fetchone()
+    if row is None:
+        return {}
+    base, depth = row
+    shared = path_ids(conn, base, depth - from_depth + 1)
+    nexts: dict[str | None, str] = dict(zip(shared, shared[1:]))
+    if from_depth <= 1 and shared:
+        nexts[None] = shared[0]
+    return nexts
+
+
 def branches(conn: sqlite3.Connection, session_id: str, path: list[Turn]) -> dict[str, Branch]:
     """Where each turn of the path stands among its siblings, for those that have some."""
     return _branches(conn, session_id, [(t.id, t.parent_id) for t in path])
@@ -173,6 +194,18 @@ def _branches(conn: sqlite3.Connection, session_id: str, path: list[tuple[str, s
             "SELECT id, created_at, num FROM turns WHERE session_id = ? AND parent_id IS NULL", (session_id,)
         ):
             by_parent.setdefault(None, []).append((created, num, tid))
+    # A fork's shared turns belong to its source but are siblings here too.
+    top = conn.execute("SELECT depth FROM turns WHERE id = ?", (path[0][0],)).fetchone() if path else None
+    shared_next = _shared_next(conn, session_id, top[0] - 1) if top else {}
+    wanted = list({shared_next[parent] for _, parent in path if parent in shared_next})
+    for start in range(0, len(wanted), 500):
+        batch = wanted[start : start + 500]
+        marks = ",".join("?" * len(batch))
+        for parent, tid, created, num in conn.execute(
+            f"SELECT parent_id, id, created_at, num FROM turns WHERE id IN ({marks})", batch
+        ):
+            if all(tid != known for _, _, known in by_parent.get(parent, [])):
+                by_parent.setdefault(parent, []).append((created, num, tid))
     out: dict[str, Branch] = {}
     for turn_id, parent in path:
         siblings = by_parent.get(parent, [])
@@ -186,25 +219,29 @@ def _branches(conn: sqlite3.Connection, session_id: str, path: list[tuple[str, s
 
 def siblings(conn: sqlite3.Connection, session_id: str, turn_id: str) -> list[str]:
     """The turns following the same turn as `turn_id` in this session (itself included), oldest first."""
-    row = conn.execute("SELECT parent_id FROM turns WHERE id = ?", (turn_id,)).fetchone()
+    row = conn.execute("SELECT parent_id, depth FROM turns WHERE id = ?", (turn_id,)).fetchone()
     if row is None:
         raise TurnNotFound(f"Turn {turn_id} is not in the database.")
     parent = row[0]
+    shared = _shared_next(conn, session_id, row[1] - 1).get(parent)
     clause = "parent_id IS NULL" if parent is None else "parent_id = ?"
     args: tuple[Any, ...] = (session_id,) if parent is None else (session_id, parent)
     found = [r[0] for r in conn.execute(
-        f"SELECT id FROM turns WHERE session_id = ? AND {clause} ORDER BY created_at, num", args
+        f"SELECT id FROM turns WHERE (session_id = ? AND {clause}) OR id = ? ORDER BY created_at, num", (*args, shared)
     )]
     return found if turn_id in found else [turn_id, *found]
 
 
 def newest_leaf(conn: sqlite3.Connection, session_id: str, turn_id: str) -> str:
     """The last turn of the most recent path through `turn_id` (what a switch to that branch shows)."""
+    row = conn.execute("SELECT depth FROM turns WHERE id = ?", (turn_id,)).fetchone()
+    shared_next = _shared_next(conn, session_id, row[0]) if row else {}
     current = turn_id
     while True:
         row = conn.execute(
-            "SELECT id FROM turns WHERE parent_id = ? AND session_id = ? ORDER BY created_at DESC, num DESC LIMIT 1",
-            (current, session_id),
+            "SELECT id FROM turns WHERE parent_id = ? AND (session_id = ? OR id = ?) "
+            "ORDER BY created_at DESC, num DESC LIMIT 1",
+            (current, session_id, shared_next.get(current)),
         ).fetchone()
         if row is None:
             return current
@@ -235,14 +272,14 @@ def load_before(conn: sqlite3.Connection, session_id: str, turn_id: str, limit: 
 def tree(conn: sqlite3.Connection, session_id: str) -> SessionTree:
     """The session with every turn of its tree, parents first (shared turns of a fork included)."""
     session, head = _session_row(conn, session_id)
+    base = conn.execute("SELECT base FROM sessions WHERE id = ?", (session_id,)).fetchone()[0]
     own = [r[0] for r in conn.execute("SELECT id FROM turns WHERE session_id = ?", (session_id,))]
     owned = set(own)
     # Turns of another session this one builds on (a fork's shared path).
     starts = {r[0] for r in conn.execute(
         "SELECT parent_id FROM turns WHERE session_id = ? AND parent_id IS NOT NULL", (session_id,)
     )} - owned
-    if head is not None and head not in owned:
-        starts.add(head)
+    starts |= {tid for tid in (head, base) if tid is not None and tid not in owned}
     shared: list[str] = []
     for start in starts:
         shared.extend(tid for tid in path_ids(conn, start) if tid not in owned and tid not in shared)
@@ -316,7 +353,7 @@ def rename(conn: sqlite3.Connection, session_id: str, title: str) -> None:
 def fork(conn: sqlite3.Connection, session_id: str, at: int, title: str | None) -> str:
     """A new session whose path is the first `at` turns of the source's current path; returns its id.
 
-    One row: the new session points at the source's turn; nothing is copied.
+    One row: the new session points at the source's turn (its head and its base); nothing is copied.
     """
     source, head = _session_row(conn, session_id)
     ids = path_ids(conn, head)
@@ -329,10 +366,10 @@ def fork(conn: sqlite3.Connection, session_id: str, at: int, title: str | None) 
     forked.title = title or f"{source.title or 'Chat'} (fork)"
     forked.created_at = forked.updated_at = now
     conn.execute(
-        "INSERT INTO sessions (id, title, host, model, created_at, updated_at, settings, head, turn_count) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO sessions (id, title, host, model, created_at, updated_at, settings, head, base, turn_count) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (forked.id, enc(forked.title), enc(forked.host), enc(forked.model), now, now, session_settings(forked),
-         fork_head, at),
+         fork_head, fork_head, at),
     )
     return forked.id
 
@@ -340,7 +377,8 @@ def fork(conn: sqlite3.Connection, session_id: str, at: int, title: str | None) 
 def delete(conn: sqlite3.Connection, session_id: str) -> None:
     """Delete a session and its turns, except the turns another session builds on (a fork's shared path).
 
-    Those are handed to the first session that builds on them, so the fork keeps its history.
+    Each is handed to the first session that builds on it, so every fork keeps its history and
+    none is given turns it never had (which would show there as branches).
     """
     if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is None:
         raise SessionNotFound(f"No session '{session_id}'.")
@@ -351,20 +389,23 @@ def delete(conn: sqlite3.Connection, session_id: str) -> None:
            SELECT c.parent_id, c.session_id, s.number FROM turns c JOIN turns p ON p.id = c.parent_id
                JOIN sessions s ON s.id = c.session_id
                WHERE c.session_id != ?1 AND p.session_id = ?1
+           UNION ALL
+           SELECT s.base, s.id, s.number FROM sessions s JOIN turns t ON t.id = s.base
+               WHERE s.id != ?1 AND t.session_id = ?1
            ORDER BY 3""",
         (session_id,),
     ).fetchall()
-    if needed:
-        heir = needed[0][1]
-        keep: list[str] = []
-        for turn_id, _, _ in needed:
-            keep.extend(tid for tid in path_ids(conn, turn_id) if tid not in keep)
-        seq = conn.execute("SELECT coalesce(max(seq), 0) FROM turns WHERE session_id = ?", (heir,)).fetchone()[0]
-        for tid in keep:
-            seq += 1
-            conn.execute(
-                "UPDATE turns SET session_id = ?, seq = ? WHERE id = ? AND session_id = ?", (heir, seq, tid, session_id)
-            )
+    heirs: dict[str, str] = {}
+    for turn_id, heir, _ in needed:
+        for tid in path_ids(conn, turn_id):
+            heirs.setdefault(tid, heir)
+    seqs: dict[str, int] = {}
+    for tid, heir in heirs.items():
+        if heir not in seqs:
+            seqs[heir] = conn.execute("SELECT coalesce(max(seq), 0) FROM turns WHERE session_id = ?", (heir,)).fetchone()[0]
+        seqs[heir] += conn.execute(
+            "UPDATE turns SET session_id = ?, seq = ? WHERE id = ? AND session_id = ?", (heir, seqs[heir] + 1, tid, session_id)
+        ).rowcount
     conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
 
 
