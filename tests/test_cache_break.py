@@ -98,8 +98,10 @@ def test_edit_retry_and_branch_switch_are_not_breaks(setup) -> None:
     # Regenerate it (another sibling).
     assert send(controller, session, "three, edited", replacing=edited)[0] == []
     # Switch back to the first branch of turn 3 and continue there.
-    reloaded = controller.switch_branch(session, session.turns[-1], -2)
-    assert reloaded is not None and reloaded.turns[-1].user_text == "three"
+    switched = controller.switch_branch(session, session.turns[-1], -2)
+    assert switched is not None
+    reloaded, _ = switched
+    assert reloaded.turns[-1].user_text == "three"
     assert send(controller, reloaded, "four")[0] == []
     # Preserved thinking switched off: the prompt changes on purpose.
     reloaded.preserve_thinking = False

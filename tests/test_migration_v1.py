@@ -31,6 +31,14 @@ CRASHED_TURN = "88888888888888888888888888888888"
 STEP_FIELDS = ("reasoning", "content", "tool_calls", "reasoning_details", "usage")
 
 
+# Session settings added since 0.1.0, as a session from then reads back.
+NEW_SETTINGS: dict[str, Any] = {"thinking_level_next": None}
+
+
+def v1_settings(session: dict[str, Any]) -> dict[str, Any]:
+    return {**{k: v for k, v in session.items() if k != "turns"}, **NEW_SETTINGS}
+
+
 def expected() -> dict[str, Any]:
     return json.loads((DATA / "expected-v1.json").read_text(encoding="utf-8"))
 
@@ -79,8 +87,7 @@ def test_a_v1_database_opens_as_single_branches_with_every_field_kept(v1_copy: P
         assert store.warnings == []
         for session_id, old in want.items():
             loaded = store.load_session(session_id)
-            settings = {k: v for k, v in old.items() if k != "turns"}
-            assert loaded.to_dict(with_turns=False) == settings
+            assert loaded.to_dict(with_turns=False) == v1_settings(old)
             parents = [None, *(t["id"] for t in old["turns"][:-1])]
             assert [t.to_dict() for t in loaded.turns] == [mapped(t, p) for t, p in zip(old["turns"], parents)]
             assert loaded.branches == {}  # one path, no siblings anywhere
@@ -162,7 +169,7 @@ def test_a_v1_json_export_still_imports_and_equals_the_same_session(glmchat_home
         # Nothing of ours had these ids: they are kept, and the session reads back equal.
         assert stored.session.id == TRICKY
         loaded = store.load_session(TRICKY)
-        assert loaded.to_dict(with_turns=False) == {k: v for k, v in want.items() if k != "turns"}
+        assert loaded.to_dict(with_turns=False) == v1_settings(want)
         assert [t.to_dict() for t in loaded.turns] == [mapped(t, p) for t, p in zip(want["turns"], parents)]
         # Imported twice: a second, separate copy with new ids, the same texts.
         second = store.import_session(from_json((DATA / "session-v1.json").read_bytes()))
