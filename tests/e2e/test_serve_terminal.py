@@ -92,7 +92,7 @@ def test_ctrl_c_in_the_terminal_stops_the_server_and_its_apps(pane: Pane, glmcha
 
         pane.tmux("send-keys", "-t", pane.name, "C-c")
         # remain-on-exit keeps the pane, and tmux writes the exit status into it.
-        text = pane.wait_for("the server to exit", lambda t: "Pane is dead" in t)
+        text = pane.wait_for("the server to exit", lambda t: "Pane is dead" in t, timeout=60)
         assert "Pane is dead (status 0" in text, text
         assert "stopping…" in text and "stopped." in text
         assert not alive(app)
