@@ -60,7 +60,7 @@ def build_messages(host: H.Host, session: Session, turn: Turn) -> list[dict[str,
     if session.system_prompt:
         messages.append({"role": "system", "content": session.system_prompt})
     messages.extend(
-        conversation(host, session, turn, assistant=lambda step, replay: assistant_message(host, step, replay), tool=_tool_message)
+        conversation(host, session, turn, assistant=lambda step, replay: assistant_message(host, step, replay), tool=tool_message)
     )
     return messages
 
@@ -84,7 +84,8 @@ def assistant_message(host: H.Host, step: Step, replay: bool) -> dict[str, Any]:
     return message
 
 
-def _tool_message(step: Step, result: ToolResult) -> dict[str, Any]:
+def tool_message(step: Step, result: ToolResult) -> dict[str, Any]:  # noqa: ARG001 - one shape for every dialect
+    """The answer to one call, right after the step that made it (one per call, in call order)."""
     message: dict[str, Any] = {"role": "tool", "content": tool_result_text(result)}
     if result.call_id:
         message["tool_call_id"] = result.call_id
