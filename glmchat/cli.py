@@ -17,7 +17,8 @@ import argparse
 import gc
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from glmchat import __version__
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from glmchat.hosts import Host
     from glmchat.session import Session, Turn
     from glmchat.store import SessionSummary, Store
+    from glmchat.tools.runner import CallEvent
+    from glmchat.turn_runner import ToolRunner
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -98,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--hide-reasoning", action="store_true", help="do not print the reasoning")
     ask.add_argument("--system", metavar="TEXT", help="system prompt (for a continued session: from now on)")
     ask.add_argument("--force", action="store_true", help="send even when the prompt looks too long for the host")
+    ask.add_argument("--mcp", action="append", default=[], metavar="NAME",
+                     help="let the model call the tools of this [mcp.NAME] server (repeat for more)")
+    ask.add_argument("--yes", action="store_true", help="run every tool call without asking")
     ask.add_argument("prompt", nargs="*", help="the prompt; read from stdin when absent or '-'")
     ask.set_defaults(func=cmd_ask)
 
@@ -525,6 +531,7 @@ def cmd_ask(args: argparse.Namespace, ctx: _Context) -> int:
         host = resolve_host(config, args.host or (None if is_new else session.host), base_url=args.base_url, model=model)
     session.host, session.model = host.id, host.default_model
     api_key = _require_key(config, host)
+    tool_names = ctx.controller.check_tools(host, args.mcp)
     if args.system is not None and args.system != session.system_prompt:
         session.system_prompt = args.system
         if not is_new:
@@ -546,11 +553,19 @@ def cmd_ask(args: argparse.Namespace, ctx: _Context) -> int:
     out = _Out(sys.stdout)
     reasoning_out = None if args.hide_reasoning else _Out(sys.stderr, dim=True)
     printer = _TurnPrinter(out, reasoning_out, ctx)
+    tools = None
+    if tool_names:
+        from glmchat.cli_tools import approver
+
+        approve = approver(args.yes, printer, ctx)
+        tools = lambda: ctx.controller.tools(  # noqa: E731 - opened inside the event loop
+            host, tool_names, approve=approve, on_call=printer.tool_call, on_notice=printer.notice
+        )
 
     import asyncio
 
     try:
-        signum = asyncio.run(_stream_turn(host, session, turn, api_key, ctx.store, printer, config.stall_timeout))
+        signum = asyncio.run(_stream_turn(host, session, turn, api_key, ctx.store, printer, config.stall_timeout, tools))
     except KeyboardInterrupt:
         printer.close()
         ctx.err(f"stopped; the partial answer is kept in {_session_label(ctx, session)}")
@@ -581,6 +596,7 @@ _STOP_SIGNALS = ("SIGTERM", "SIGHUP")
 async def _stream_turn(
     host: Host, session: Session, turn: Turn, api_key: str | None, store: Store, printer: _TurnPrinter,
     stall_timeout: float | None = None,
+    tools: Callable[[], AbstractAsyncContextManager[ToolRunner | None]] | None = None,
 ) -> int | None:
     """Stream the turn; return the number of the signal that stopped it (None when it ran its course)."""
     import asyncio
@@ -609,8 +625,8 @@ async def _stream_turn(
             continue
         installed.append(signum)
     try:
-        async with GlmClient(stall_timeout=stall_timeout) as client:
-            await run_turn(client, host, session, turn, api_key=api_key, store=store, on_event=printer)
+        async with GlmClient(stall_timeout=stall_timeout) as client, (tools or _no_tools)() as runner:
+            await run_turn(client, host, session, turn, api_key=api_key, store=store, on_event=printer, tools=runner)
     except asyncio.CancelledError:
         if received:
             return received[0]
@@ -619,6 +635,11 @@ async def _stream_turn(
         for signum in installed:
             loop.remove_signal_handler(signum)
     return None
+
+
+@asynccontextmanager
+async def _no_tools() -> AsyncIterator[None]:
+    yield None
 
 
 class _TurnPrinter:
@@ -645,6 +666,22 @@ class _TurnPrinter:
             if not message.endswith((".", "?", "!")):
                 message += "."
             self.ctx.err(f"{message} Retrying in {event.delay:.0f} s (attempt {event.attempt}).")
+
+    def tool_call(self, event: CallEvent) -> None:
+        """One line on stderr per finished call (the approval question, if any, came before it)."""
+        if event.result is None:
+            return
+        from glmchat.cli_tools import call_line
+
+        self.line(call_line(event))
+
+    def notice(self, line: str) -> None:
+        self.line(f"warning: {line}")
+
+    def line(self, text: str) -> None:
+        """A line of ours on stderr, after whatever reasoning was streaming there."""
+        self._end_reasoning()
+        self.ctx.err(text)
 
     def _end_reasoning(self) -> None:
         # A line break after the reasoning, so the two streams read well on one terminal.

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from glmchat.hosts import Host
     from glmchat.protocol.events import Event
     from glmchat.store import Store
+    from glmchat.tools.runner import Approver, CallListener, McpToolRunner
     from glmchat.turn_runner import ToolRunner
 
 
@@ -273,6 +275,67 @@ class Controller:
             self.client, host, session, turn, api_key=self.api_key(host), store=self.store, on_event=on_event,
             tools=tools,
         )
+
+    # -- tools -----------------------------------------------------------------------------------
+
+    def tool_server_names(self) -> list[str]:
+        """The enabled [mcp.NAME] servers of the config, in config order."""
+        return [name for name, server in self.config.mcp_servers().items() if server.enabled]
+
+    def check_tools(self, host: Host, names: Iterable[str]) -> list[str]:
+        """The server names, checked: each one configured and enabled, and the host able to take tools.
+
+        Raises:
+            ConfigError: one line naming what is wrong (an unknown name lists the known ones).
+        """
+        from glmchat.protocol import supports_tools
+
+        wanted = list(dict.fromkeys(names))
+        if not wanted:
+            return []
+        servers = self.config.mcp_servers()
+        for name in wanted:
+            if name not in servers:
+                known = ", ".join(servers) or "none; add an [mcp.NAME] table to the config"
+                raise ConfigError(f"no MCP server {name!r} in the config (configured: {known})")
+            if not servers[name].enabled:
+                raise ConfigError(f"MCP server {name!r} is disabled in the config (enabled = false)")
+        if not supports_tools(host):
+            raise ConfigError(f"{host.name} takes no tools (its API has none); send without MCP servers")
+        return wanted
+
+    @asynccontextmanager
+    async def tools(
+        self,
+        host: Host,
+        names: Iterable[str],
+        *,
+        approve: Approver,
+        on_call: CallListener | None = None,
+        on_notice: Callable[[str], None] | None = None,
+    ) -> AsyncIterator[McpToolRunner | None]:
+        """The tool runner for `names` (None when there are none), its servers started and always stopped.
+
+        A server that fails to start is a notice (`on_notice`), not an error: the
+        turn goes on with the tools of the others. The `mcp` SDK is imported here,
+        and only when there is a server to start.
+
+        Raises:
+            ConfigError: see `check_tools`.
+        """
+        wanted = self.check_tools(host, names)
+        if not wanted:
+            yield None
+            return
+        from glmchat.tools import ToolBox
+        from glmchat.tools.runner import McpToolRunner
+
+        box = ToolBox.from_config(self.config, wanted, on_notice=on_notice)
+        try:
+            await box.start()
+            yield McpToolRunner(box, approve=approve, on_call=on_call)
+        finally:
+            await box.close()
 
     # -- export --------------------------------------------------------------------------------------
 

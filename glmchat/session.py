@@ -372,6 +372,8 @@ class Session:
     """Send earlier reasoning back (clear_thinking=false) so the model keeps it."""
     thinking_next: bool = True
     """The composer's thinking switch, remembered per session."""
+    tool_servers: list[str] = field(default_factory=list)
+    """The [mcp.NAME] servers whose tools this session's turns may call (chosen in settings)."""
     id: str = field(default_factory=new_id)
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
