@@ -304,6 +304,26 @@ class Controller:
             raise ConfigError(f"{host.name} takes no tools (its API has none); send without MCP servers")
         return wanted
 
+    def usable_tools(self, host: Host, names: Iterable[str]) -> tuple[list[str], str | None]:
+        """The session's tool servers that can be used now, and one line about those that cannot (None: all can).
+
+        For the TUI, where a session may name a server removed from the config since,
+        or have moved to a host without tools: the turn is sent without them.
+        """
+        from glmchat.protocol import supports_tools
+
+        wanted = list(dict.fromkeys(names))
+        if not wanted:
+            return [], None
+        if not supports_tools(host):
+            return [], f"{host.name} takes no tools: this turn is sent without the session's tool servers"
+        enabled = set(self.tool_server_names())
+        usable = [name for name in wanted if name in enabled]
+        missing = [name for name in wanted if name not in enabled]
+        if missing:
+            return usable, f"MCP server(s) not in the config or disabled, not used: {', '.join(missing)}"
+        return usable, None
+
     @asynccontextmanager
     async def tools(
         self,
@@ -313,12 +333,16 @@ class Controller:
         approve: Approver,
         on_call: CallListener | None = None,
         on_notice: Callable[[str], None] | None = None,
+        always: set[str] | None = None,
     ) -> AsyncIterator[McpToolRunner | None]:
         """The tool runner for `names` (None when there are none), its servers started and always stopped.
 
         A server that fails to start is a notice (`on_notice`), not an error: the
         turn goes on with the tools of the others. The `mcp` SDK is imported here,
         and only when there is a server to start.
+
+        Args:
+            always: Tools already allowed "always" (the set is updated as the user allows more).
 
         Raises:
             ConfigError: see `check_tools`.
@@ -333,7 +357,10 @@ class Controller:
         box = ToolBox.from_config(self.config, wanted, on_notice=on_notice)
         try:
             await box.start()
-            yield McpToolRunner(box, approve=approve, on_call=on_call)
+            runner = McpToolRunner(box, approve=approve, on_call=on_call)
+            if always is not None:
+                runner.always = always  # shared: "always for this tool" lasts beyond one turn
+            yield runner
         finally:
             await box.close()
 

@@ -1,0 +1,137 @@
+"""Tool turns in the TUI (App.run_test, the loopback GLM server, the loopback MCP server over stdio):
+the session's servers from settings, the approval dialog, the step rows, Esc between steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import SelectionList
+
+from glmchat.session import TurnStatus
+from glmchat.ui.screens.tool_approval import ToolApprovalScreen
+from glmchat.ui.widgets.steps import StepRow
+from tests.glm_server import GlmServer, Reply
+from tests.mcp_server import read_call_log, stdio_command
+from tests.ui_support import SIZE, make_app, make_config, open_store, screen_text, wait_for
+
+R1 = "I should add them first. "
+R2 = "Now the note. "
+
+
+def tool_config(server: GlmServer, log: Path, trusted: list[str] | None = None):
+    table = {"command": stdio_command(log)}
+    if trusted is not None:
+        table["trusted"] = trusted
+    return make_config(server, mcp={"kit": table})
+
+
+def three_steps() -> list[Reply]:
+    return [
+        Reply(reasoning=R1, content="", tool_calls=[{"name": "kit__add", "arguments": '{"a": 2, "b": 0.5}'}]),
+        Reply(reasoning=R2, content="", tool_calls=[{"name": "kit__read_note", "arguments": '{"name": "todo"}'}]),
+        Reply(reasoning="Done. ", content="It is 2.5; water the plants."),
+    ]
+
+
+async def choose_servers(pilot, names: list[str]) -> None:
+    app = pilot.app
+    app.action_settings()
+    await wait_for(pilot, lambda: bool(app.screen.query("#tool_servers")))
+    selection = app.screen.query_one("#tool_servers", SelectionList)
+    for name in names:
+        selection.select(name)
+    await pilot.press("ctrl+s")
+    await wait_for(pilot, lambda: app.screen is app.chat)
+
+
+async def test_a_tool_turn_asks_shows_each_step_and_keeps_the_choice(glm_server: GlmServer, tmp_path: Path) -> None:
+    log = tmp_path / "calls.jsonl"
+    app = make_app(glm_server, config=tool_config(glm_server, log))
+    glm_server.enqueue(*three_steps())
+    async with app.run_test(size=SIZE) as pilot:
+        await choose_servers(pilot, ["kit"])
+        assert app.chat.session.tool_servers == ["kit"]
+        app.chat.composer.set_text("Sum and my todo?")
+        await pilot.press("enter")
+        # The first call: the dialog; "a" allows add for the rest of the session.
+        await wait_for(pilot, lambda: isinstance(app.screen, ToolApprovalScreen), timeout=30)
+        assert "kit__add" in screen_text(app) and '"a": 2' in screen_text(app)
+        await pilot.press("a")
+        # The second: another tool, asked again; allowed once.
+        await wait_for(pilot, lambda: isinstance(app.screen, ToolApprovalScreen) and app.screen.call_name == "kit__read_note",
+                       timeout=30)
+        await pilot.press("y")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        turn = app.chat.session.turns[-1]
+        assert turn.status == TurnStatus.COMPLETE, turn.error
+        assert [c["tool"] for c in read_call_log(log)] == ["add", "read_note"]
+        rows = list(app.chat.query(StepRow))
+        assert len(rows) == 2
+        text = screen_text(app)
+        assert "Step 1 · kit__add" in text and "✓" in text and "Step 2 · kit__read_note" in text
+        assert "It is 2.5; water the plants." in text
+        # Unfolded, a row shows that step's reasoning, the call and its result.
+        rows[1].collapsed = False
+        await pilot.pause()
+        text = screen_text(app)
+        assert R2.strip() in text and '"name": "todo"' in text and "water the plants" in text and "reply to Ana" in text
+        # The session remembers its servers; the steps are stored whole.
+        stored = open_store().load_session(app.chat.session.id)
+        assert stored.tool_servers == ["kit"]
+        assert [len(s.tool_calls) for s in stored.turns[-1].steps] == [1, 1, 0]
+
+        # Next turn: add is allowed "always" by now, so no dialog.
+        glm_server.enqueue(Reply(content="", tool_calls=[{"name": "kit__add", "arguments": '{"a": 1, "b": 1}'}]),
+                           Reply(content="two"))
+        app.chat.composer.set_text("1+1?")
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.chat.session.turns[-1].content == "two"
+        assert len(read_call_log(log)) == 3
+        assert all(r.replay_problems == [] for r in glm_server.chat_requests())
+
+
+async def test_a_denied_call_is_told_to_the_model_and_esc_in_the_dialog_stops_the_turn(
+    glm_server: GlmServer, tmp_path: Path
+) -> None:
+    log = tmp_path / "calls.jsonl"
+    app = make_app(glm_server, config=tool_config(glm_server, log))
+    glm_server.enqueue(
+        Reply(reasoning=R1, content="", tool_calls=[{"name": "kit__echo", "arguments": '{"text": "x"}'}]),
+        Reply(reasoning=R2, content="", tool_calls=[{"name": "kit__add", "arguments": '{"a": 1, "b": 2}'}]),
+        Reply(content="after"),
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await choose_servers(pilot, ["kit"])
+        app.chat.composer.set_text("q")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ToolApprovalScreen), timeout=30)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ToolApprovalScreen) and app.screen.call_name == "kit__add",
+                       timeout=30)
+        await pilot.press("escape")
+        turn = app.chat.session.turns[-1]
+        await wait_for(pilot, lambda: turn.status != TurnStatus.STREAMING and not app.chat.streaming, timeout=30)
+        await pilot.pause()
+        assert turn.status == TurnStatus.STOPPED
+        assert read_call_log(log) == []  # nothing ran
+        assert "declined" in turn.steps[0].tool_results[0].content
+        stored = open_store().load_session(app.chat.session.id).turns[-1]
+        assert [s.reasoning for s in stored.steps] == [R1, R2] and stored.status == TurnStatus.STOPPED
+        assert "kit__add" in screen_text(app) and "stopped" in screen_text(app)
+
+
+async def test_trusted_tools_run_without_a_dialog(glm_server: GlmServer, tmp_path: Path) -> None:
+    log = tmp_path / "calls.jsonl"
+    app = make_app(glm_server, config=tool_config(glm_server, log, trusted=["add"]))
+    glm_server.enqueue(Reply(content="", tool_calls=[{"name": "kit__add", "arguments": '{"a": 2, "b": 2}'}]), Reply(content="4"))
+    async with app.run_test(size=SIZE) as pilot:
+        await choose_servers(pilot, ["kit"])
+        app.chat.composer.set_text("2+2")
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.chat.session.turns[-1].content == "4"
+        assert [c["tool"] for c in read_call_log(log)] == ["add"]
