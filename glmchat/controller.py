@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from glmchat.hosts import Host
     from glmchat.protocol.events import Event
     from glmchat.store import Store
+    from glmchat.tools import ToolBox
     from glmchat.tools.runner import Approver, CallListener, McpToolRunner
     from glmchat.turn_runner import ToolRunner
 
@@ -80,6 +81,8 @@ class Controller:
         self.store = store
         self._client = client
         self.clock = clock
+        self._boxes: dict[tuple[str, ...], ToolBox] = {}
+        """Tool boxes kept running between turns (the TUI's), by their server names."""
 
     # -- hosts and keys ------------------------------------------------------------------------
 
@@ -334,6 +337,7 @@ class Controller:
         on_call: CallListener | None = None,
         on_notice: Callable[[str], None] | None = None,
         always: set[str] | None = None,
+        keep: bool = False,
     ) -> AsyncIterator[McpToolRunner | None]:
         """The tool runner for `names` (None when there are none), its servers started and always stopped.
 
@@ -343,6 +347,8 @@ class Controller:
 
         Args:
             always: Tools already allowed "always" (the set is updated as the user allows more).
+            keep: Keep the servers running after the turn, for the next turns that use the
+                same ones (a server costs a second or more to start); `close_tools` stops them.
 
         Raises:
             ConfigError: see `check_tools`.
@@ -354,14 +360,29 @@ class Controller:
         from glmchat.tools import ToolBox
         from glmchat.tools.runner import McpToolRunner
 
-        box = ToolBox.from_config(self.config, wanted, on_notice=on_notice)
+        key = tuple(sorted(wanted))
+        box = self._boxes.get(key) if keep else None
+        fresh = box is None
+        if box is None:
+            box = ToolBox.from_config(self.config, wanted, on_notice=on_notice)
         try:
-            await box.start()
+            if fresh:
+                await box.start()
+                if keep:
+                    self._boxes[key] = box
             runner = McpToolRunner(box, approve=approve, on_call=on_call)
             if always is not None:
                 runner.always = always  # shared: "always for this tool" lasts beyond one turn
             yield runner
         finally:
+            if not keep or self._boxes.get(key) is not box:
+                await box.close()
+
+    async def close_tools(self) -> None:
+        """Stop every tool server kept running between turns."""
+        boxes = list(self._boxes.values())
+        self._boxes.clear()
+        for box in boxes:
             await box.close()
 
     # -- export --------------------------------------------------------------------------------------

@@ -266,3 +266,26 @@ async def test_esc_while_a_tool_runs_keeps_the_finished_steps_and_the_next_reque
         assert messages_of(record)[4]["content"] == STOPPED_CALL
     finally:
         store.close()
+
+
+def test_the_controller_checks_tool_servers_and_says_which_cannot_be_used(tmp_path: Path) -> None:
+    from glmchat.config import Config, Paths
+    from glmchat.controller import Controller
+    from glmchat.errors import ConfigError
+    from glmchat.hosts import BUILTIN_HOSTS
+
+    config = Config(mcp={"kit": {"command": ["x"]}, "off": {"command": ["y"], "enabled": False}})
+    controller = Controller(config, Paths(tmp_path / "config.toml", tmp_path, tmp_path, tmp_path / "log"))
+    zai, runware = BUILTIN_HOSTS["zai"], BUILTIN_HOSTS["runware"]
+    assert controller.check_tools(zai, ["kit", "kit"]) == ["kit"]
+    with pytest.raises(ConfigError, match="no MCP server 'nope' in the config"):
+        controller.check_tools(zai, ["nope"])
+    with pytest.raises(ConfigError, match="disabled"):
+        controller.check_tools(zai, ["off"])
+    with pytest.raises(ConfigError, match="takes no tools"):
+        controller.check_tools(runware, ["kit"])
+    assert controller.check_tools(runware, []) == []
+    # The TUI's lenient form: what can be used, and one line about the rest.
+    assert controller.usable_tools(zai, ["kit", "gone"]) == (["kit"], "MCP server(s) not in the config or disabled, not used: gone")
+    names, problem = controller.usable_tools(runware, ["kit"])
+    assert names == [] and problem is not None and "takes no tools" in problem

@@ -12,6 +12,7 @@ from glmchat.ui.screens.tool_approval import ToolApprovalScreen
 from glmchat.ui.widgets.steps import StepRow
 from tests.glm_server import GlmServer, Reply
 from tests.mcp_server import read_call_log, stdio_command
+from tests.test_tools_mcp import assert_gone
 from tests.ui_support import SIZE, make_app, make_config, open_store, screen_text, wait_for
 
 R1 = "I should add them first. "
@@ -91,6 +92,10 @@ async def test_a_tool_turn_asks_shows_each_step_and_keeps_the_choice(glm_server:
         assert app.chat.session.turns[-1].content == "two"
         assert len(read_call_log(log)) == 3
         assert all(r.replay_problems == [] for r in glm_server.chat_requests())
+        # The server was started once and kept for the next turn; the app's exit stops it.
+        pids = {c["pid"] for c in read_call_log(log)}
+        assert len(pids) == 1
+    assert_gone(pids.pop())
 
 
 async def test_a_denied_call_is_told_to_the_model_and_esc_in_the_dialog_stops_the_turn(

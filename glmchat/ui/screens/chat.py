@@ -658,7 +658,7 @@ class ChatScreen(ExactLayoutScreen):
         always = self._always_tools.setdefault(live.session.id, set())
         return controller.tools(
             host, names, approve=lambda call, spec: ask_approval(self.app, call, spec), on_call=on_call,
-            on_notice=on_notice, always=always,
+            on_notice=on_notice, always=always, keep=True,
         )
 
     def _end_live(self, live: LiveTurn) -> None:
