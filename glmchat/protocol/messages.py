@@ -86,11 +86,11 @@ def answered(step: Step) -> Step | None:
     step without (all) results. The calls go back exactly as received (the host
     compares them with what it produced) and the wire wants one result after each,
     so a missing one is said to have been stopped (the same words every time: a
-    replay stays the same). A step with nothing at all (the turn was stopped
-    before the host sent a byte of it) is left out.
+    replay stays the same). A step with nothing at all that the host never
+    finished (the turn was stopped before a byte of it came) is left out.
     """
-    if not (step.reasoning or step.content or step.tool_calls or step.reasoning_details):
-        return None
+    if step.finish_reason is None and not (step.reasoning or step.content or step.tool_calls or step.reasoning_details):
+        return None  # never produced (an empty answer the host did finish still goes back)
     if len(step.tool_results) < len(step.tool_calls):
         from dataclasses import replace
 
