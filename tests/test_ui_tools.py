@@ -140,3 +140,33 @@ async def test_trusted_tools_run_without_a_dialog(glm_server: GlmServer, tmp_pat
         await pilot.pause()
         assert app.chat.session.turns[-1].content == "4"
         assert [c["tool"] for c in read_call_log(log)] == ["add"]
+
+
+async def test_a_stored_tool_turn_shows_its_steps_when_the_session_opens(glm_server: GlmServer) -> None:
+    from glmchat.session import Step, ToolCall
+    from glmchat.session import ToolResult as StoredResult
+    from tests.ui_support import stored_session, stored_turn
+
+    turn = stored_turn(1, content="Final [b]answer[/b].")
+    big = "line\n" * 2000
+    turn.steps = [
+        Step(reasoning="Look it up [red]first[/red]. ", tool_calls=[ToolCall(0, "c1", "kit__read_note", '{"name": "[x]"}')],
+             tool_results=[StoredResult("c1", "kit__read_note", big)], finish_reason="tool_calls"),
+        Step(reasoning="", tool_calls=[ToolCall(0, "c2", "kit__fail", "{}")],
+             tool_results=[StoredResult("c2", "kit__fail", "Error: no", is_error=True)], finish_reason="tool_calls"),
+        Step(reasoning="Answer now. ", content="Final [b]answer[/b].", finish_reason="stop"),
+    ]
+    with open_store() as store:
+        stored_session(store, "tools", [turn])
+    app = make_app(glm_server)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: len(app.chat.query(StepRow)) == 2)
+        rows = list(app.chat.query(StepRow))
+        text = screen_text(app)
+        # Titles are plain text: brackets in arguments are not read as markup.
+        assert 'Step 1 · kit__read_note {"name": "[x]"} ✓' in text and "Step 2 · kit__fail {} ✗" in text
+        rows[0].collapsed = False
+        await pilot.pause()
+        text = screen_text(app)
+        assert "Look it up [red]first[/red]." in text
+        assert "more characters (complete in the store)" in rows[0].body.render().plain

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 
+from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import Collapsible, Static
@@ -128,8 +129,10 @@ class StepsView(Vertical):
     def _count(self) -> int:
         return sum(1 for step in self.turn.steps if step.tool_calls)
 
-    def on_mount(self) -> None:
-        self.sync()
+    def compose(self) -> ComposeResult:
+        for number, step in enumerate(self.turn.steps, start=1):
+            if step.tool_calls:
+                yield StepRow(number, step, self.live and len(step.tool_results) < len(step.tool_calls))
 
     def sync(self, *, live: bool | None = None) -> None:
         """Show the turn's steps as they are now (new rows mounted, the others updated)."""
@@ -143,7 +146,7 @@ class StepsView(Vertical):
             running = self.live and len(step.tool_results) < len(step.tool_calls)
             if shown < len(rows):
                 rows[shown].show(step, running)
-            elif self.is_mounted:
+            elif self.is_attached:
                 self.mount(StepRow(number, step, running))
             shown += 1
         self.display = shown > 0

@@ -249,7 +249,8 @@ class TurnView(Vertical):
         yield self.reasoning
         if self.reasoning_pages is not None:
             yield self.reasoning_pages
-        yield self.steps
+        if self._live or any(step.tool_calls for step in self.turn.steps):
+            yield self.steps  # a plain stored turn (most of a long session) mounts no steps view
         yield self.answer
         if self.answer_pages is not None:
             yield self.answer_pages
