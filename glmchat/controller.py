@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from glmchat.client import GlmClient
     from glmchat.hosts import Host
     from glmchat.protocol.events import Event
-    from glmchat.store import Store
+    from glmchat.store import Store, SyncPoint
     from glmchat.tools import ToolBox
     from glmchat.tools.runner import Approver, CallListener, McpToolRunner
     from glmchat.turn_runner import ToolRunner
@@ -218,18 +218,24 @@ class Controller:
         ref = session if isinstance(session, str) else session.id
         return self._store("fork the session").fork_session(ref, at, title)
 
-    def switch_branch(self, session: Session, turn: Turn, offset: int) -> Session | None:
+    def switch_branch(self, session: Session, turn: Turn, offset: int) -> tuple[Session, SyncPoint] | None:
         """The session with the sibling `offset` places from `turn` (and its newest path) current.
 
-        Returns the reloaded session, or None when there is no such sibling.
+        Returns the reloaded session and where it stands against other writers, or
+        None when there is no such sibling.
         """
-        store = self._store("switch branches")
-        siblings = store.siblings(session.id, turn.id)
+        siblings = self._store("switch branches").siblings(session.id, turn.id)
         index = siblings.index(turn.id) + offset
         if not 0 <= index < len(siblings):
             return None
-        store.switch_branch(session.id, siblings[index])
-        return self.apply_options(store.load_session(session.id))
+        return self.show_branch_of(session, siblings[index])
+
+    def show_branch_of(self, session: Session, turn_id: str) -> tuple[Session, SyncPoint]:
+        """The session with the newest path through `turn_id` current (a search hit on another branch)."""
+        store = self._store("switch branches")
+        store.switch_branch(session.id, turn_id)
+        switched, point = store.load_session_synced(session.id)
+        return self.apply_options(switched), point
 
     # -- turns -----------------------------------------------------------------------------------
 

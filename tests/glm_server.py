@@ -339,6 +339,8 @@ class RecordedRequest:
     cached_tokens: int = 0
     chunk_times: list[float] = field(default_factory=list)
     """time.monotonic() when each chunk had been handed to the socket."""
+    paced_from: float | None = None
+    """time.monotonic() the pace counts from: chunk i is sent no earlier than i chunk intervals after it."""
     chunk_tokens: list[int] = field(default_factory=list)
     """How many tokens each chunk carried (same order as chunk_times)."""
     finished_at: float | None = None
@@ -1668,7 +1670,7 @@ class _Handler(BaseHTTPRequestHandler):
         pending_tokens: list[int] = []
         pending_size = 0
         sent = 0  # data chunks carrying text or tool calls
-        start = time.monotonic()
+        start = record.paced_from = time.monotonic()
 
         def flush() -> None:
             nonlocal pending_size

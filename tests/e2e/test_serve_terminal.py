@@ -36,7 +36,7 @@ class Pane:
         ).stdout
 
     def text(self) -> str:
-        return self.tmux("capture-pane", "-p", "-J", "-t", self.name)
+        return self.tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", self.name)
 
     def show(self, what: str) -> str:
         return self.tmux("display-message", "-p", "-t", self.name, what).strip()

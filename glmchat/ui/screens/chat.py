@@ -27,7 +27,7 @@ from textual.widgets import TextArea
 from glmchat.errors import ConfigError, DamagedStorage, GlmChatError, StorageError
 from glmchat.protocol.events import ContentDelta, Event, ReasoningDelta, Retrying
 from glmchat.sanitize import inert
-from glmchat.session import Session, Turn, TurnStatus
+from glmchat.session import Branch, Session, Turn, TurnStatus
 from glmchat.ui.drafts import NEW_SESSION, DraftWriter, drafts_path
 from glmchat.ui.stream_layout import ExactLayoutScreen
 from glmchat.ui.widgets.chat_log import ChatLog
@@ -112,7 +112,8 @@ class ChatScreen(ExactLayoutScreen):
     | ctrl+b | Show or hide the sessions. |
     | ctrl+n | New session. |
     | ctrl+r | Retry the last turn, or regenerate its answer. |
-    | ctrl+g | Edit the last message and resend. |
+    | ctrl+g | Edit the last message and send it as a new branch. |
+    | ← / → (on a turn's `‹ 2/3 ›` line) | Switch between the branches from that turn. |
     | ctrl+o | Fold or unfold all reasoning. |
 
     Any printable key typed while something else has focus goes to the composer
@@ -134,7 +135,7 @@ class ChatScreen(ExactLayoutScreen):
         Binding("ctrl+b", "toggle_sidebar", "Sessions", tooltip="Show and focus the session list, or hide it.", id="toggle-sidebar"),
         Binding("ctrl+n", "new_session", "New", tooltip="Start a new session.", id="new-session"),
         Binding("ctrl+r", "retry", "Retry", tooltip="Retry the last turn, or regenerate its answer.", id="retry"),
-        Binding("ctrl+g", "edit_last", "Edit", tooltip="Edit the last message and send it again.", id="edit-last", show=False),
+        Binding("ctrl+g", "edit_last", "Edit", tooltip="Edit the last message and send it as a new branch.", id="edit-last", show=False),
         Binding("ctrl+o", "toggle_fold_all", "Fold all", tooltip="Fold or unfold every turn's reasoning.", id="fold-all"),
         Binding("ctrl+f", "search", "Search", tooltip="Search all sessions.", id="search", show=False),
         Binding("f2", "rename_session", "Rename", tooltip="Rename this session.", id="rename-session", show=False),
@@ -553,12 +554,15 @@ class ChatScreen(ExactLayoutScreen):
             if estimate > host.context_window:
                 self._confirm_long(text, thinking, estimate, host)
                 return False
-        if self._editing is not None and session.turns and session.turns[-1].id == self._editing:
-            if not await self._branch_off_last():
-                return False
+        branch: Branch | None = None
+        edited = self._turn_on_path(self._editing)
+        if edited is not None:
+            branch = await self._branch_off(edited)
         self._editing = None
         self.composer.set_editing(False)
         turn = session.new_turn(text, thinking)
+        if branch is not None:
+            session.branches[turn.id] = branch
         self.composer.take(text)
         # The request goes out first; the turn's view is mounted while it travels, and
         # takes what arrived meanwhile from the turn itself.
@@ -720,15 +724,27 @@ class ChatScreen(ExactLayoutScreen):
                     pass  # the store is failing: nothing more can be kept on the way out
         self.workers.cancel_group(self, "generate")
 
-    async def _branch_off_last(self) -> bool:
-        """Take the last turn off the path: it stays stored, on a branch of its own (retry, regenerate, edit)."""
+    def _turn_on_path(self, turn_id: str | None) -> Turn | None:
+        return next((t for t in self.session.turns if t.id == turn_id), None) if turn_id is not None else None
+
+    async def _branch_off(self, turn: Turn) -> Branch:
+        """Cut the path before `turn` (retry, regenerate, edit): it and what followed stay stored, on their branch.
+
+        Returns the place the turn sent next takes among its siblings (the newest).
+        """
         session = self.session
-        if not session.turns:
-            return False
-        last = session.turns.pop()
-        await self.log_view.remove_view(last.id)
-        self.fold_state.pop(last.id, None)
-        return True
+        index = session.turns.index(turn)
+        known = session.branches.get(turn.id)
+        count = (known.count if known is not None else 1) + 1
+        for gone in session.turns[index:]:
+            session.branches.pop(gone.id, None)
+            self.fold_state.pop(gone.id, None)
+        del session.turns[index:]
+        log = self.log_view
+        for view in log.mounted_views:
+            if view.turn.id not in {t.id for t in session.turns}:
+                await log.remove_view(view.turn.id)
+        return Branch(count, count)
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -796,32 +812,125 @@ class ChatScreen(ExactLayoutScreen):
 
     async def action_retry(self) -> None:
         """Retry a failed or stopped last turn; regenerate a complete one."""
-        if self.live is not None or not await self.sync_with_store() or not self.session.turns:
-            return
-        last = self.session.turns[-1]
-        if self._streaming_elsewhere(last):
-            return
-        text, thinking = last.user_text, last.thinking
-        if await self._branch_off_last():
-            await self.send(text, thinking, confirmed=True)
+        if self.session.turns:
+            await self.regenerate(self.session.turns[-1])
 
-    async def action_regenerate(self) -> None:
-        await self.action_retry()
+    async def regenerate(self, turn: Turn) -> None:
+        """Ask `turn`'s message again: the new answer is a sibling branch, the old one is kept."""
+        if self.live is not None or not await self.sync_with_store():
+            return
+        turn = self._turn_on_path(turn.id)  # (the sync may have replaced it)
+        if turn is None or self._streaming_elsewhere(turn):
+            return
+        if self._editing is not None:
+            await self.action_stop()  # an edit in progress is cancelled, its draft given back
+        self.ensure_full_session()
+        text, thinking = turn.user_text, turn.thinking
+        self._editing = turn.id
+        if not await self.send(text, thinking, confirmed=True):
+            self._editing = None
 
     def action_edit_last(self) -> None:
-        """Put the last message in the composer; Enter replaces the turn."""
-        if self.live is not None or not self.session.turns:
-            return
-        last = self.session.turns[-1]
-        if self._streaming_elsewhere(last):
+        """Put the last message in the composer; Enter sends it as a new branch."""
+        if self.session.turns:
+            self.edit(self.session.turns[-1])
+
+    def edit(self, turn: Turn) -> None:
+        """Put a message in the composer; Enter sends the edit as a sibling branch of `turn`."""
+        if self.live is not None or self._streaming_elsewhere(turn):
             return
         composer = self.composer
         if self._editing is None:
             self._draft_before_edit = composer.text
-        self._editing = last.id
-        composer.set_text(last.user_text)
+        self._editing = turn.id
+        composer.set_text(turn.user_text)
         composer.set_editing(True)
         composer.focus_prompt()
+
+    def fork_from(self, turn: Turn) -> None:
+        """A new session with the path up to and including `turn` (shared, not copied), opened."""
+        self.ensure_full_session()
+        if turn not in self.session.turns:
+            return
+        at = self.session.turns.index(turn) + 1
+        try:
+            new_id = self.gapp.controller.fork(self.session, at)
+        except GlmChatError as exc:
+            self.notify(str(exc), title="Not forked", severity="error", markup=False)
+            return
+
+        async def opened() -> None:
+            await self.switch_to(new_id)
+            self.notify(f"Forked: a new session with the first {at} turn{'s' if at != 1 else ''}.")
+
+        self.call_later(opened)
+
+    async def switch_branch(self, turn: Turn, offset: int) -> None:
+        """Show the sibling `offset` places from `turn`, and the newest path below it."""
+        branch = self.session.branches.get(turn.id)
+        if branch is None or branch.count < 2:
+            self.notify("This turn has no other branch.")
+            return
+        if self.live is not None and self.live.session is self.session:
+            self.notify("An answer is still streaming: wait for it or press Esc.", severity="warning")
+            return
+        if not 1 <= branch.position + offset <= branch.count:
+            return  # already the first (or last) one
+        try:
+            switched = self.gapp.controller.switch_branch(self.session, turn, offset)
+        except GlmChatError as exc:
+            self.notify(str(exc), title="Could not switch branches", severity="error", markup=False)
+            return
+        if switched is None:
+            return
+        index = self.session.turns.index(turn)
+        await self._show_path(*switched)
+        view = await self.log_view.reveal(self.session.turns[index].id)
+        if view is not None:
+            view.scroll_visible(animate=False, top=True)
+            view.status.focus()
+
+    async def _show_path(self, loaded: Session, point: SyncPoint) -> None:
+        """Show another path of the open session (the store made it current)."""
+        session = self.session
+        session.turns[:] = loaded.turns
+        session.branches = loaded.branches
+        self._partial = False
+        self.sync_points[session.id] = point
+        await self.log_view.show_session(session)
+        self.refresh_status()
+
+    def _turn_in_focus(self) -> Turn | None:
+        """The turn that has focus (its reasoning or its footer), if any."""
+        from glmchat.ui.widgets.turn import TurnView
+
+        focused = self.focused
+        for node in focused.ancestors_with_self if focused is not None else ():
+            if isinstance(node, TurnView):
+                return node.turn
+        return None
+
+    def _branch_target(self) -> Turn | None:
+        """For the palette: the turn in focus if it has branches, else the newest turn on the path that has."""
+        turn = self._turn_in_focus()
+        branches = self.session.branches
+        if turn is not None and turn.id in branches:
+            return turn
+        return next((t for t in reversed(self.session.turns) if t.id in branches and branches[t.id].count > 1), None)
+
+    async def action_branch(self, offset: int) -> None:
+        turn = self._branch_target()
+        if turn is None:
+            self.notify("No turn of this session has another branch.")
+            return
+        await self.switch_branch(turn, offset)
+
+    def action_fork(self) -> None:
+        turn = self._turn_in_focus() or self.session.head
+        if turn is None:
+            self.notify("Nothing to fork yet.")
+            return
+        self.fork_from(turn)
 
     @on(Composer.EditLastRequested)
     def _edit_requested(self, event: Composer.EditLastRequested) -> None:
@@ -950,12 +1059,13 @@ class ChatScreen(ExactLayoutScreen):
         elif action == "copy_message":
             self.copy_turn(turn, part=TurnText.MESSAGE)
         elif action in ("retry", "regenerate"):
-            if self.session.turns and self.session.turns[-1] is turn:
-                await self.action_retry()
-            else:
-                self.notify("Only the last turn can be retried.")
+            await self.regenerate(turn)
         elif action == "edit":
-            self.action_edit_last()
+            self.edit(turn)
+        elif action == "fork":
+            self.fork_from(turn)
+        elif action in ("branch_previous", "branch_next"):
+            await self.switch_branch(turn, -1 if action == "branch_previous" else 1)
 
     def on_turn_view_fold_changed(self, event: TurnView.FoldChanged) -> None:
         event.stop()
@@ -1071,6 +1181,13 @@ class ChatScreen(ExactLayoutScreen):
             await self.switch_to(target.session_id)
             if target.session_id != self.session.id:
                 return  # it could not be opened (the reason was shown)
+            self.ensure_full_session()
+            if self._turn_on_path(target.turn_id) is None and self.live is None:
+                try:  # a hit on another branch: that branch is shown
+                    await self._show_path(*self.gapp.controller.show_branch_of(self.session, target.turn_id))
+                except GlmChatError as exc:
+                    self.notify(str(exc), title="Could not show that branch", severity="error", markup=False)
+                    return
             if target.field == "reasoning":
                 await self.reveal_turn(target.turn_id, reasoning_match=target.match, context=target.context)
             else:
@@ -1218,8 +1335,8 @@ class ChatScreen(ExactLayoutScreen):
             # Turns removed or put in between: show the session again, from its end.
             session.turns[:] = new
             await log.show_session(session)
-        if self._editing is not None and (not session.turns or session.turns[-1].id != self._editing):
-            # The message being edited is no longer the last one: Enter will add a new turn
+        if self._editing is not None and self._turn_on_path(self._editing) is None:
+            # The message being edited is no longer on the path: Enter will add a new turn
             # with the edited text; what was typed before the edit stays below it.
             self._editing = None
             composer = self.composer

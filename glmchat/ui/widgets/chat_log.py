@@ -172,6 +172,7 @@ class ChatLog(VerticalScroll, can_focus=False):
             clock=self.clock,
             host_name=self.host_name,
             defer_highlight=first_frame,
+            branch=self.session.branches.get(turn.id) if self.session is not None else None,
         )
 
     def _is_last(self, turn: Turn) -> bool:

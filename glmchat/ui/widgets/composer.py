@@ -34,12 +34,12 @@ SEND_HINTS = (
 """The composer's key hint, longest first: the longest that fits is shown, never a cut one."""
 
 EDIT_HINTS = (
-    "Editing the last message · Enter resends · Esc cancels",
-    "Editing · Enter resends · Esc cancels",
+    "Editing a message · Enter sends it as a new branch · Esc cancels",
+    "Editing · Enter sends a new branch · Esc cancels",
     "Editing · Esc cancels",
     "Editing",
 )
-"""The hint while the last message is being edited, longest first."""
+"""The hint while a message is being edited, longest first."""
 
 THINKING_KEY = "^T"
 """The thinking switch's key, as the footer writes keys."""
@@ -293,7 +293,7 @@ class Composer(Vertical):
             prompt.replace(text, *prompt.selection, maintain_selection_offset=False)
 
     def set_editing(self, editing: bool) -> None:
-        """Show that Enter will replace the last message instead of adding one."""
+        """Show that Enter will send an edited message (a new branch from its turn) instead of adding one."""
         self.set_class(editing, "-editing")
         self.hint.set_class(editing, "-editing")
         self.hint.set_variants(EDIT_HINTS if editing else SEND_HINTS)

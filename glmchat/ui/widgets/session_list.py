@@ -231,7 +231,8 @@ class SessionList(Widget):
         self._summaries = list(summaries)
         moved = current_id != self.current_id
         self.current_id = current_id
-        if self.is_mounted:
+        # Not while the list is being taken down (a signal that closes the app as it is mounted).
+        if self.is_mounted and self.query(SessionOptions):
             self._render_options(follow_current=moved)
 
     def set_current(self, session_id: str | None) -> None:
@@ -298,8 +299,7 @@ class SessionList(Widget):
                 break
         else:
             options.highlighted = 0 if ids else None
-        self.query_one("#session-rename", Button).disabled = not ids
-        self.query_one("#session-delete", Button).disabled = not ids
+        self.query("#session-rename, #session-delete").set(disabled=not ids)
 
     # -- events --------------------------------------------------------------------------
 

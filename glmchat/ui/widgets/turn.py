@@ -12,6 +12,7 @@ import gc
 import time
 from typing import Callable
 
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.content import Content
 from textual.message import Message
@@ -21,7 +22,7 @@ from textual.widgets import Static
 
 from glmchat.protocol.events import ContentDelta, Event, Finish, ReasoningDelta, Retrying, StreamFailed
 from glmchat.sanitize import inert
-from glmchat.session import Turn, TurnStatus
+from glmchat.session import Branch, Turn, TurnStatus
 from glmchat.usage import estimate_tokens
 
 from glmchat.ui.widgets.answer import AnswerView
@@ -106,16 +107,28 @@ class UserMessage(Static):
 
 
 class TurnFooter(Static):
-    """A line under the answer: how the turn ended and what can be done with it."""
+    """A line under the answer: how the turn ended and what can be done with it.
+
+    A turn with siblings (other branches from the same point) shows `‹ 2/3 ›`; its
+    footer can then take the focus (Tab), and ← and → switch between the branches.
+    """
 
     DEFAULT_CSS = """
     TurnFooter {
         height: auto;
+        &:focus {
+            background: $surface-lighten-1;
+        }
     }
     """
 
+    BINDINGS = [
+        Binding("left", "turn('branch_previous')", "Previous branch", tooltip="Show the previous branch from this turn."),
+        Binding("right", "turn('branch_next')", "Next branch", tooltip="Show the next branch from this turn."),
+    ]
+
     def action_turn(self, action: str) -> None:
-        """A click on one of the line's actions."""
+        """A click on one of the line's actions, or a key while it has focus."""
         view = self.parent
         if isinstance(view, TurnView):
             self.post_message(TurnView.ActionRequested(view, action))
@@ -139,7 +152,7 @@ class TurnView(Vertical):
 
     class ActionRequested(Message):
         """The user asked for something on this turn: copy, copy_code, copy_reasoning, copy_message, retry,
-        regenerate, edit."""
+        regenerate, edit, fork, branch_previous, branch_next."""
 
         def __init__(self, view: TurnView, action: str) -> None:
             super().__init__()
@@ -172,6 +185,7 @@ class TurnView(Vertical):
         clock: Callable[[], float] = time.time,
         host_name: str = "",
         defer_highlight: bool = False,
+        branch: Branch | None = None,
     ) -> None:
         """Create the view of a turn.
 
@@ -185,6 +199,7 @@ class TurnView(Vertical):
             host_name: Shown in messages such as "retrying".
             defer_highlight: Highlight the answer's code right after the first frame
                 (for the turns shown when a session opens).
+            branch: Where the turn stands among its siblings (None: it has none).
         """
         super().__init__(id=f"turn-{turn.id}")
         self.turn = turn
@@ -193,6 +208,7 @@ class TurnView(Vertical):
         self._host_name = host_name
         self._user_choice = expanded
         self.last = last
+        self.branch = branch
         self._pending_reasoning: list[str] = []
         self._pending_answer: list[str] = []
         self._reasoning_parts: list[str] = []
@@ -241,6 +257,7 @@ class TurnView(Vertical):
         self.steps = StepsView(turn, live=live)
         self.status = TurnFooter(self._status_content(), classes="status")
         self._apply_status_classes()
+        self.status.can_focus = self._has_branches
 
     def compose(self):
         yield self.user_message
@@ -483,6 +500,17 @@ class TurnView(Vertical):
             self.last = last
             self._refresh_status()
 
+    def set_branch(self, branch: Branch | None) -> None:
+        """Where the turn stands among its siblings now (a branch was added from its place)."""
+        if branch != self.branch:
+            self.branch = branch
+            self.status.can_focus = self._has_branches
+            self._refresh_status()
+
+    @property
+    def _has_branches(self) -> bool:
+        return self.branch is not None and self.branch.count > 1
+
     def _user_content(self, text: str) -> Content:
         """The header and `text`: the whole message, or the page of it shown."""
         turn = self.turn
@@ -506,6 +534,13 @@ class TurnView(Vertical):
         status = turn.status
         if self._live:
             return Content("")
+        if self.branch is not None and self.branch.count > 1:
+            # The arrows first: they are what changes the rest of the log.
+            position, count = self.branch.position, self.branch.count
+            parts.append(Content.styled("‹", "$text-accent bold").stylize(_click("branch_previous")) if position > 1 else ("‹", "$text-muted"))
+            parts.append((f" {position}/{count} ", "$text-muted"))
+            parts.append(Content.styled("›", "$text-accent bold").stylize(_click("branch_next")) if position < count else ("›", "$text-muted"))
+            parts.append("  ")
         if status == TurnStatus.ERROR:
             # The message may quote the host's reply: shown inert like model text.
             parts.append((f"✖ {inert(turn.error or 'the request failed')}", "$text-error"))
@@ -531,10 +566,11 @@ class TurnView(Vertical):
             action("copy", "copy")
             if "```" in turn.content or "~~~" in turn.content:
                 action("copy code", "copy_code")
-        if self.last and status == TurnStatus.COMPLETE:
+        # Any turn, not only the last: each adds a sibling branch (the old path is kept).
+        if status == TurnStatus.COMPLETE:
             action("regenerate", "regenerate")
-        if self.last:
-            action("edit", "edit")
+        action("edit", "edit")
+        action("fork", "fork")
         return Content.assemble(*parts)
 
     def _refresh_status(self) -> None:
