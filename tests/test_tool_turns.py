@@ -289,3 +289,20 @@ def test_the_controller_checks_tool_servers_and_says_which_cannot_be_used(tmp_pa
     assert controller.usable_tools(zai, ["kit", "gone"]) == (["kit"], "MCP server(s) not in the config or disabled, not used: gone")
     names, problem = controller.usable_tools(runware, ["kit"])
     assert names == [] and problem is not None and "takes no tools" in problem
+
+
+async def test_a_tool_turn_with_a_streamable_http_server(glm_server: GlmServer, tmp_path: Path) -> None:
+    from tests.mcp_server import http_server
+
+    host = glm_server.host("zai")
+    session = Session(host="zai")
+    glm_server.enqueue(*tool_turn())
+    with http_server(tmp_path) as mcp:
+        parsed, _ = parse_mcp_servers({"t": {"url": mcp.url}})
+        async with ToolBox(list(parsed.values())) as box, GlmClient() as client:
+            turn = session.new_turn("q", thinking=True)
+            await run_turn(client, host, session, turn, api_key=KEY, tools=McpToolRunner(box, approve=allow_all))
+        assert [c["tool"] for c in mcp.calls()] == ["echo", "add", "read_note"]
+    assert turn.status == TurnStatus.COMPLETE
+    assert [r.content for r in turn.steps[1].tool_results] == ["water the plants\nreply to Ana"]
+    assert all(r.replay_problems == [] for r in glm_server.chat_requests())

@@ -170,3 +170,36 @@ async def test_a_stored_tool_turn_shows_its_steps_when_the_session_opens(glm_ser
         body = rows[0].body.render().plain
         assert body.startswith("Thinking\nLook it up [red]first[/red].")  # as written, not markup
         assert '"name": "[x]"' in body and "more characters (complete in the store)" in body
+
+
+async def test_esc_while_a_trusted_tool_runs_stops_the_turn_and_the_server_serves_the_next(
+    glm_server: GlmServer, tmp_path: Path
+) -> None:
+    log = tmp_path / "calls.jsonl"
+    app = make_app(glm_server, config=tool_config(glm_server, log, trusted=["hang", "add"]))
+    glm_server.enqueue(
+        Reply(reasoning=R1, content="", tool_calls=[{"name": "kit__add", "arguments": '{"a": 1, "b": 1}'}]),
+        Reply(reasoning=R2, content="", tool_calls=[{"name": "kit__hang", "arguments": "{}"}]),
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await choose_servers(pilot, ["kit"])
+        app.chat.composer.set_text("q")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: [c["tool"] for c in read_call_log(log)] == ["add", "hang"], timeout=30)
+        await pilot.press("escape")
+        turn = app.chat.session.turns[-1]
+        await wait_for(pilot, lambda: turn.status != TurnStatus.STREAMING and not app.chat.streaming, timeout=30)
+        assert turn.status == TurnStatus.STOPPED
+        stored = open_store().load_session(app.chat.session.id).turns[-1]
+        assert [s.reasoning for s in stored.steps] == [R1, R2]
+        assert stored.steps[0].tool_results[0].content == "2.0" and not stored.steps[1].tool_results
+        # The next turn (the stopped one kept in the context by the user) is well-formed, and the
+        # server that was kept running answers its call.
+        turn.include_in_context = True
+        glm_server.enqueue(Reply(content="", tool_calls=[{"name": "kit__add", "arguments": '{"a": 2, "b": 2}'}]),
+                           Reply(content="four"))
+        app.chat.composer.set_text("again")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.chat.session.turns[-1].status == TurnStatus.COMPLETE, timeout=30)
+        assert app.chat.session.turns[-1].steps[0].tool_results[0].content == "4.0"
+        assert all(r.replay_problems == [] for r in glm_server.chat_requests())
