@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--mcp", action="append", default=[], metavar="NAME",
                      help="let the model call the tools of this [mcp.NAME] server (repeat for more)")
     ask.add_argument("--yes", action="store_true", help="run every tool call without asking")
+    ask.add_argument("--web-search", action="store_true",
+                     help="let Z.ai search the web for this turn (kept on for the session); sources kept with the turn")
     ask.add_argument("prompt", nargs="*", help="the prompt; read from stdin when absent or '-'")
     ask.set_defaults(func=cmd_ask)
 
@@ -532,6 +534,15 @@ def cmd_ask(args: argparse.Namespace, ctx: _Context) -> int:
     session.host, session.model = host.id, host.default_model
     api_key = _require_key(config, host)
     tool_names = ctx.controller.check_tools(host, args.mcp)
+    if args.web_search:
+        from glmchat.protocol.openai import supports_web_search
+
+        if not supports_web_search(host):
+            raise UsageError(f"{host.name} has no built-in web search (Z.ai and BigModel do)")
+        if not session.web_search:
+            session.web_search = True
+            if not is_new:
+                ctx.store.save_session(session, turns=False)
     if args.system is not None and args.system != session.system_prompt:
         session.system_prompt = args.system
         if not is_new:
@@ -651,7 +662,7 @@ class _TurnPrinter:
         self.ctx = ctx
 
     def __call__(self, event: Any) -> None:
-        from glmchat.protocol.events import ContentDelta, ReasoningDelta, Retrying
+        from glmchat.protocol.events import ContentDelta, ReasoningDelta, Retrying, WebSearchResults
 
         if isinstance(event, ContentDelta):
             if event.text:
@@ -660,6 +671,10 @@ class _TurnPrinter:
         elif isinstance(event, ReasoningDelta):
             if self.reasoning is not None:
                 self.reasoning.write(event.text)
+        elif isinstance(event, WebSearchResults):
+            for item in event.items:
+                title = " ".join(str(item.get("title") or item.get("media") or "untitled").split())
+                self.line(f"source: {title} <{item.get('link') or ''}>")
         elif isinstance(event, Retrying):
             self._end_reasoning()
             message = str(event.error).rstrip()

@@ -146,3 +146,19 @@ def test_on_a_terminal_each_call_is_asked_on_stderr(glm_server: GlmServer, glmch
         os.close(master)
     assert proc.returncode == 0 and out == b"done"
     assert [c["arguments"] for c in read_call_log(log)] == [{"a": 1, "b": 2}, {"a": 3, "b": 4}]
+
+
+def test_ask_web_search_offers_the_search_prints_the_sources_and_keeps_the_switch(
+    glm_server: GlmServer, glmchat_home: Path
+) -> None:
+    sources = [{"title": "A  page", "link": "https://example.org/a", "content": "x", "refer": "ref_1"}]
+    glm_server.enqueue(Reply(content="found it", web_search=sources))
+    proc = ask(glm_server, glmchat_home, "--web-search", "look it up", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "found it"
+    assert "glmchat: source: A page <https://example.org/a>" in proc.stderr
+    assert glm_server.last.json["tools"][0]["type"] == "web_search"
+    assert store_turns(glmchat_home)[0].steps[0].web_search == sources
+    glm_server.enqueue(Reply(content="again"))
+    assert ask(glm_server, glmchat_home, "-c", "more").returncode == 0
+    assert glm_server.last.json["tools"][0]["type"] == "web_search"  # remembered by the session

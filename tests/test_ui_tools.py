@@ -203,3 +203,41 @@ async def test_esc_while_a_trusted_tool_runs_stops_the_turn_and_the_server_serve
         await wait_for(pilot, lambda: app.chat.session.turns[-1].status == TurnStatus.COMPLETE, timeout=30)
         assert app.chat.session.turns[-1].steps[0].tool_results[0].content == "4.0"
         assert all(r.replay_problems == [] for r in glm_server.chat_requests())
+
+
+async def test_a_turn_with_web_search_sources_shows_them_in_a_row(glm_server: GlmServer) -> None:
+    from tests.ui_support import stored_session, stored_turn
+
+    turn = stored_turn(1)
+    turn.steps[0].web_search = [{"title": "Page [one]", "link": "https://example.org/1"}, {"link": "https://example.org/2"}]
+    with open_store() as store:
+        stored_session(store, "search", [turn])
+    app = make_app(glm_server)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: len(app.chat.query(StepRow)) == 1)
+        row = app.chat.query_one(StepRow)
+        assert "Step 1 · web search: 2 sources" in screen_text(app)
+        body = row.body.render().plain
+        assert "• Page [one] — https://example.org/1" in body and "• untitled — https://example.org/2" in body
+
+
+async def test_web_search_is_switched_on_in_the_session_settings(glm_server: GlmServer) -> None:
+    from textual.widgets import Switch
+
+    app = make_app(glm_server)
+    glm_server.enqueue(Reply(content="searched", web_search=[{"title": "T", "link": "https://example.org"}]))
+    async with app.run_test(size=SIZE) as pilot:
+        app.action_settings()
+        await wait_for(pilot, lambda: bool(app.screen.query("#web_search")))
+        app.screen.query_one("#web_search", Switch).value = True
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen is app.chat)
+        assert app.chat.session.web_search is True
+        app.chat.composer.set_text("find it")
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert glm_server.last.json["tools"][0]["type"] == "web_search"
+        assert app.chat.session.turns[-1].steps[0].web_search == [{"title": "T", "link": "https://example.org"}]
+        assert "web search: 1 source" in screen_text(app)
+        assert open_store().load_session(app.chat.session.id).web_search is True

@@ -22,7 +22,7 @@ from typing import Any
 from glmchat import hosts as H
 from glmchat.protocol import classify
 from glmchat.protocol.common import Request, deep_merge, json_headers
-from glmchat.protocol.events import Event, ReasoningDetailsDelta, ToolCallDelta
+from glmchat.protocol.events import Event, ReasoningDetailsDelta, ToolCallDelta, WebSearchResults
 from glmchat.protocol.decoding import SSEEvent
 from glmchat.protocol.messages import conversation, model_for, sampling, tool_result_text
 from glmchat.protocol.parser import Malformed, SSEParser, as_int, loads, openai_usage, text_deltas, tool_arguments
@@ -40,8 +40,9 @@ def build_request(
         "messages": build_messages(host, session, turn),
         "stream": stream,
     }
-    if tools:
-        body["tools"] = tools
+    offered = [*(tools or []), *web_search_tool(host, session)]
+    if offered:
+        body["tools"] = offered
         body["tool_choice"] = "auto"  # GLM accepts only "auto"
     if stream and host.stream_usage:
         body["stream_options"] = {"include_usage": True}
@@ -52,6 +53,22 @@ def build_request(
         deep_merge(body, host.extra_body)
     accept = "text/event-stream" if stream else "application/json"
     return Request(url=host.url, body=body, headers=json_headers(accept), stream=stream)
+
+
+WEB_SEARCH = {"enable": True, "search_engine": "search_pro", "search_result": True}
+"""Z.ai's built-in web search as documented; `search_result` asks for the sources to come back."""
+
+
+def supports_web_search(host: H.Host) -> bool:
+    """Z.ai and BigModel run a web search for the model themselves (the `web_search` tool type)."""
+    return host.thinking_style == H.ThinkingStyle.ZAI
+
+
+def web_search_tool(host: H.Host, session: Session) -> list[dict[str, Any]]:
+    """The built-in web search entry of `tools`, when the session has it on and the host offers it."""
+    if not (session.web_search and supports_web_search(host)):
+        return []
+    return [{"type": "web_search", "web_search": dict(WEB_SEARCH)}]
 
 
 def build_messages(host: H.Host, session: Session, turn: Turn) -> list[dict[str, Any]]:
@@ -195,6 +212,11 @@ class ChatParser(SSEParser):
                 if isinstance(delta, dict):
                     self._delta(delta, out)
                 self._set_finish(choice.get("finish_reason"))
+        sources = payload.get("web_search")
+        if isinstance(sources, list):
+            items = [item for item in sources if isinstance(item, dict)]
+            if items:
+                out.append(WebSearchResults(items))
         update = openai_usage(payload.get("usage"), payload.get("timings"))
         if update is not None:
             out.append(update)

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from glmchat.hosts import Host
     from glmchat.session import Session
 
-SESSION_FIELDS = ("host", "model", "system_prompt", "temperature", "top_p", "max_tokens", "preserve_thinking", "tool_servers")
+SESSION_FIELDS = (
+    "host", "model", "system_prompt", "temperature", "top_p", "max_tokens", "preserve_thinking", "tool_servers", "web_search",
+)
 """Settings that belong to a session (same names as Session's fields)."""
 
 
@@ -63,7 +65,7 @@ class SettingsResult:
         if not as_defaults:
             return
         for name, value in self.session_changes.items():
-            if name == "tool_servers":
+            if name in ("tool_servers", "web_search"):
                 continue  # chosen per session only: a new session starts with none
             if name in ("temperature", "top_p") and value is None:
                 continue  # the config always holds a number for these
@@ -81,6 +83,7 @@ class _Values:
     preserve_thinking: bool
     theme: str
     tool_servers: list[str] = field(default_factory=list)
+    web_search: bool = False
 
 
 def configured_base_url(config: Config, host: Host) -> str:
@@ -250,6 +253,7 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
             preserve_thinking=bool(source.preserve_thinking),
             theme=config.theme,
             tool_servers=list(getattr(session, "tool_servers", None) or []),
+            web_search=bool(getattr(session, "web_search", False)),
         )
         self.tool_servers = [name for name, server in config.mcp_servers().items() if server.enabled]
         """The [mcp.NAME] servers a session may use (none offered for the defaults: it is a per-session choice)."""
@@ -318,6 +322,16 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
                     yield Static(
                         "MCP servers from config.toml whose tools the model may call; each call asks first "
                         "unless the tool is trusted there.",
+                        classes="hint",
+                        markup=False,
+                    )
+                if self.session is not None:
+                    with Horizontal(classes="row"):
+                        yield Label("Web search")
+                        yield Switch(initial.web_search, id="web_search")
+                    yield Static(
+                        "Z.ai and BigModel search the web for the model; the sources are kept with the turn. "
+                        "Other hosts have no built-in search.",
                         classes="hint",
                         markup=False,
                     )
@@ -481,6 +495,7 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
             preserve_thinking=self.query_one("#preserve_thinking", Switch).value,
             theme=theme_value if isinstance(theme_value, str) else self.initial.theme,
             tool_servers=self._read_tool_servers(),
+            web_search=self._read_web_search(),
         )
         base_urls = read(lambda: self._read_base_urls(host))
         for name in ("base_url", "model", "temperature", "top_p", "max_tokens"):
@@ -494,6 +509,10 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
             if getattr(values, name) != getattr(self.initial, name)
         }
         return SettingsResult(changes, base_urls or {})
+
+    def _read_web_search(self) -> bool:
+        switches = self.query("#web_search")
+        return switches.first(Switch).value if switches else self.initial.web_search
 
     def _read_tool_servers(self) -> list[str]:
         """The chosen servers in config order; servers not in the config any more are kept as they were."""

@@ -59,6 +59,8 @@ def step_title(number: int, step: Step, running: bool) -> Content:
         if len(arguments) > TITLE_ARGUMENTS:
             arguments = arguments[: TITLE_ARGUMENTS - 1] + "…"
         parts.append(f"{call.name} {arguments} {call_mark(result, running)}")
+    if step.web_search:
+        parts.append(f"web search: {len(step.web_search)} source{'s' if len(step.web_search) != 1 else ''}")
     # Content, not a string: a string title would be read as markup ("[" in arguments is common).
     return Content(inert(f"Step {number} · " + " · ".join(parts)))
 
@@ -72,6 +74,11 @@ def step_body(step: Step) -> Content:
         out += Content(inert(shorten(reasoning, REASONING_SHOWN)).rstrip("\n") + "\n")
     for i, call in enumerate(step.tool_calls):
         out += _call_content(call, step.tool_results[i] if i < len(step.tool_results) else None)
+    if step.web_search:
+        out += Content.styled("Sources\n", "bold $accent")
+        for item in step.web_search:
+            title = str(item.get("title") or item.get("media") or "untitled")
+            out += Content(inert(f"• {' '.join(title.split())} — {item.get('link') or ''}".rstrip(" —")) + "\n")
     return out
 
 
@@ -83,6 +90,11 @@ def _call_content(call: ToolCall, result: ToolResult | None) -> Content:
     style = "bold $error" if result.is_error else "bold $success"
     out += Content.styled("← error\n" if result.is_error else "← result\n", style)
     return out + Content(inert(shorten(result.content, RESULT_SHOWN)).rstrip("\n") + "\n")
+
+
+def shows(step: Step) -> bool:
+    """Whether a step gets a row: it called tools, or the host searched the web for it."""
+    return bool(step.tool_calls or step.web_search)
 
 
 class StepRow(Collapsible):
@@ -127,11 +139,11 @@ class StepsView(Vertical):
         self.display = self._count() > 0
 
     def _count(self) -> int:
-        return sum(1 for step in self.turn.steps if step.tool_calls)
+        return sum(1 for step in self.turn.steps if shows(step))
 
     def compose(self) -> ComposeResult:
         for number, step in enumerate(self.turn.steps, start=1):
-            if step.tool_calls:
+            if shows(step):
                 yield StepRow(number, step, self.live and len(step.tool_results) < len(step.tool_calls))
 
     def sync(self, *, live: bool | None = None) -> None:
@@ -141,7 +153,7 @@ class StepsView(Vertical):
         rows = list(self.query_children(StepRow))
         shown = 0
         for number, step in enumerate(self.turn.steps, start=1):
-            if not step.tool_calls:
+            if not shows(step):
                 continue
             running = self.live and len(step.tool_results) < len(step.tool_calls)
             if shown < len(rows):

@@ -266,7 +266,7 @@ class TurnView(Vertical):
         yield self.reasoning
         if self.reasoning_pages is not None:
             yield self.reasoning_pages
-        if self._live or any(step.tool_calls for step in self.turn.steps):
+        if self._live or any(step.tool_calls or step.web_search for step in self.turn.steps):
             yield self.steps  # a plain stored turn (most of a long session) mounts no steps view
         yield self.answer
         if self.answer_pages is not None:
