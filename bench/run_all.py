@@ -10,6 +10,7 @@ Runs, one after the other (never in parallel: they measure CPU and latency):
     python bench/bench_store.py      # 6. store saves at 10 and 1,000 turns
     python bench/bench_ask.py        # 7. glmchat ask vs plain httpx
     python bench/bench_huge.py       # 8. a turn with 1 / 10 / 100 MB of reasoning, answer, message
+    python bench/bench_tools.py      # tool turns: overhead per step, MCP's cost at ask start
 
 Each script prints its figures and bars as it goes; the JSON of each lands in
 --out (default: a temporary folder). --quick runs fewer repetitions.
@@ -34,6 +35,7 @@ SCRIPTS = [
     ("bench_store.py", [], []),
     ("bench_ask.py", [], ["--runs", "1"]),
     ("bench_huge.py", [], ["--sizes", "1,10"]),
+    ("bench_tools.py", [], ["--runs", "2"]),
 ]
 
 

@@ -18,7 +18,8 @@ import gc
 import io
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from glmchat import __version__
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from glmchat.hosts import Host
     from glmchat.session import Session, Turn
     from glmchat.store import SessionSummary, Store
+    from glmchat.tools.runner import CallEvent
+    from glmchat.turn_runner import ToolRunner
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -110,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--hide-reasoning", action="store_true", help="do not print the reasoning")
     ask.add_argument("--system", metavar="TEXT", help="system prompt (for a continued session: from now on)")
     ask.add_argument("--force", action="store_true", help="send even when the prompt looks too long for the host")
+    ask.add_argument("--mcp", action="append", default=[], metavar="NAME",
+                     help="let the model call the tools of this [mcp.NAME] server (repeat for more)")
+    ask.add_argument("--yes", action="store_true", help="run every tool call without asking")
+    ask.add_argument("--web-search", action="store_true",
+                     help="let Z.ai search the web for this turn (kept on for the session); sources kept with the turn")
     ask.add_argument("prompt", nargs="*", help="the prompt; read from stdin when absent or '-'")
     ask.set_defaults(func=cmd_ask)
 
@@ -541,6 +549,16 @@ def cmd_ask(args: argparse.Namespace, ctx: _Context) -> int:
 
     host = host_for_model(host, session.model)  # the model's own context and output limits
     api_key = _require_key(config, host)
+    tool_names = ctx.controller.check_tools(host, args.mcp)
+    if args.web_search:
+        from glmchat.protocol.openai import supports_web_search
+
+        if not supports_web_search(host):
+            raise UsageError(f"{host.name} has no built-in web search (Z.ai and BigModel do)")
+        if not session.web_search:
+            session.web_search = True
+            if not is_new:
+                ctx.store.save_session(session, turns=False)
     if args.system is not None and args.system != session.system_prompt:
         session.system_prompt = args.system
         if not is_new:
@@ -567,11 +585,19 @@ def cmd_ask(args: argparse.Namespace, ctx: _Context) -> int:
     out = _Out(io.StringIO() if args.as_json else sys.stdout)
     reasoning_out = None if args.hide_reasoning or args.as_json else _Out(sys.stderr, dim=True)
     printer = _TurnPrinter(out, reasoning_out, ctx)
+    tools = None
+    if tool_names:
+        from glmchat.cli_tools import approver
+
+        approve = approver(args.yes, printer, ctx)
+        tools = lambda: ctx.controller.tools(  # noqa: E731 - opened inside the event loop
+            host, tool_names, approve=approve, on_call=printer.tool_call, on_notice=printer.notice
+        )
 
     import asyncio
 
     try:
-        signum = asyncio.run(_stream_turn(host, session, turn, api_key, ctx.store, printer, config.stall_timeout))
+        signum = asyncio.run(_stream_turn(host, session, turn, api_key, ctx.store, printer, config.stall_timeout, tools))
     except KeyboardInterrupt:
         printer.close()
         ctx.err(f"stopped; the partial answer is kept in {_session_label(ctx, session)}")
@@ -657,6 +683,7 @@ _STOP_SIGNALS = ("SIGTERM", "SIGHUP")
 async def _stream_turn(
     host: Host, session: Session, turn: Turn, api_key: str | None, store: Store, printer: _TurnPrinter,
     stall_timeout: float | None = None,
+    tools: Callable[[], AbstractAsyncContextManager[ToolRunner | None]] | None = None,
 ) -> int | None:
     """Stream the turn; return the number of the signal that stopped it (None when it ran its course)."""
     import asyncio
@@ -691,8 +718,8 @@ async def _stream_turn(
             client_cm = demo_client(stall_timeout=stall_timeout)
         else:
             client_cm = GlmClient(stall_timeout=stall_timeout)
-        async with client_cm as client:
-            await run_turn(client, host, session, turn, api_key=api_key, store=store, on_event=printer)
+        async with client_cm as client, (tools or _no_tools)() as runner:
+            await run_turn(client, host, session, turn, api_key=api_key, store=store, on_event=printer, tools=runner)
     except asyncio.CancelledError:
         if received:
             return received[0]
@@ -701,6 +728,11 @@ async def _stream_turn(
         for signum in installed:
             loop.remove_signal_handler(signum)
     return None
+
+
+@asynccontextmanager
+async def _no_tools() -> AsyncIterator[None]:
+    yield None
 
 
 class _TurnPrinter:
@@ -712,7 +744,7 @@ class _TurnPrinter:
         self.ctx = ctx
 
     def __call__(self, event: Any) -> None:
-        from glmchat.protocol.events import ContentDelta, ReasoningDelta, Retrying
+        from glmchat.protocol.events import ContentDelta, ReasoningDelta, Retrying, WebSearchResults
 
         if isinstance(event, ContentDelta):
             if event.text:
@@ -721,12 +753,32 @@ class _TurnPrinter:
         elif isinstance(event, ReasoningDelta):
             if self.reasoning is not None:
                 self.reasoning.write(event.text)
+        elif isinstance(event, WebSearchResults):
+            for item in event.items:
+                title = " ".join(str(item.get("title") or item.get("media") or "untitled").split())
+                self.line(f"source: {title} <{item.get('link') or ''}>")
         elif isinstance(event, Retrying):
             self._end_reasoning()
             message = str(event.error).rstrip()
             if not message.endswith((".", "?", "!")):
                 message += "."
             self.ctx.err(f"{message} Retrying in {event.delay:.0f} s (attempt {event.attempt}).")
+
+    def tool_call(self, event: CallEvent) -> None:
+        """One line on stderr per finished call (the approval question, if any, came before it)."""
+        if event.result is None:
+            return
+        from glmchat.cli_tools import call_line
+
+        self.line(call_line(event))
+
+    def notice(self, line: str) -> None:
+        self.line(f"warning: {line}")
+
+    def line(self, text: str) -> None:
+        """A line of ours on stderr, after whatever reasoning was streaming there."""
+        self._end_reasoning()
+        self.ctx.err(text)
 
     def _end_reasoning(self) -> None:
         # A line break after the reasoning, so the two streams read well on one terminal.

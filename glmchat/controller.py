@@ -10,7 +10,8 @@ calls it from workers and shows what it returns; `glmchat ask` and
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from glmchat.hosts import Host
     from glmchat.protocol.events import Event
     from glmchat.store import Store, SyncPoint
+    from glmchat.tools import ToolBox
+    from glmchat.tools.runner import Approver, CallListener, McpToolRunner
     from glmchat.turn_runner import ToolRunner
 
 
@@ -82,6 +85,8 @@ class Controller:
         self.cache_watch = CacheWatch()
         """Each session's previous request, to find where a replay breaks the prompt cache."""
         self._model_lists: dict[tuple[str, str], tuple[float, list[str]]] = {}
+        self._boxes: dict[tuple[str, ...], ToolBox] = {}
+        """Tool boxes kept running between turns (the TUI's), by their server names."""
 
     # -- hosts and keys ------------------------------------------------------------------------
 
@@ -320,6 +325,112 @@ class Controller:
             self.client_for(host), host, session, turn, api_key=self.api_key(host), store=self.store, on_event=on_event,
             tools=tools, cache_watch=self.cache_watch, on_cache_break=on_cache_break,
         )
+
+    # -- tools -----------------------------------------------------------------------------------
+
+    def tool_server_names(self) -> list[str]:
+        """The enabled [mcp.NAME] servers of the config, in config order."""
+        return [name for name, server in self.config.mcp_servers().items() if server.enabled]
+
+    def check_tools(self, host: Host, names: Iterable[str]) -> list[str]:
+        """The server names, checked: each one configured and enabled, and the host able to take tools.
+
+        Raises:
+            ConfigError: one line naming what is wrong (an unknown name lists the known ones).
+        """
+        from glmchat.protocol import supports_tools
+
+        wanted = list(dict.fromkeys(names))
+        if not wanted:
+            return []
+        servers = self.config.mcp_servers()
+        for name in wanted:
+            if name not in servers:
+                known = ", ".join(servers) or "none; add an [mcp.NAME] table to the config"
+                raise ConfigError(f"no MCP server {name!r} in the config (configured: {known})")
+            if not servers[name].enabled:
+                raise ConfigError(f"MCP server {name!r} is disabled in the config (enabled = false)")
+        if not supports_tools(host):
+            raise ConfigError(f"{host.name} takes no tools (its API has none); send without MCP servers")
+        return wanted
+
+    def usable_tools(self, host: Host, names: Iterable[str]) -> tuple[list[str], str | None]:
+        """The session's tool servers that can be used now, and one line about those that cannot (None: all can).
+
+        For the TUI, where a session may name a server removed from the config since,
+        or have moved to a host without tools: the turn is sent without them.
+        """
+        from glmchat.protocol import supports_tools
+
+        wanted = list(dict.fromkeys(names))
+        if not wanted:
+            return [], None
+        if not supports_tools(host):
+            return [], f"{host.name} takes no tools: this turn is sent without the session's tool servers"
+        enabled = set(self.tool_server_names())
+        usable = [name for name in wanted if name in enabled]
+        missing = [name for name in wanted if name not in enabled]
+        if missing:
+            return usable, f"MCP server(s) not in the config or disabled, not used: {', '.join(missing)}"
+        return usable, None
+
+    @asynccontextmanager
+    async def tools(
+        self,
+        host: Host,
+        names: Iterable[str],
+        *,
+        approve: Approver,
+        on_call: CallListener | None = None,
+        on_notice: Callable[[str], None] | None = None,
+        always: set[str] | None = None,
+        keep: bool = False,
+    ) -> AsyncIterator[McpToolRunner | None]:
+        """The tool runner for `names` (None when there are none), its servers started and always stopped.
+
+        A server that fails to start is a notice (`on_notice`), not an error: the
+        turn goes on with the tools of the others. The `mcp` SDK is imported here,
+        and only when there is a server to start.
+
+        Args:
+            always: Tools already allowed "always" (the set is updated as the user allows more).
+            keep: Keep the servers running after the turn, for the next turns that use the
+                same ones (a server costs a second or more to start); `close_tools` stops them.
+
+        Raises:
+            ConfigError: see `check_tools`.
+        """
+        wanted = self.check_tools(host, names)
+        if not wanted:
+            yield None
+            return
+        from glmchat.tools import ToolBox
+        from glmchat.tools.runner import McpToolRunner
+
+        key = tuple(sorted(wanted))
+        box = self._boxes.get(key) if keep else None
+        fresh = box is None
+        if box is None:
+            box = ToolBox.from_config(self.config, wanted, on_notice=on_notice)
+        try:
+            if fresh:
+                await box.start()
+                if keep:
+                    self._boxes[key] = box
+            runner = McpToolRunner(box, approve=approve, on_call=on_call)
+            if always is not None:
+                runner.always = always  # shared: "always for this tool" lasts beyond one turn
+            yield runner
+        finally:
+            if not keep or self._boxes.get(key) is not box:
+                await box.close()
+
+    async def close_tools(self) -> None:
+        """Stop every tool server kept running between turns."""
+        boxes = list(self._boxes.values())
+        self._boxes.clear()
+        for box in boxes:
+            await box.close()
 
     # -- export --------------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from glmchat.protocol.events import (
     StreamFailed,
     ToolCallDelta,
     UsageUpdate,
+    WebSearchResults,
 )
 from glmchat.usage import Usage
 
@@ -112,6 +113,8 @@ class Step:
     """OpenRouter's raw `reasoning_details`, kept for replay."""
     finish_reason: str | None = None
     usage: Usage = field(default_factory=Usage)
+    web_search: list[dict[str, Any]] | None = None
+    """The sources the host's built-in web search returned for this step (Z.ai), as sent."""
 
     pending_reasoning: list[str] = field(default_factory=list, repr=False, compare=False)
     """Reasoning deltas not joined into `reasoning` yet (appending is O(1) per token)."""
@@ -150,6 +153,7 @@ class Step:
             "reasoning_details": self.reasoning_details,
             "finish_reason": self.finish_reason,
             "usage": self.usage.to_dict(),
+            "web_search": self.web_search,
         }
 
     @classmethod
@@ -162,6 +166,7 @@ class Step:
             reasoning_details=data.get("reasoning_details"),
             finish_reason=data.get("finish_reason"),
             usage=Usage.from_dict(data.get("usage")),
+            web_search=data.get("web_search") if isinstance(data.get("web_search"), list) else None,
         )
 
 
@@ -256,6 +261,8 @@ class Turn:
             step.reasoning_details.extend(event.items)
         elif isinstance(event, UsageUpdate):
             step.usage.merge(event.usage)
+        elif isinstance(event, WebSearchResults):
+            step.web_search = [*(step.web_search or []), *event.items]
         elif isinstance(event, Finish):
             if event.reason is not None:
                 step.finish_reason = event.reason
@@ -374,6 +381,10 @@ class Session:
     """The composer's thinking switch, remembered per session."""
     thinking_level_next: str | None = None
     """The thinking level chosen for the next turn, for models that have levels (None: the model's default)."""
+    tool_servers: list[str] = field(default_factory=list)
+    """The [mcp.NAME] servers whose tools this session's turns may call (chosen in settings)."""
+    web_search: bool = False
+    """Offer the host's built-in web search (Z.ai's `web_search` tool) to this session's turns."""
     id: str = field(default_factory=new_id)
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)

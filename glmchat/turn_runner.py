@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from glmchat.errors import ConnectionDropped, GlmChatError, StorageError
 from glmchat.protocol.events import ContentDelta, Event, ReasoningDelta, StreamFailed, ToolCallDelta
-from glmchat.session import Session, Step, ToolResult, Turn, TurnStatus
+from glmchat.session import CLEAN_FINISH_REASONS, Session, Step, ToolResult, Turn, TurnStatus
 
 if TYPE_CHECKING:
     from glmchat.cache_break import CacheBreak, CacheWatch
@@ -157,7 +157,9 @@ async def run_turn(
             step = turn.step
             if turn.status == TurnStatus.ERROR or tools is None or not offered:
                 break
-            if not step.tool_calls or step.finish_reason != "tool_calls":
+            # Chat hosts end a calling step with "tool_calls"; Ollama says "stop". A step cut short
+            # (length, filter) may hold half a call's arguments: it is not run.
+            if not step.tool_calls or (step.finish_reason is not None and step.finish_reason not in CLEAN_FINISH_REASONS):
                 break
             step.tool_results = await tools.run(step)
             turn.begin_step()

@@ -274,6 +274,10 @@ class Reply:
     """Seconds between bytes: the reply is written one byte at a time (a stalled host that keeps reads alive)."""
     keepalive_only: float | None = None
     """Send only SSE comments (`: keep-alive`) at this interval, never data, until the server stops."""
+    web_search: list[dict[str, Any]] | None = None
+    """Z.ai family: sources of its built-in web search, sent as a top-level `web_search` array — in the
+    body of a non-streamed reply (documented) and on the finishing chunk of a stream (UNCONFIRMED:
+    the SDK's streamed example shows none); only when the request offered the `web_search` tool."""
 
     # -- factories ----------------------------------------------------------------------------
 
@@ -397,6 +401,11 @@ class RecordedRequest:
 
 
 # -- the GLM-4.7 template, as far as the cache cares -----------------------------------------------
+
+
+def _offers_web_search(body: Any) -> bool:
+    tools = body.get("tools") if isinstance(body, dict) else None
+    return isinstance(tools, list) and any(isinstance(t, dict) and t.get("type") == "web_search" for t in tools)
 
 
 def _get(obj: Any, *keys: str) -> Any:
@@ -932,6 +941,7 @@ class Plan:
     tool_stream: bool = False
     """Stream tool-call arguments in fragments (else each call whole in one chunk)."""
     tool_ids_every_fragment: bool = False
+    web_search: list[dict[str, Any]] | None = None
 
     def usage_numbers(self) -> dict[str, int]:
         completion = len(self.reasoning) + len(self.content) + 8 * len(self.tool_calls)
@@ -1029,6 +1039,8 @@ class Dialect:
     def final_chunks(self) -> list[bytes]:
         usage = self.usage()
         extra = f',"usage":{_dumps(usage)}' if usage is not None else ""
+        if self.plan.web_search is not None:
+            extra += f',"web_search":{_dumps(self.plan.web_search)}'
         choice = f'{{"index":0,"finish_reason":{_dumps(self.plan.finish_reason)},"delta":{{"role":"assistant","content":""}}}}'
         return [self.frame(self.envelope(choice, extra))]
 
@@ -1063,6 +1075,8 @@ class Dialect:
         usage = self.usage()
         if usage is not None:
             body["usage"] = usage
+        if self.plan.web_search is not None:
+            body["web_search"] = self.plan.web_search
         return body
 
 
@@ -1692,6 +1706,7 @@ class _Handler(BaseHTTPRequestHandler):
             usage_override=reply.usage,
             tool_stream=tool_stream,
             tool_ids_every_fragment=reply.tool_ids_every_fragment,
+            web_search=reply.web_search if host_id in ZAI_FAMILY and _offers_web_search(body) else None,
         )
 
     @staticmethod

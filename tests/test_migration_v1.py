@@ -32,7 +32,7 @@ STEP_FIELDS = ("reasoning", "content", "tool_calls", "reasoning_details", "usage
 
 
 # Session settings added since 0.1.0, as a session from then reads back.
-NEW_SETTINGS: dict[str, Any] = {"thinking_level_next": None}
+NEW_SETTINGS: dict[str, Any] = {"thinking_level_next": None, "tool_servers": [], "web_search": False}
 
 
 def v1_settings(session: dict[str, Any]) -> dict[str, Any]:

@@ -86,6 +86,7 @@ def test_ask_without_tools_does_not_import_mcp(glm_server, glmchat_home: Path) -
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "httpx" in names  # it did stream
     assert not names & MCP_MODULES, sorted(names & MCP_MODULES)
+    assert not names & {"glmchat.cli_tools", "glmchat.tools.runner", "glmchat.tools.toolbox"}
 
 
 def test_a_running_tui_with_servers_configured_does_not_import_mcp(glmchat_home: Path) -> None:

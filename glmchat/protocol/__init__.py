@@ -41,6 +41,7 @@ __all__ = [
     "Parser",
     "Request",
     "build_request",
+    "supports_tools",
     "classify_http_error",
     "classify_payload",
     "describe_finish",
@@ -56,6 +57,15 @@ _DIALECTS = {
     Dialect.RUNWARE: "glmchat.protocol.runware",
 }
 """Dialect -> the module that speaks it (imported on first use)."""
+
+
+_TOOL_DIALECTS = frozenset({Dialect.CHAT, Dialect.OLLAMA})
+"""Dialects whose requests can offer tools (Runware's task API has none)."""
+
+
+def supports_tools(host: Host) -> bool:
+    """Whether requests to `host` can offer tools and carry tool calls and results back."""
+    return host.dialect in _TOOL_DIALECTS
 
 
 def _dialect(host: Host) -> ModuleType:

@@ -42,6 +42,13 @@ class ReasoningDetailsDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSearchResults:
+    """The sources Z.ai's built-in web search found for this reply (its top-level `web_search` items), raw."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
 class UsageUpdate:
     """Token counts (and cost) from any chunk that carries them."""
 
@@ -72,5 +79,6 @@ class Retrying:
 
 
 Event = Union[
-    ReasoningDelta, ContentDelta, ToolCallDelta, ReasoningDetailsDelta, UsageUpdate, Finish, StreamFailed, Retrying
+    ReasoningDelta, ContentDelta, ToolCallDelta, ReasoningDetailsDelta, WebSearchResults, UsageUpdate, Finish,
+    StreamFailed, Retrying,
 ]

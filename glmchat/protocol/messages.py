@@ -60,6 +60,9 @@ def conversation(
     def steps(steps: list[Step], reasoning: bool) -> None:
         for step in steps:
             step.sync()
+            step = answered(step)
+            if step is None:
+                continue
             messages.append(assistant(step, reasoning))
             messages.extend(tool(step, result) for result in step.tool_results)
 
@@ -72,6 +75,35 @@ def conversation(
     # session's setting: the model reasons across the calls of one turn.
     steps(turn.steps[:-1], host.can_replay_reasoning)
     return messages
+
+
+STOPPED_CALL = "Error: the user stopped the turn before this call finished; it has no result."
+"""What the model reads for a call of a stopped turn that never got its result."""
+
+
+def answered(step: Step) -> Step | None:
+    """The step as it can go back: with a result after every call, or None when it holds nothing.
+
+    A turn stopped while its tools ran (Esc, a signal) keeps the calls of its last
+    step without (all) results. The calls go back exactly as received (the host
+    compares them with what it produced) and the wire wants one result after each,
+    so a missing one is said to have been stopped (the same words every time: a
+    replay stays the same). A step with nothing at all that the host never
+    finished (the turn was stopped before a byte of it came) is left out.
+    """
+    if step.finish_reason is None and not (step.reasoning or step.content or step.tool_calls or step.reasoning_details):
+        return None  # never produced (an empty answer the host did finish still goes back)
+    if len(step.tool_results) < len(step.tool_calls):
+        from dataclasses import replace
+
+        from glmchat.session import ToolResult
+
+        missing = [
+            ToolResult(call_id=call.id, name=call.name, content=STOPPED_CALL, is_error=True)
+            for call in step.tool_calls[len(step.tool_results) :]
+        ]
+        step = replace(step, tool_results=[*step.tool_results, *missing])
+    return step
 
 
 def sampling(session: Session, temperature: str, top_p: str, max_tokens: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ def build_request(
     messages: list[dict[str, Any]] = []
     if session.system_prompt:
         messages.append({"role": "system", "content": session.system_prompt})
-    messages.extend(conversation(host, session, turn, assistant=_assistant_message, tool=_tool_message))
+    messages.extend(conversation(host, session, turn, assistant=lambda step, replay: assistant_message(host, step, replay), tool=tool_message))
     body: dict[str, Any] = {"model": model_for(host, session, turn), "messages": messages, "stream": stream}
     if tools:
         body["tools"] = tools
@@ -42,7 +42,8 @@ def build_request(
     return Request(url=host.url, body=body, headers=json_headers("application/x-ndjson"), stream=stream)
 
 
-def _assistant_message(step: Step, replay: bool) -> dict[str, Any]:
+def assistant_message(host: H.Host, step: Step, replay: bool) -> dict[str, Any]:  # noqa: ARG001 - one shape for every dialect
+    """A step of an earlier reply as Ollama wants it back: reasoning in `thinking`, call arguments as objects."""
     message: dict[str, Any] = {"role": "assistant", "content": step.content}
     if replay and step.reasoning:
         message["thinking"] = step.reasoning
@@ -51,7 +52,8 @@ def _assistant_message(step: Step, replay: bool) -> dict[str, Any]:
     return message
 
 
-def _tool_message(step: Step, result: ToolResult) -> dict[str, Any]:
+def tool_message(step: Step, result: ToolResult) -> dict[str, Any]:  # noqa: ARG001 - one shape for every dialect
+    """The answer to one call: Ollama's calls carry no id, so the result names its tool."""
     # Ollama answers calls by tool name (its calls carry no id).
     return {"role": "tool", "content": tool_result_text(result), "tool_name": result.name}
 

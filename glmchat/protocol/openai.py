@@ -22,7 +22,7 @@ from typing import Any
 from glmchat import hosts as H
 from glmchat.protocol import classify
 from glmchat.protocol.common import Request, deep_merge, json_headers
-from glmchat.protocol.events import Event, ReasoningDetailsDelta, ToolCallDelta
+from glmchat.protocol.events import Event, ReasoningDetailsDelta, ToolCallDelta, WebSearchResults
 from glmchat.protocol.decoding import SSEEvent
 from glmchat.models import ThinkingChoice
 from glmchat.protocol.messages import conversation, model_for, sampling, tool_result_text, turn_thinking
@@ -41,8 +41,9 @@ def build_request(
         "messages": build_messages(host, session, turn),
         "stream": stream,
     }
-    if tools:
-        body["tools"] = tools
+    offered = [*(tools or []), *web_search_tool(host, session)]
+    if offered:
+        body["tools"] = offered
         body["tool_choice"] = "auto"  # GLM accepts only "auto"
     if stream and host.stream_usage:
         body["stream_options"] = {"include_usage": True}
@@ -56,13 +57,29 @@ def build_request(
     return Request(url=host.url, body=body, headers=json_headers(accept), stream=stream)
 
 
+WEB_SEARCH = {"enable": True, "search_engine": "search_pro", "search_result": True}
+"""Z.ai's built-in web search as documented; `search_result` asks for the sources to come back."""
+
+
+def supports_web_search(host: H.Host) -> bool:
+    """Z.ai and BigModel run a web search for the model themselves (the `web_search` tool type)."""
+    return host.thinking_style == H.ThinkingStyle.ZAI
+
+
+def web_search_tool(host: H.Host, session: Session) -> list[dict[str, Any]]:
+    """The built-in web search entry of `tools`, when the session has it on and the host offers it."""
+    if not (session.web_search and supports_web_search(host)):
+        return []
+    return [{"type": "web_search", "web_search": dict(WEB_SEARCH)}]
+
+
 def build_messages(host: H.Host, session: Session, turn: Turn) -> list[dict[str, Any]]:
     """System prompt, every replayable earlier turn step by step, this turn's text and its done steps."""
     messages: list[dict[str, Any]] = []
     if session.system_prompt:
         messages.append({"role": "system", "content": session.system_prompt})
     messages.extend(
-        conversation(host, session, turn, assistant=lambda step, replay: assistant_message(host, step, replay), tool=_tool_message)
+        conversation(host, session, turn, assistant=lambda step, replay: assistant_message(host, step, replay), tool=tool_message)
     )
     return messages
 
@@ -86,7 +103,8 @@ def assistant_message(host: H.Host, step: Step, replay: bool) -> dict[str, Any]:
     return message
 
 
-def _tool_message(step: Step, result: ToolResult) -> dict[str, Any]:
+def tool_message(step: Step, result: ToolResult) -> dict[str, Any]:  # noqa: ARG001 - one shape for every dialect
+    """The answer to one call, right after the step that made it (one per call, in call order)."""
     message: dict[str, Any] = {"role": "tool", "content": tool_result_text(result)}
     if result.call_id:
         message["tool_call_id"] = result.call_id
@@ -207,6 +225,11 @@ class ChatParser(SSEParser):
                 if isinstance(delta, dict):
                     self._delta(delta, out)
                 self._set_finish(choice.get("finish_reason"))
+        sources = payload.get("web_search")
+        if isinstance(sources, list):
+            items = [item for item in sources if isinstance(item, dict)]
+            if items:
+                out.append(WebSearchResults(items))
         update = openai_usage(payload.get("usage"), payload.get("timings"))
         if update is not None:
             out.append(update)

@@ -696,6 +696,10 @@ class GlmChatApp(App[int]):
         self._release_exit_signals()
         gc.unfreeze()  # what settle_memory exempted can be collected again once the app is gone
         self._save_last_state()
+        try:
+            await self.controller.close_tools()  # the MCP servers kept running between turns
+        except Exception:  # noqa: BLE001 - closing must not fail the exit
+            pass
         if self._client is not None and self._own_client:
             try:
                 await self._client.aclose()

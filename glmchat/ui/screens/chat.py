@@ -9,6 +9,7 @@ config, the store, the client and the hosts.
 from __future__ import annotations
 
 import asyncio
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
     from glmchat.hosts import Host
     from glmchat.store import SessionChanges, SyncPoint
+    from glmchat.tools.runner import McpToolRunner
     from glmchat.ui.widgets.session_list import SessionList
     from glmchat.ui.widgets.turn import TurnView
     from glmchat.ui.app import GlmChatApp
@@ -164,6 +166,8 @@ class ChatScreen(ExactLayoutScreen):
         """Session id -> composer text left there."""
         self.fold_state: dict[str, bool] = {}
         """Turn id -> the user's fold choice; survives switching sessions."""
+        self._always_tools: dict[str, set[str]] = {}
+        """Session id -> tools the user allowed "always" (for the rest of this run)."""
         self._partial = False
         """Only the last turns of the session are loaded (the rest load after the first frame)."""
         self._editing: str | None = None
@@ -616,20 +620,22 @@ class ChatScreen(ExactLayoutScreen):
         turn = live.turn
         try:
             client = app.get_client(host)
-            await run_turn(
-                client,
-                host,
-                live.session,
-                turn,
-                api_key=app.api_key(host),
-                store=app.store,
-                on_event=live.feed,
-                retry_hint="Ctrl+R retries",
-                cache_watch=app.controller.cache_watch,
-                on_cache_break=lambda found: self.notify(
-                    f"Prompt {found.message()}: the rest of this request is paid in full.", severity="warning", timeout=12
-                ),
-            )
+            async with self._tools(live, host) as tools:
+                await run_turn(
+                    client,
+                    host,
+                    live.session,
+                    turn,
+                    api_key=app.api_key(host),
+                    store=app.store,
+                    on_event=live.feed,
+                    retry_hint="Ctrl+R retries",
+                    tools=tools,
+                    cache_watch=app.controller.cache_watch,
+                    on_cache_break=lambda found: self.notify(
+                        f"Prompt {found.message()}: the rest of this request is paid in full.", severity="warning", timeout=12
+                    ),
+                )
         except StorageError as exc:
             await self._storage_failed(live, exc)
         except asyncio.CancelledError:
@@ -646,6 +652,28 @@ class ChatScreen(ExactLayoutScreen):
             app.log_exception(exc)
         finally:
             self._end_live(live)
+
+    def _tools(self, live: LiveTurn, host: Host) -> AbstractAsyncContextManager[McpToolRunner | None]:
+        """The session's tool servers for one turn (started now, stopped when the turn ends)."""
+        from glmchat.ui.screens.tool_approval import ask_approval
+
+        controller = self.gapp.controller
+        names, problem = controller.usable_tools(host, live.session.tool_servers)
+        if problem is not None:
+            self.notify(problem, title="Tools", severity="warning", markup=False)
+
+        def on_call(event: object) -> None:
+            if live.view is not None:
+                live.view.steps.sync()
+
+        def on_notice(line: str) -> None:
+            self.notify(line, title="Tools", severity="warning", markup=False, timeout=8)
+
+        always = self._always_tools.setdefault(live.session.id, set())
+        return controller.tools(
+            host, names, approve=lambda call, spec: ask_approval(self.app, call, spec), on_call=on_call,
+            on_notice=on_notice, always=always, keep=True,
+        )
 
     def _end_live(self, live: LiveTurn) -> None:
         if self.live is live:

@@ -13,14 +13,16 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
-from textual.widgets import Button, Input, Label, Select, Static, Switch, TextArea
+from textual.widgets import Button, Input, Label, Select, SelectionList, Static, Switch, TextArea
 
 if TYPE_CHECKING:
     from glmchat.config import Config
     from glmchat.hosts import Host
     from glmchat.session import Session
 
-SESSION_FIELDS = ("host", "model", "system_prompt", "temperature", "top_p", "max_tokens", "preserve_thinking")
+SESSION_FIELDS = (
+    "host", "model", "system_prompt", "temperature", "top_p", "max_tokens", "preserve_thinking", "tool_servers", "web_search",
+)
 """Settings that belong to a session (same names as Session's fields)."""
 
 
@@ -63,6 +65,8 @@ class SettingsResult:
         if not as_defaults:
             return
         for name, value in self.session_changes.items():
+            if name in ("tool_servers", "web_search"):
+                continue  # chosen per session only: a new session starts with none
             if name in ("temperature", "top_p") and value is None:
                 continue  # the config always holds a number for these
             setattr(config, name, value)
@@ -78,6 +82,8 @@ class _Values:
     max_tokens: int | None
     preserve_thinking: bool
     theme: str
+    tool_servers: list[str] = field(default_factory=list)
+    web_search: bool = False
 
 
 def configured_base_url(config: Config, host: Host) -> str:
@@ -178,6 +184,11 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
     SettingsScreen .row > Input, SettingsScreen .row > Select {
         width: 1fr;
     }
+    SettingsScreen .row > SelectionList {
+        width: 1fr;
+        height: auto;
+        max-height: 8;
+    }
     SettingsScreen .row > Switch {
         width: auto;
     }
@@ -241,7 +252,11 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
             max_tokens=source.max_tokens,
             preserve_thinking=bool(source.preserve_thinking),
             theme=config.theme,
+            tool_servers=list(getattr(session, "tool_servers", None) or []),
+            web_search=bool(getattr(session, "web_search", False)),
         )
+        self.tool_servers = [name for name, server in config.mcp_servers().items() if server.enabled]
+        """The [mcp.NAME] servers a session may use (none offered for the defaults: it is a per-session choice)."""
         self._theme_before: str | None = None
         self.initial_base_urls = {host_id: configured_base_url(config, host) for host_id, host in self.hosts.items()}
         """Host id -> the base URL config.toml gives it now."""
@@ -298,6 +313,28 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
                     yield Label("Preserved thinking")
                     yield Switch(initial.preserve_thinking, id="preserve_thinking")
                 yield Static("", id="preserve-hint", classes="hint", markup=False)
+                if self.session is not None and self.tool_servers:
+                    with Horizontal(classes="row"):
+                        yield Label("Tool servers")
+                        yield SelectionList[str](
+                            *[(name, name, name in initial.tool_servers) for name in self.tool_servers], id="tool_servers"
+                        )
+                    yield Static(
+                        "MCP servers from config.toml whose tools the model may call; each call asks first "
+                        "unless the tool is trusted there.",
+                        classes="hint",
+                        markup=False,
+                    )
+                if self.session is not None:
+                    with Horizontal(classes="row"):
+                        yield Label("Web search")
+                        yield Switch(initial.web_search, id="web_search")
+                    yield Static(
+                        "Z.ai and BigModel search the web for the model; the sources are kept with the turn. "
+                        "Other hosts have no built-in search.",
+                        classes="hint",
+                        markup=False,
+                    )
                 with Horizontal(classes="row"):
                     yield Label("Theme")
                     options = [(name, name) for name in self.theme_names]
@@ -464,6 +501,8 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
             max_tokens=read(lambda: self._read_max_tokens(host)),
             preserve_thinking=self.query_one("#preserve_thinking", Switch).value,
             theme=theme_value if isinstance(theme_value, str) else self.initial.theme,
+            tool_servers=self._read_tool_servers(),
+            web_search=self._read_web_search(),
         )
         base_urls = read(lambda: self._read_base_urls(host))
         for name in ("base_url", "model", "temperature", "top_p", "max_tokens"):
@@ -477,6 +516,19 @@ class SettingsScreen(ModalScreen["SettingsResult | None"]):
             if getattr(values, name) != getattr(self.initial, name)
         }
         return SettingsResult(changes, base_urls or {})
+
+    def _read_web_search(self) -> bool:
+        switches = self.query("#web_search")
+        return switches.first(Switch).value if switches else self.initial.web_search
+
+    def _read_tool_servers(self) -> list[str]:
+        """The chosen servers in config order; servers not in the config any more are kept as they were."""
+        lists = self.query("#tool_servers")
+        if not lists:
+            return list(self.initial.tool_servers)
+        chosen = set(lists.first(SelectionList).selected)
+        kept = [name for name in self.initial.tool_servers if name not in self.tool_servers]
+        return [name for name in self.tool_servers if name in chosen] + kept
 
     def _read_base_urls(self, shown: Host) -> dict[str, str | None]:
         """Host id -> new base URL (None: the built-in one), for every host whose URL was changed."""

@@ -28,6 +28,7 @@ from glmchat.usage import estimate_tokens
 from glmchat.ui.widgets.answer import AnswerView
 from glmchat.ui.widgets.pager import PageBar, Pages, needs_pages
 from glmchat.ui.widgets.reasoning import ReasoningPane, format_seconds
+from glmchat.ui.widgets.steps import StepsView
 from glmchat.usage import TokenCount, token_split, turn_cockpit
 
 FLUSH_INTERVAL = 1 / 30
@@ -253,6 +254,7 @@ class TurnView(Vertical):
             self.answer_pages = PageBar(Pages(answer, ANSWER_PAGE, markdown=True), what="answer")
             answer = self.answer_pages.pages.page(0)
         self.answer = AnswerView(inert(answer), live=live, defer_highlight=defer_highlight)
+        self.steps = StepsView(turn, live=live)
         self.status = TurnFooter(self._status_content(), classes="status")
         self._apply_status_classes()
         self.status.can_focus = self._has_branches
@@ -264,6 +266,8 @@ class TurnView(Vertical):
         yield self.reasoning
         if self.reasoning_pages is not None:
             yield self.reasoning_pages
+        if self._live or any(step.tool_calls or step.web_search for step in self.turn.steps):
+            yield self.steps  # a plain stored turn (most of a long session) mounts no steps view
         yield self.answer
         if self.answer_pages is not None:
             yield self.answer_pages
@@ -325,6 +329,7 @@ class TurnView(Vertical):
             if kind is Finish and self.is_attached:
                 # The host is done: draw the rest now, before the turn is saved and settled.
                 self.flush()
+                self.steps.sync()  # a step's calls are complete once its stream finished
 
     def feed_existing(self, turn: Turn) -> None:
         """Prime a live view with what the turn received before the view existed."""
@@ -405,6 +410,7 @@ class TurnView(Vertical):
         if self.reasoning.display:
             self.reasoning.title = reasoning_title(self.turn, live=False, tokens=self._settled_reasoning_tokens())
         self.answer.finish()
+        self.steps.sync(live=False)
         self._refresh_status()
 
     def _settled_reasoning_tokens(self) -> TokenCount:
