@@ -49,6 +49,7 @@ def mapped(v1_turn: dict[str, Any], parent: str | None) -> dict[str, Any]:
     step = {k: v1_turn[k] for k in STEP_FIELDS}
     step["tool_results"] = []
     step["finish_reason"] = v1_turn["finish_reason"]
+    step["web_search"] = None  # no web search in 0.1.0
     turn["steps"] = [step]
     turn["parent_id"] = parent
     turn["thinking_level"] = None  # no such setting in 0.1.0
