@@ -628,13 +628,14 @@ class GlmChatApp(App[int]):
             from glmchat.ui.terminal import detach_from_terminal
 
             detach_from_terminal()
+        if not self._starting:  # (else `start_chat` closes the app once the first session is open)
+            # First: `exit` saves the turn and the drafts before it returns. A second signal
+            # meanwhile waits for the event loop, so it cannot cut the saving short.
+            self.exit(return_code=signal_exit_code(signum))
         # From here on a signal is handled where Python handles it, between two
         # statements, even while the event loop is busy: it does not wait for the loop.
         for caught in self._caught_signals:
             signal.signal(caught, self._exit_now_handler)
-        if self._starting:
-            return  # `start_chat` closes the app once the first session is open
-        self.exit(return_code=signal_exit_code(signum))
 
     def _exit_now_handler(self, signum: int, frame: object) -> None:
         self._exit_now(signum)
