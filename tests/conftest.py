@@ -59,28 +59,29 @@ def mcp_stdio(tmp_path: Path):
 
 # -- tests that need tmux ----------------------------------------------------------------------
 
-TMUX_MISSING: list[str] = []
-"""Tests marked `tmux` that were skipped because tmux is not installed (reported at the end)."""
+TMUX_REASON = "tmux is not installed: these tests drive glmchat in a real terminal"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip the tests marked `tmux` when there is no tmux, and remember them for the summary."""
+    """Skip the tests marked `tmux` when there is no tmux (the summary counts them)."""
     import shutil
 
     if shutil.which("tmux") is not None:
         return
-    skip = pytest.mark.skip(reason="tmux is not installed: these tests drive glmchat in a real terminal")
+    skip = pytest.mark.skip(reason=TMUX_REASON)
     for item in items:
         if item.get_closest_marker("tmux") is not None:
             item.add_marker(skip)
-            TMUX_MISSING.append(item.nodeid)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # noqa: ARG001
-    """Say loudly that the terminal tests did not run: a green run without them proves less."""
-    if not TMUX_MISSING:
+    """Say loudly that the terminal tests did not run: a green run without them proves less.
+
+    Counted from the skip reports, which every worker sends to the process that reports.
+    """
+    count = sum(TMUX_REASON in str(report.longrepr) for report in terminalreporter.stats.get("skipped", []))
+    if not count:
         return
-    count = len(TMUX_MISSING)
     terminalreporter.section("tmux missing", sep="!", red=True, bold=True)
     terminalreporter.write_line(
         f"{count} end-to-end test{'s' if count != 1 else ''} did NOT run: tmux is not installed "
