@@ -66,7 +66,7 @@ def answer_so_far(turn) -> str:
     return turn.content
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=["SIGTERM", "SIGHUP", "SIGINT"])
 async def test_a_signal_mid_stream_saves_the_partial_turn_as_stopped_and_the_draft(glm_server, guard, signum):
     glm_server.enqueue(stalled_reply())
     app = make_app(glm_server)

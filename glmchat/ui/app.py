@@ -54,8 +54,11 @@ CHECK_MARKER = "check-on-start"
 
 _POSIX = sys.platform != "win32"
 
-EXIT_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP) if _POSIX else ()
-"""Signals that close the app the orderly way (stream stopped and saved, drafts saved, terminal restored)."""
+EXIT_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT) if _POSIX else ()
+"""Signals that close the app the orderly way (stream stopped and saved, drafts saved, terminal restored).
+
+In a terminal Ctrl+C is a key (the terminal is in raw mode); SIGINT comes from elsewhere: `kill -INT`,
+or under `glmchat serve`, whose Ctrl+C reaches every tab's app with the server."""
 
 
 def signal_exit_code(signum: int) -> int:

@@ -336,10 +336,15 @@ class GlmChatServer(Server):
         await stop.wait()
 
     def app_pids(self) -> list[int]:
-        """The apps this server started that are still running."""
+        """The apps this server started that are still running, with what they started.
+
+        The whole tree: textual-serve starts each app through a shell, and a shell that
+        did not exec would leave the app itself running (and holding the terminal) if
+        only the shell were killed.
+        """
         mark = self.app_mark.encode()
         found = []
-        for pid in child_pids():
+        for pid in descendant_pids():
             try:
                 with open(f"/proc/{pid}/environ", "rb") as f:
                     environment = f.read().split(b"\0")
@@ -376,6 +381,17 @@ async def _safe_headers(request: web.Request, response: web.StreamResponse) -> N
     if response.content_type == "text/html":
         # With a token the page holds it: no cache keeps a copy.
         response.headers.setdefault("Cache-Control", "no-store")
+
+
+def descendant_pids() -> list[int]:
+    """The running children of this process, their children, and so on."""
+    found: list[int] = []
+    parents = [os.getpid()]
+    while parents:
+        children = [pid for parent in parents for pid in child_pids(parent)]
+        found.extend(children)
+        parents = children
+    return found
 
 
 def child_pids(parent: int | None = None) -> list[int]:
