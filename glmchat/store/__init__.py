@@ -29,7 +29,7 @@ from glmchat.store import files, rows, schema, sync
 from glmchat.store import search as _search
 from glmchat.store import sessions as _sessions
 from glmchat.store import database
-from glmchat.store.database import Database, Owner, connect
+from glmchat.store.database import Database, Owner, connect, in_use_here
 from glmchat.store.schema import schema_version
 from glmchat.store.search import SearchCancel, SearchCancelledError, SearchHit
 from glmchat.store.sessions import SessionSummary
@@ -119,7 +119,9 @@ class Store:
 
     def _open_checked(self, verify: bool) -> sqlite3.Connection:
         try:
-            problem = files.header_problem(self.path)
+            # Read by hand only when no connection of this process holds the file (closing
+            # a descriptor of it would drop that connection's locks).
+            problem = None if in_use_here(self.path) else files.header_problem(self.path)
         except OSError as exc:
             raise StorageError(f"Cannot read the database {self.path}: {exc.strerror or exc}") from exc
         if problem:

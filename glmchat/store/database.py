@@ -48,18 +48,31 @@ def _make_private(path: Path) -> None:
     SQLite creates the -wal and -shm files with the database file's permissions, so
     a private database keeps its side files private too, whatever the umask or the
     data folder's mode.
+
+    An existing file is changed by its path only, never opened: closing any
+    descriptor of the file drops every POSIX lock this process holds on it,
+    SQLite's included. Another process then takes itself for the last connection,
+    checkpoints and resets the WAL, and commits of this one are lost.
     """
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, _PRIVATE)
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        try:
+            # New: no connection can hold it yet. O_EXCL: never open one that appeared meanwhile.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, _PRIVATE))
+        except FileExistsError:
+            pass
+        except OSError:
+            return  # a read-only folder or a missing one: SQLite says what is wrong
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            return
     except OSError:
-        return  # a read-only folder or a missing one: SQLite says what is wrong
-    try:
-        if os.fstat(fd).st_mode & 0o077:
-            os.fchmod(fd, _PRIVATE)
-    except OSError:
-        pass  # not ours to change (another user's file): leave it
-    finally:
-        os.close(fd)
+        return
+    if mode & 0o077:
+        with contextlib.suppress(OSError):  # not ours to change (another user's file): leave it
+            os.chmod(path, _PRIVATE)
     for suffix in _SIDE_FILES:
         with contextlib.suppress(OSError):
             side = path.with_name(path.name + suffix)
@@ -85,6 +98,15 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+_OPEN_HERE: dict[str, int] = {}
+"""Database files this process has a `Database` open on, and how many."""
+
+
+def in_use_here(path: Path) -> bool:
+    """Whether this process has the file open as a database: then it must not open it by hand (see `_make_private`)."""
+    return _OPEN_HERE.get(os.path.realpath(path), 0) > 0
+
+
 class Database:
     """The connection, its lock and the transaction helpers every part of the store uses."""
 
@@ -92,11 +114,14 @@ class Database:
         self.path = path
         self.lock = threading.RLock()
         self._conn: sqlite3.Connection | None = conn
+        self._key = os.path.realpath(path)
+        _OPEN_HERE[self._key] = _OPEN_HERE.get(self._key, 0) + 1
 
     def close(self) -> None:
         with self.lock:
             conn, self._conn = self._conn, None
             if conn is not None:
+                _OPEN_HERE[self._key] -= 1
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("PRAGMA optimize")  # keeps the query planner's statistics fresh; cheap
                 with contextlib.suppress(sqlite3.Error):
