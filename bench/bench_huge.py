@@ -63,7 +63,9 @@ def child_build(args: argparse.Namespace) -> None:
     fields = {"reasoning": "Thinking briefly.", "content": "A short answer.", "user_text": "A question."}
     fields[args.what] = big
     created = 1_700_000_000.0
-    turn = Turn(thinking=True, host="zai", model="glm-4.7", status=TurnStatus.COMPLETE, finish_reason="stop", created_at=created, first_reasoning_at=created + 0.5, first_content_at=created + 30, finished_at=created + 40, **fields, steps=[Step(usage=Usage(prompt_tokens=10, completion_tokens=size // 4, reasoning_tokens=size // 4))])  # fmt: skip
+    usage = Usage(prompt_tokens=10, completion_tokens=size // 4, reasoning_tokens=size // 4)
+    step = Step(reasoning=fields["reasoning"], content=fields["content"], usage=usage)
+    turn = Turn(user_text=fields["user_text"], thinking=True, host="zai", model="glm-4.7", status=TurnStatus.COMPLETE, finish_reason="stop", created_at=created, first_reasoning_at=created + 0.5, first_content_at=created + 30, finished_at=created + 40, steps=[step])  # fmt: skip
     session = Session(title=f"Huge {args.what}", created_at=created, updated_at=created + 40, turns=[turn])
     store = Store.open(Path(args.data))
     try:
