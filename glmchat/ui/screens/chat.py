@@ -281,7 +281,10 @@ class ChatScreen(ExactLayoutScreen):
         if character is None or not event.is_printable or key_to_character(event.key) is None:
             return  # not text: a named key, or a chord (Alt+X carries its letter, but is not text)
         composer = self.composer
-        if composer.prompt.has_focus or event.key in self.active_bindings:
+        # Not "unless the prompt has the focus": the prompt takes the keys sent to it (they
+        # never get here), and a key sent elsewhere may arrive after the first key of a word
+        # moved the focus to the prompt; it is text all the same.
+        if event.key in self.active_bindings:
             return
         event.stop()
         event.prevent_default()
