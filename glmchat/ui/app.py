@@ -22,12 +22,9 @@ from glmchat.config import (
     AppOptions,
     Config,
     Paths,
-    api_key_for,
-    known_host_ids,
     load_config,
     new_session,
     paths as default_paths,
-    resolve_host,
 )
 from glmchat.controller import Controller
 from glmchat.errors import ConfigError, DamagedStorage, GlmChatError
@@ -413,34 +410,22 @@ class GlmChatApp(App[int]):
 
     # -- hosts and keys --------------------------------------------------------------------
 
+    # The controller resolves hosts and keys; the screens ask the app, which asks it.
+
     def host_for_id(self, host_id: str) -> Host:
-        """Resolve a host id with the config's overrides (and --base-url for the run's host)."""
-        run_host = self.options.host or self.config.host
-        base_url = self.options.base_url if host_id == run_host else None
-        return resolve_host(self.config, host_id, base_url=base_url)
+        return self.controller.host_for_id(host_id)
 
     def host_for(self, session: Session) -> Host:
-        """The host a session sends to, with the session's model as its default model (and that model's limits)."""
-        from glmchat.models import host_for_model
-
-        return host_for_model(self.host_for_id(session.host), session.model)
+        return self.controller.host_for(session)
 
     def hosts(self) -> dict[str, Host]:
-        """Every host that resolves (built-in and the user's own), by id."""
-        out: dict[str, Host] = {}
-        for host_id in known_host_ids(self.config):
-            try:
-                out[host_id] = self.host_for_id(host_id)
-            except ConfigError:
-                continue
-        return out
+        return self.controller.hosts()
 
     def api_key(self, host: Host) -> str | None:
-        return api_key_for(self.config, host)
+        return self.controller.api_key(host)
 
     def needs_key(self, host: Host) -> bool:
-        """A hosted service with no key in the environment or the config."""
-        return bool(host.key_env) and not host.local and not self.api_key(host)
+        return self.controller.needs_key(host)
 
     def get_client(self, host: Host | None = None) -> GlmClient:
         """The client for `host`: the HTTP client, created on the first send (httpx is imported then),
