@@ -10,7 +10,7 @@ pace, a resize while streaming, and a 60x15 window.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,15 +70,6 @@ CASES: dict[str, list[Launch]] = {
     "resize-while-streaming": [Launch([FAST], during=_resize_while_streaming)],
     "60x15": [Launch([Turn(200, 600, 1000), Turn(0, 1500, None)], size=(60, 15))],
 }
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[GlmServerProcess]:
-    server = GlmServerProcess()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def _reply(turn: Turn, seed: int, marker: str) -> dict[str, object]:

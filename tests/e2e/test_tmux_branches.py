@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,24 +15,6 @@ import pytest
 from tests.e2e.terminal import GlmServerProcess, Terminal, app_env, glmchat_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.tmux]
-
-
-@pytest.fixture
-def server() -> Iterator[GlmServerProcess]:
-    server = GlmServerProcess()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def terminal() -> Iterator[Terminal]:
-    term = Terminal()
-    try:
-        yield term
-    finally:
-        term.close()
 
 
 def palette(terminal: Terminal, command: str) -> None:

@@ -4,7 +4,6 @@ levels, and Ctrl+Q ends it with the turns stored."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,15 +11,6 @@ import pytest
 from tests.e2e.terminal import Terminal, app_env, finished_turns, glmchat_command, have_tmux, wait_finished
 
 pytestmark = [pytest.mark.tmux, pytest.mark.slow, pytest.mark.skipif(not have_tmux(), reason="tmux is not installed")]
-
-
-@pytest.fixture
-def terminal() -> Iterator[Terminal]:
-    term = Terminal()
-    try:
-        yield term
-    finally:
-        term.close()
 
 
 def test_demo_host_on_a_fresh_machine(terminal: Terminal, tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,24 +21,6 @@ from tests.e2e.terminal import GlmServerProcess, Terminal, app_env, glmchat_comm
 from tests.glm_server import default_content
 
 pytestmark = [pytest.mark.slow, pytest.mark.tmux]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[GlmServerProcess]:
-    server = GlmServerProcess()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def terminal() -> Iterator[Terminal]:
-    term = Terminal()
-    try:
-        yield term
-    finally:
-        term.close()
 
 
 def start(terminal: Terminal, server: GlmServerProcess, home: Path, *args: str, cwd: Path | None = None,

@@ -8,7 +8,6 @@ answer and the step's row show; the MCP server's call log proves the call ran.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,24 +19,6 @@ from tests.glm_server import Reply
 from tests.mcp_server import read_call_log, stdio_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.tmux]
-
-
-@pytest.fixture
-def server() -> Iterator[GlmServerProcess]:
-    server = GlmServerProcess()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def terminal() -> Iterator[Terminal]:
-    term = Terminal()
-    try:
-        yield term
-    finally:
-        term.close()
 
 
 def test_a_tool_call_is_approved_in_the_dialog_and_its_step_is_shown(
