@@ -530,8 +530,9 @@ class ChatScreen(ExactLayoutScreen):
         event.stop()
         await self.send(event.text, event.thinking)
 
-    async def send(self, text: str, thinking: bool, *, confirmed: bool = False) -> bool:
-        """Send a prompt as a new turn (or in place of the last one while editing).
+    async def send(self, text: str, thinking: bool, *, confirmed: bool = False, replacing: Turn | None = None) -> bool:
+        """Send a prompt as a new turn: after the last one, or as a sibling of `replacing`
+        (a regenerate) or of the turn being edited.
 
         Returns:
             True when a turn was started.
@@ -564,7 +565,7 @@ class ChatScreen(ExactLayoutScreen):
                 self._confirm_long(text, thinking, estimate, host)
                 return False
         branch: Branch | None = None
-        edited = self._turn_on_path(self._editing)
+        edited = self._turn_on_path(replacing.id if replacing is not None else self._editing)
         if edited is not None:
             branch = await self._branch_off(edited)
         self._editing = None
@@ -844,10 +845,7 @@ class ChatScreen(ExactLayoutScreen):
         if self._editing is not None:
             await self.action_stop()  # an edit in progress is cancelled, its draft given back
         self.ensure_full_session()
-        text, thinking = turn.user_text, turn.thinking
-        self._editing = turn.id
-        if not await self.send(text, thinking, confirmed=True):
-            self._editing = None
+        await self.send(turn.user_text, turn.thinking, confirmed=True, replacing=turn)
 
     def action_edit_last(self) -> None:
         """Put the message of the turn in focus (else the last) in the composer; Enter sends it as a new branch."""
